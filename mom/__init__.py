@@ -1,0 +1,25 @@
+"""mom: Mining on Manifolds (Iscen et al., CVPR 2018), a reproducible companion.
+
+The public names are re-exported here; each lives in the module named after
+its concept (see DESIGN.md).
+"""
+from .config import (DataConfig, EmbedConfig, EvalConfig, MiningConfig, RunConfig,
+                     TrainConfig, load_params)
+from .mining import Pools, mine
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Lazy: importing torch costs seconds, so mining-only users never pay for it.
+    if name == "embed":
+        from .embed import embed
+        return embed
+    if name == "run":
+        from .pipeline import run
+        return run
+    raise AttributeError(f"module 'mom' has no attribute {name!r}")
+
+
+__all__ = ["DataConfig", "EmbedConfig", "EvalConfig", "MiningConfig", "RunConfig",
+           "TrainConfig", "load_params", "Pools", "mine", "embed", "run"]
