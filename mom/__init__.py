@@ -12,8 +12,9 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # Lazy: importing torch costs seconds, so mining-only users never pay for it.
+    # (The extraction module is mom.extract so that mom.embed stays this function.)
     if name == "embed":
-        from .embed import embed
+        from .extract import embed
         return embed
     if name == "run":
         from .pipeline import run
