@@ -1,0 +1,80 @@
+"""mom.io: atomic writes leave either the old file or the complete new one."""
+import errno
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mom import io
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_text("old")
+    with io.atomic_write(p, "w") as fh:
+        fh.write("new")
+        assert p.read_text() == "old"  # not visible before the block ends
+    assert p.read_text() == "new"
+    assert os.listdir(tmp_path) == ["a.txt"]
+
+
+def test_atomic_write_exception_keeps_old_file(tmp_path):
+    p = tmp_path / "a.bin"
+    p.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with io.atomic_write(p) as fh:
+            fh.write(b"partial")
+            raise RuntimeError("boom")
+    assert p.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["a.bin"]
+
+
+def test_atomic_write_oserror_names_path(tmp_path, monkeypatch):
+    p = tmp_path / "full.bin"
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "fsync", no_space)
+    with pytest.raises(OSError, match="full.bin") as info:
+        with io.atomic_write(p) as fh:
+            fh.write(b"x")
+    assert info.value.errno == errno.ENOSPC
+    assert not p.exists() and os.listdir(tmp_path) == []
+
+
+def test_atomic_write_missing_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        with io.atomic_write(tmp_path / "nope" / "x.json", "w"):
+            pass
+
+
+def test_json_roundtrip_sorted_and_numpy(tmp_path):
+    p = tmp_path / "r.json"
+    io.save_json(p, {"b": np.float32(1.5), "a": np.arange(3), "c": tmp_path})
+    text = p.read_text()
+    assert text.index('"a"') < text.index('"b"')
+    assert io.load_json(p) == {"a": [0, 1, 2], "b": 1.5, "c": str(tmp_path)}
+    (tmp_path / "bad.json").write_text("{nope")
+    with pytest.raises(ValueError, match="bad.json"):
+        io.load_json(tmp_path / "bad.json")
+
+
+def test_npz_roundtrip_and_sha(tmp_path):
+    p = tmp_path / "x.npz"
+    io.save_npz(p, a=np.arange(5, dtype=np.int64), b=np.ones((2, 2), np.float32))
+    d = io.load_npz(p)
+    np.testing.assert_array_equal(d["a"], np.arange(5))
+    assert d["b"].dtype == np.float32
+    h = io.sha256_file(p)
+    assert len(h) == 64 and h == io.sha256_file(p)
+    io.save_npz(p, a=np.arange(6))
+    assert io.sha256_file(p) != h
+
+
+def test_env_info_keys():
+    info = io.env_info()
+    for key in ("python", "torch", "numpy", "faiss", "mom", "git_commit"):
+        assert key in info
+    json.dumps(info)
