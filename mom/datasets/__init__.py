@@ -1,1 +1,12 @@
-"""Image datasets: CUB-200-2011, revisited Oxford/Paris, image folders, Fashion-MNIST."""
+"""Image datasets: CUB-200-2011, revisited Oxford/Paris, image folders, Fashion-MNIST.
+
+Every dataset: ``len(ds)``, ``ds[i] -> (PIL RGB image, int label)``,
+``ds.labels`` (N,) int64 (-1 unknown), ``ds.name``, ``ds.fingerprint()``,
+``ds.thumbnail(i, size)``; file-backed ones also ``ds.paths``.
+"""
+from .base import ArrayDataset, FileDataset, ImageDataset, Subset, find_corrupt, open_image, to_rgb
+from .fashion_mnist import FASHION_CLASSES, FashionMNIST
+from .idx import read_idx
+
+__all__ = ["ImageDataset", "FileDataset", "ArrayDataset", "Subset", "find_corrupt",
+           "open_image", "to_rgb", "read_idx", "FashionMNIST", "FASHION_CLASSES"]
