@@ -1,0 +1,161 @@
+"""Manifold similarity and the stationary distribution (SPEC sections 4-5).
+
+f(r) solves (I - alpha S) f = e_r. The faithful solver is conjugate gradient
+from 0, truncated at ``iterations`` steps (tolerance ``tol`` on the relative
+residual). Many anchors are solved at once as one block of right-hand sides:
+the columns are independent CG runs that share each sparse x dense product, and
+a column stops updating once it has converged. Only the top ``k`` entries of
+each f(r) are kept, so memory stays O(N * block + A * k), never N x N.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import splu
+from tqdm.auto import tqdm
+
+from .graph import degrees, largest_component
+
+__all__ = ["laplacian", "cg_block", "exact_block", "manifold_topk", "stationary", "modes"]
+
+# working arrays of one block (x, r, p, q and the top-k copy) stay below this many bytes
+BLOCK_BYTES = 1 << 30
+
+
+def laplacian(S: sp.spmatrix, alpha: float) -> sp.csr_matrix:
+    """L = I - alpha S (csr float64); symmetric positive definite for 0 <= alpha < 1."""
+    if not 0 <= alpha < 1:
+        raise ValueError(f"alpha must lie in [0, 1) so that I - alpha S is positive definite, got {alpha}")
+    n = S.shape[0]
+    L = (sp.identity(n, format="csr") - alpha * S).tocsr()
+    L.sort_indices()
+    return L
+
+
+def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1e-10) -> np.ndarray:
+    """Truncated CG for L X = B, column by column, all columns in one pass.
+
+    Starts from X = 0 and runs at most ``iterations`` steps; column j stops
+    updating once ||r_j|| <= tol * ||b_j||. Each column follows exactly the
+    single-vector CG recurrence (per-column alpha and beta). B (N, b) -> X (N, b).
+    """
+    B = np.asarray(B, dtype=np.float64)
+    if B.ndim == 1:
+        return cg_block(L, B[:, None], iterations, tol)[:, 0]
+    X = np.zeros_like(B)  # (N, b)
+    bnorm = np.linalg.norm(B, axis=0)  # (b,)
+    active = np.flatnonzero(bnorm > 0)  # a zero right-hand side has the solution 0
+    R = B[:, active].copy()  # residuals of the active columns
+    P = R.copy()  # search directions
+    rs = np.einsum("ij,ij->j", R, R)  # (b_active,) squared residual norms
+    thresh = (tol * bnorm[active]) ** 2
+    for _ in range(iterations):
+        live = rs > thresh
+        if not live.all():  # drop the converged columns from the working set
+            active, R, P, rs, thresh = active[live], R[:, live], P[:, live], rs[live], thresh[live]
+        if active.size == 0:
+            break
+        Q = L @ P  # (N, b_active)
+        pq = np.einsum("ij,ij->j", P, Q)
+        a = rs / pq
+        X[:, active] += P * a
+        R -= Q * a
+        rs_new = np.einsum("ij,ij->j", R, R)
+        P *= rs_new / rs
+        P += R
+        rs = rs_new
+    return X
+
+
+def exact_block(lu, B: np.ndarray) -> np.ndarray:
+    """Solve L X = B with a precomputed ``scipy.sparse.linalg.splu`` factor of L."""
+    return lu.solve(np.asarray(B, dtype=np.float64))
+
+
+def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
+                  iterations: int = 20, tol: float = 1e-10, solver: str = "cg",
+                  block_size: int = 1024, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` manifold similarities f(r)_j for each anchor r.
+
+    Args: ``S`` (N, N) normalised affinity; ``anchors`` (A,) node indices;
+    ``solver`` "cg" (truncated, faithful) or "exact" (sparse LU of L); anchors
+    are processed ``block_size`` at a time (fewer when N * block would exceed
+    about 1 GiB of working memory).
+    Returns (vals (A, k) float64 descending, ids (A, k) int64); ties keep the lower index first.
+    """
+    if solver not in ("cg", "exact"):
+        raise ValueError(f"solver must be 'cg' or 'exact', got {solver!r}")
+    n = S.shape[0]
+    anchors = np.asarray(anchors, dtype=np.int64).ravel()
+    if anchors.size and (anchors.min() < 0 or anchors.max() >= n):
+        raise ValueError(f"anchors must be node indices in [0, {n})")
+    if not 1 <= k <= n:
+        raise ValueError(f"manifold_topk: k={k} must be between 1 and N={n}")
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    L = laplacian(S, alpha)
+    lu = splu(L.tocsc()) if solver == "exact" else None
+    bs = int(max(1, min(block_size, BLOCK_BYTES // (5 * 8 * n))))
+    vals = np.empty((anchors.size, k), np.float64)
+    ids = np.empty((anchors.size, k), np.int64)
+    starts = range(0, anchors.size, bs)
+    for s in tqdm(starts, desc="manifold similarity", unit="block", disable=not progress):
+        a = anchors[s:s + bs]
+        B = np.zeros((n, a.size))  # (N, b) columns e_r
+        B[a, np.arange(a.size)] = 1.0
+        X = cg_block(L, B, iterations, tol) if lu is None else exact_block(lu, B)
+        vals[s:s + bs], ids[s:s + bs] = _topk_columns(X, k)
+    return vals, ids
+
+
+def _topk_columns(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of X (N, b): the k largest values, descending (ties: lower index first)."""
+    Xt = np.ascontiguousarray(X.T)  # (b, N)
+    n = Xt.shape[1]
+    if k < n:
+        part = np.argpartition(-Xt, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(n), Xt.shape)
+    v = np.take_along_axis(Xt, part, axis=1)
+    order = np.lexsort((part, -v), axis=1)
+    return np.take_along_axis(v, order, axis=1), np.take_along_axis(part, order, axis=1).astype(np.int64)
+
+
+def stationary(A: sp.spmatrix, iterations: int = 1000) -> np.ndarray:
+    """Stationary distribution of the random walk P = D^-1 A on the largest component.
+
+    Power iteration from uniform: r <- r P, then r <- r / ||r||_2, ``iterations``
+    times. Returns (N,) float64 with 0 outside the largest connected component.
+    """
+    n = A.shape[0]
+    comp = largest_component(A)
+    Ac = A.tocsr()[comp][:, comp]  # (C, C)
+    d = degrees(Ac)
+    pi = np.zeros(n)
+    if d.sum() == 0:  # no edge anywhere: the component is a single isolated node
+        pi[comp] = 1.0 / np.sqrt(comp.size)
+        return pi
+    PT = (sp.diags(1.0 / d) @ Ac).T.tocsr()  # r P computed as P^T r
+    r = np.full(comp.size, 1.0 / comp.size)
+    for _ in range(iterations):
+        r = PT @ r
+        r /= np.linalg.norm(r)
+    pi[comp] = r
+    return pi
+
+
+def modes(A: sp.spmatrix, pi: np.ndarray) -> np.ndarray:
+    """Graph modes: nodes with pi > 0 strictly greater than every one-hop neighbour,
+    sorted by pi descending (ties: lower index first). Returns (M,) int64."""
+    A = A.tocsr()
+    pi = np.asarray(pi, dtype=np.float64)
+    if pi.shape != (A.shape[0],):
+        raise ValueError(f"modes: pi has shape {pi.shape}, expected ({A.shape[0]},)")
+    nbr_max = np.full(A.shape[0], -np.inf)
+    has = np.diff(A.indptr) > 0
+    if A.nnz:
+        red = np.maximum.reduceat(pi[A.indices], A.indptr[:-1][has])
+        nbr_max[has] = red
+    is_mode = (pi > 0) & (pi > nbr_max) & has
+    idx = np.flatnonzero(is_mode)
+    return idx[np.lexsort((idx, -pi[idx]))].astype(np.int64)

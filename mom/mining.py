@@ -1,0 +1,328 @@
+"""Anchors and the hard positive / negative pools (SPEC sections 5-6).
+
+For anchor r, with NN^e_k(r) the top k by Euclidean (inner-product)
+similarity and NN^m_k(r) the top k by manifold similarity f(r):
+
+    P+(r) = NN^m_{k+}(r) \\ NN^e_{k+}(r)   sorted by f(r) descending, weight f(r)_j
+    P-(r) = NN^e_{k-}(r) \\ NN^m_{k-}(r)   sorted by Euclidean similarity descending
+
+with k- capped at ceil(N/2) and both pools cut at ``pool_size``. Anchors with
+an empty pool are skipped and counted. The Euclidean baseline for the same
+kept anchors uses positives NN^e_{k+}(r) minus r (weight 1) and, as negatives,
+the ``pool_size`` nearest points outside NN^e_{k-}(r), i.e. Euclidean ranks
+k-+1 ... k-+pool_size (rank 1 is r itself): SPEC 6 says negatives are drawn
+from X \\ NN^e_{k-}(r); the nearest of them are the hardest such negatives and
+make a deterministic pool the same size as P-.
+
+Two choices beyond SPEC 6, both only visible on degenerate graphs: r itself is
+removed from both pools explicitly (SPEC relies on r being in both top-k
+lists), and entries with f(r)_j <= 0 (not reached by the diffusion) do not
+count as manifold neighbours.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .config import MiningConfig
+from .diffusion import manifold_topk, modes, stationary
+from .graph import affinity, normalize
+from .io import load_npz, save_npz
+from .knn import build_index, check_features, search
+
+__all__ = ["Pools", "Ragged", "mine", "pools_from_neighbours", "baseline_from_neighbours",
+           "select_anchors", "capped_k_neg", "pool_diagnostics"]
+
+
+class Ragged:
+    """Read-only list of 1-D arrays stored CSR-style: ``flat[offsets[i]:offsets[i+1]]``."""
+
+    def __init__(self, offsets: np.ndarray, flat: np.ndarray):
+        self.offsets, self.flat = offsets, flat
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"pool index {i} out of range for {len(self)} anchors")
+        i %= len(self)
+        return self.flat[self.offsets[i]:self.offsets[i + 1]]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def sizes(self) -> np.ndarray:
+        """(A,) number of members per anchor."""
+        return np.diff(self.offsets)
+
+
+def _ragged(lists, dtype) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(lists) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(x) for x in lists])
+    flat = np.concatenate(lists).astype(dtype) if lists else np.zeros(0, dtype)
+    return offsets, flat
+
+
+@dataclass(eq=False)
+class Pools:
+    """Mined pools for ``anchors`` (A,) int64, stored CSR-style.
+
+    ``positives[i]``, ``positive_weights[i]``, ``negatives[i]`` belong to
+    ``anchors[i]``. ``baseline`` holds the Euclidean pools of the same anchors
+    (``method="euclidean"``); ``stationary`` is the (N,) stationary vector when
+    anchors="stationary" computed it.
+    """
+
+    anchors: np.ndarray
+    pos_offsets: np.ndarray
+    pos_ids: np.ndarray
+    pos_weights: np.ndarray
+    neg_offsets: np.ndarray
+    neg_ids: np.ndarray
+    n_skipped: int = 0
+    method: str = "mom"
+    config: MiningConfig = field(default_factory=MiningConfig)
+    baseline: "Pools | None" = None
+    stationary: np.ndarray | None = None
+
+    @property
+    def positives(self) -> Ragged:
+        return Ragged(self.pos_offsets, self.pos_ids)
+
+    @property
+    def positive_weights(self) -> Ragged:
+        return Ragged(self.pos_offsets, self.pos_weights)
+
+    @property
+    def negatives(self) -> Ragged:
+        return Ragged(self.neg_offsets, self.neg_ids)
+
+    def __len__(self) -> int:
+        return int(self.anchors.size)
+
+    def select(self, kind: str) -> "Pools":
+        """``"mom"`` -> these pools, ``"euclidean"`` -> the Euclidean baseline."""
+        if kind == self.method:
+            return self
+        if kind == "euclidean" and self.baseline is not None:
+            return self.baseline
+        raise ValueError(f"pools of kind {kind!r} not available (have {self.method!r}"
+                         f"{' and baseline' if self.baseline is not None else ''})")
+
+    def _arrays(self, prefix: str = "") -> dict:
+        return {prefix + k: getattr(self, k) for k in
+                ("anchors", "pos_offsets", "pos_ids", "pos_weights", "neg_offsets", "neg_ids")}
+
+    def save(self, path) -> None:
+        """Write to ``path`` (.npz, atomic), with the config as JSON and the baseline."""
+        arrays = self._arrays()
+        meta = {"n_skipped": int(self.n_skipped), "method": self.method,
+                "config": asdict(self.config), "has_baseline": self.baseline is not None}
+        if self.baseline is not None:
+            arrays.update(self.baseline._arrays("baseline_"))
+            meta["baseline_n_skipped"] = int(self.baseline.n_skipped)
+        if self.stationary is not None:
+            arrays["stationary"] = self.stationary
+        save_npz(path, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+
+    @classmethod
+    def load(cls, path) -> "Pools":
+        """Read pools written by :meth:`save`."""
+        d = load_npz(path)
+        try:
+            meta = json.loads(str(d["meta"]))
+            cfg = MiningConfig(**meta["config"])
+            keys = ("anchors", "pos_offsets", "pos_ids", "pos_weights", "neg_offsets", "neg_ids")
+            base = None
+            if meta["has_baseline"]:
+                base = cls(**{k: d["baseline_" + k] for k in keys}, method="euclidean",
+                           n_skipped=meta["baseline_n_skipped"], config=cfg)
+            return cls(**{k: d[k] for k in keys}, n_skipped=meta["n_skipped"], method=meta["method"],
+                       config=cfg, baseline=base, stationary=d.get("stationary"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: not a pools file written by Pools.save ({exc})") from exc
+
+
+def capped_k_neg(k_neg: int, n: int) -> int:
+    """k- capped at ceil(N/2) (SPEC 6)."""
+    return int(min(k_neg, math.ceil(n / 2)))
+
+
+def _keyed(ids: np.ndarray, n: int) -> np.ndarray:
+    # (A, k) ids -> globally unique keys row * n + id, so set tests run on flat arrays
+    return np.arange(ids.shape[0], dtype=np.int64)[:, None] * (n + 1) + ids
+
+
+def _to_lists(ids, vals, keep, pool_size):
+    lists_i, lists_v = [], []
+    for row_i, row_v, row_k in zip(ids, vals, keep):
+        lists_i.append(row_i[row_k][:pool_size])
+        lists_v.append(row_v[row_k][:pool_size])
+    return lists_i, lists_v
+
+
+def pools_from_neighbours(anchors, euclid_ids, manifold_ids, manifold_vals, k_pos: int,
+                          k_neg: int, pool_size: int):
+    """P+ and P- per anchor from sorted neighbour lists (pure set formulas of SPEC 6).
+
+    Args: ``anchors`` (A,); ``euclid_ids`` (A, >= max(k_pos, k_neg)) by Euclidean
+    similarity descending; ``manifold_ids``/``manifold_vals`` (A, >= max(k_pos, k_neg))
+    by manifold similarity descending; ``k_neg`` already capped. Ids equal to -1
+    and manifold entries with value <= 0 are not neighbours.
+    Returns (positives, positive_weights, negatives): lists of A arrays.
+    """
+    anchors = np.asarray(anchors, np.int64)
+    e, m, mv = (np.asarray(a) for a in (euclid_ids, manifold_ids, manifold_vals))
+    n = int(max(e.max(initial=0), m.max(initial=0), anchors.max(initial=0))) + 1
+    m_valid = (mv > 0) & (m >= 0)
+    m_neigh = np.where(m_valid, m, -1)  # manifold neighbours, -1 where not one
+    not_self_m = m != anchors[:, None]
+    not_self_e = e != anchors[:, None]
+    # P+: first k_pos by manifold, valid, not among the first k_pos Euclidean
+    mk, ek = m[:, :k_pos], e[:, :k_pos]
+    in_e = np.isin(_keyed(mk, n), _keyed(ek, n)).reshape(mk.shape)
+    keep_p = m_valid[:, :k_pos] & ~in_e & not_self_m[:, :k_pos]
+    pos, posw = _to_lists(mk, mv[:, :k_pos], keep_p, pool_size)
+    # P-: first k_neg Euclidean, not among the first k_neg manifold neighbours
+    ekn, mkn = e[:, :k_neg], m_neigh[:, :k_neg]
+    in_m = np.isin(_keyed(ekn, n), _keyed(mkn, n)).reshape(ekn.shape)
+    keep_n = (ekn >= 0) & ~in_m & not_self_e[:, :k_neg]
+    neg, _ = _to_lists(ekn, ekn, keep_n, pool_size)
+    return pos, posw, neg
+
+
+def baseline_from_neighbours(anchors, euclid_ids, k_pos: int, k_neg: int, pool_size: int):
+    """Euclidean baseline pools: positives NN^e_{k+} minus r (cut at pool_size, weight 1),
+    negatives Euclidean ranks k-+1 ... k-+pool_size. Returns (positives, weights, negatives)."""
+    anchors = np.asarray(anchors, np.int64)
+    e = np.asarray(euclid_ids)
+    ok = (e >= 0) & (e != anchors[:, None])
+    keep_p = ok.copy()
+    keep_p[:, k_pos:] = False
+    pos, _ = _to_lists(e, e, keep_p, pool_size)
+    posw = [np.ones(len(p), np.float32) for p in pos]
+    keep_n = ok.copy()
+    keep_n[:, :k_neg] = False
+    neg, _ = _to_lists(e, e, keep_n, pool_size)
+    return pos, posw, neg
+
+
+def select_anchors(A, cfg: MiningConfig, progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Anchor indices for cfg.anchors: all | stationary (top n_anchors modes) | random.
+    Returns (anchors (A,) int64 sorted as chosen, stationary vector or None)."""
+    n = A.shape[0]
+    if cfg.anchors == "all":
+        return np.arange(n, dtype=np.int64), None
+    if cfg.anchors == "random":
+        rng = np.random.default_rng(cfg.seed)
+        return np.sort(rng.choice(n, size=min(cfg.n_anchors, n), replace=False)).astype(np.int64), None
+    if cfg.anchors == "stationary":
+        pi = stationary(A, cfg.power_iterations)
+        return modes(A, pi)[:cfg.n_anchors], pi
+    raise ValueError(f"MiningConfig.anchors={cfg.anchors!r}: expected all, stationary or random")
+
+
+def _check_config(cfg: MiningConfig, n: int) -> None:
+    if n <= cfg.k_graph:
+        raise ValueError(f"mine: N={n} points but k_graph={cfg.k_graph}; need N > k_graph")
+    for name in ("k_graph", "k_pos", "k_neg", "pool_size", "cg_iterations", "block_size", "n_anchors"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"MiningConfig.{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.k_pos > n:
+        raise ValueError(f"MiningConfig.k_pos={cfg.k_pos} exceeds N={n}")
+
+
+def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
+         device: str = "auto") -> Pools:
+    """Mine P+/P- (and the Euclidean baseline) from features (N, D), L2-normalised.
+
+    float64 input is converted to float32; bad input raises ValueError.
+    ``device`` "auto" runs faiss on a GPU where faiss has one.
+    Example: ``pools = mine(x, MiningConfig(k_pos=50, k_neg=100)); pools.positives[0]``.
+    """
+    cfg = cfg or MiningConfig()
+    x = check_features(features)  # (N, D) float32
+    n = x.shape[0]
+    _check_config(cfg, n)
+    k_neg = capped_k_neg(cfg.k_neg, n)
+    idx = build_index(x, cfg.knn_index, device, seed=cfg.seed)
+    sims, ids = search(idx, x, cfg.k_graph)  # (N, k_graph)
+    A = affinity(sims, ids, cfg.gamma)
+    anchors, pi = select_anchors(A, cfg, progress)
+    k_m = max(cfg.k_pos, k_neg)
+    mvals, mids = manifold_topk(normalize(A), anchors, cfg.alpha, k_m, cfg.cg_iterations,
+                                cfg.cg_tol, cfg.solver, cfg.block_size, progress)
+    k_e = min(n, max(cfg.k_pos, k_neg + cfg.pool_size))
+    _, eids = search(idx, x, k_e, rows=anchors)  # (A, k_e)
+    pos, posw, neg = pools_from_neighbours(anchors, eids, mids, mvals, cfg.k_pos, k_neg, cfg.pool_size)
+    kept = np.array([len(p) > 0 and len(q) > 0 for p, q in zip(pos, neg)], dtype=bool)
+    sel = np.flatnonzero(kept)
+    bpos, bposw, bneg = baseline_from_neighbours(anchors[sel], eids[sel], cfg.k_pos, k_neg, cfg.pool_size)
+    n_skipped = int(anchors.size - sel.size)
+    base = _make_pools(anchors[sel], bpos, bposw, bneg, n_skipped, "euclidean", cfg)
+    pools = _make_pools(anchors[sel], [pos[i] for i in sel], [posw[i] for i in sel],
+                        [neg[i] for i in sel], n_skipped, "mom", cfg)
+    pools.baseline, pools.stationary = base, pi
+    return pools
+
+
+def _make_pools(anchors, pos, posw, neg, n_skipped, method, cfg) -> Pools:
+    po, pi_ = _ragged(pos, np.int64)
+    _, pw = _ragged(posw, np.float32)
+    no, ni = _ragged(neg, np.int64)
+    return Pools(np.asarray(anchors, np.int64), po, pi_, pw, no, ni, n_skipped, method, cfg)
+
+
+def pool_diagnostics(pools: Pools, features, labels) -> dict:
+    """Label-based quality of the pools (evaluation only; Figure 3 in numbers).
+
+    Returns means and per-anchor arrays (``*_per_anchor``, aligned with pools.anchors):
+    ``pos_precision`` fraction of P+ sharing the anchor's label;
+    ``pos_precision_euclid`` the same for the Euclidean neighbours at the same depth
+    (ranks k+ + 1 ... k+ + |P+(r)|, just beyond the neighbours P+ excludes);
+    ``baseline_pos_precision`` for the baseline positives (NN^e_{k+} minus r);
+    ``neg_purity`` fraction of P- with a different label; ``baseline_neg_purity`` the
+    same for the baseline negatives. Label -1 means unknown: such members are ignored,
+    and anchors with unknown labels get NaN and are left out of the means.
+    """
+    x = check_features(features)
+    labels = np.asarray(labels).ravel()
+    if labels.shape[0] != x.shape[0]:
+        raise ValueError(f"pool_diagnostics: {labels.shape[0]} labels for {x.shape[0]} features")
+    mom = pools.select("mom") if pools.method == "mom" else pools
+    base = pools.baseline if pools.method == "mom" else None
+    k_pos = pools.config.k_pos
+    depth = int(mom.positives.sizes().max(initial=0))
+    k_e = min(x.shape[0], k_pos + max(depth, 1))
+    _, eids = search(build_index(x, "flat"), x, k_e, rows=mom.anchors)
+    same_depth = [eids[i, k_pos:k_pos + len(p)] for i, p in enumerate(mom.positives)]
+    out = {"n_anchors": len(mom), "n_skipped": int(mom.n_skipped),
+           "anchors": mom.anchors.copy()}
+    parts = {"pos_precision": (mom.positives, True),
+             "pos_precision_euclid": (same_depth, True),
+             "neg_purity": (mom.negatives, False)}
+    if base is not None:
+        parts.update({"baseline_pos_precision": (base.positives, True),
+                      "baseline_neg_purity": (base.negatives, False)})
+    for name, (lists, same) in parts.items():
+        per = _label_fraction(mom.anchors, lists, labels, same)
+        out[name + "_per_anchor"] = per
+        out[name] = float(np.nanmean(per)) if np.isfinite(per).any() else float("nan")
+    out["pos_size_per_anchor"] = mom.positives.sizes()
+    out["neg_size_per_anchor"] = mom.negatives.sizes()
+    return out
+
+
+def _label_fraction(anchors, lists, labels, same: bool) -> np.ndarray:
+    per = np.full(len(anchors), np.nan)
+    for i, (a, members) in enumerate(zip(anchors, lists)):
+        la, lm = labels[a], labels[np.asarray(members, np.int64)]
+        lm = lm[lm >= 0]
+        if la < 0 or lm.size == 0:
+            continue
+        per[i] = np.mean(lm == la) if same else np.mean(lm != la)
+    return per
