@@ -1,0 +1,312 @@
+"""The ``mom`` command: ``run`` does every stage; ``embed``, ``mine``, ``train``,
+``evaluate`` do one stage each from files; ``reproduce`` runs the notebooks.
+
+Examples::
+
+    mom run --params default --out runs/default
+    mom run --params paper --data-root ~/data/cub --out runs/paper --set train.epochs=2
+    mom embed --params default --split train --out feats.npy
+    mom mine feats.npy --out pools.npz --k-pos 200 --k-neg 2500
+    mom train --params default --pools pools.npz --features feats.npy --out runs/mom
+    mom evaluate --params default --checkpoint runs/mom/<checkpoint> --out metrics.json
+    mom evaluate test_emb.npy --labels test_labels.npy
+
+Heavy modules (torch) are imported inside the sub-commands, so ``mom --help``
+and ``mom mine`` start quickly.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .config import MiningConfig, RunConfig, apply_overrides, load_params
+
+__all__ = ["main", "build_parser", "mining_config_from_args", "config_from_args"]
+
+log = logging.getLogger("mom")
+
+
+# ---------------------------------------------------------------- helpers
+def _bool(text: str) -> bool:
+    low = text.lower()
+    if low not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+    return low in ("true", "1", "yes")
+
+
+def _field_type(f: dataclasses.Field):
+    """argparse type for a dataclass field, from its default's type."""
+    default = f.default
+    if isinstance(default, bool):
+        return _bool
+    if isinstance(default, (int, float)):
+        return type(default)
+    return str
+
+
+def _add_config_args(p: argparse.ArgumentParser, params_default: str | None = "default") -> None:
+    p.add_argument("--params", default=params_default,
+                   help="parameter file: smoke | default | paper | a YAML path"
+                        + (f" (default: {params_default})" if params_default else ""))
+    p.add_argument("--data-root", default=None, help="dataset folder (sets data.root)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SEC.FIELD=VALUE",
+                   help="override one parameter, e.g. --set train.epochs=2 (repeatable)")
+    p.add_argument("--device", default=None,
+                   help="auto | cpu | cuda | mps (sets embed.device and train.device)")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig named by --params with --data-root, --device and --set applied."""
+    cfg = load_params(args.params)
+    extra = []
+    if getattr(args, "data_root", None):
+        extra.append(f"data.root={args.data_root}")
+    if getattr(args, "device", None):
+        extra += [f"embed.device={args.device}", f"train.device={args.device}"]
+    # --set comes last so that it wins over the convenience flags
+    return apply_overrides(cfg, extra + list(args.overrides))
+
+
+def _mining_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def mining_config_from_args(args: argparse.Namespace) -> MiningConfig:
+    """MiningConfig: --params' mining section (or the SPEC defaults), then each flag given."""
+    base = load_params(args.params).mining if args.params else MiningConfig()
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(MiningConfig)
+             if getattr(args, f.name) is not None}
+    return dataclasses.replace(base, **given)
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mom", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="embed, mine, train and evaluate: initial, euclidean, mom")
+    _add_config_args(p)
+    p.add_argument("--out", required=True, help="output folder (results.json and the rest)")
+    p.add_argument("--cache-dir", default=None, help="cache the mining descriptors here")
+
+    p = sub.add_parser("embed", help="descriptors of one split -> FEATURES.npy")
+    _add_config_args(p)
+    p.add_argument("--split", default="train", choices=("train", "test"))
+    p.add_argument("--out", required=True, help="features .npy (N, D)")
+    p.add_argument("--labels-out", default=None, help="also write the split's labels .npy")
+    p.add_argument("--checkpoint", default=None,
+                   help="embed with a trained model (test transform) instead of the embed config")
+    p.add_argument("--cache-dir", default=None)
+
+    p = sub.add_parser("mine", help="FEATURES.npy -> POOLS.npz (every MiningConfig field is a flag)")
+    p.add_argument("features", help="features .npy (N, D), rows L2-normalised")
+    p.add_argument("--out", required=True, help="pools .npz")
+    p.add_argument("--params", default=None,
+                   help="take the mining section of this parameter file (default: SPEC defaults)")
+    p.add_argument("--labels", default=None,
+                   help="labels .npy, used ONLY to print pool diagnostics")
+    group = p.add_argument_group("mining parameters (default: --params or SPEC)")
+    for f in dataclasses.fields(MiningConfig):
+        group.add_argument(_mining_flag(f.name), dest=f.name, type=_field_type(f), default=None,
+                           metavar=type(f.default).__name__.upper(), help=f"default {f.default!r}")
+
+    p = sub.add_parser("train", help="fine-tune on a pools file -> checkpoint + train.json")
+    _add_config_args(p)
+    p.add_argument("--pools", required=True, help="pools .npz from `mom mine`")
+    p.add_argument("--features", default=None,
+                   help="training-split descriptors .npy used to initialise the head (pca init); "
+                        "embedded afresh when omitted")
+    p.add_argument("--method", default=None, choices=("mom", "euclidean"),
+                   help="which pools to train on (sets train.pools)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+
+    p = sub.add_parser("evaluate", help="Recall@K and NMI of embeddings or of a checkpoint")
+    _add_config_args(p)
+    p.add_argument("embeddings", nargs="?", default=None, help="embeddings .npy (N, d)")
+    p.add_argument("--labels", default=None, help="labels .npy for EMBEDDINGS")
+    p.add_argument("--checkpoint", default=None, help="evaluate this trained model on --split")
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--out", default=None, help="also write the metrics as JSON")
+
+    p = sub.add_parser("reproduce", help="execute the notebooks for a parameter file (papermill)")
+    _add_config_args(p)
+    p.add_argument("--out", required=True, help="output folder")
+    return parser
+
+
+# ---------------------------------------------------------------- commands
+def _cmd_run(args) -> int:
+    from .pipeline import format_results, run
+    cfg = config_from_args(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out / "run.log", mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    logging.getLogger("mom").addHandler(handler)
+    try:
+        results = run(cfg, out, progress=not args.quiet, cache_dir=args.cache_dir)
+    finally:
+        logging.getLogger("mom").removeHandler(handler)
+        handler.close()
+    print(format_results(results))
+    print(f"wrote {out / 'results.json'} ({results['timings_s']['total']:.0f} s)")
+    return 0
+
+
+def _cmd_embed(args) -> int:
+    import numpy as np
+
+    from .datasets import build_dataset
+    from .pipeline import check_config, embed_split, embed_with_model, save_array
+    cfg = config_from_args(args)
+    check_config(cfg)
+    ds = build_dataset(cfg.data, args.split)
+    if args.checkpoint:
+        from .train import load_model
+        feats = embed_with_model(load_model(args.checkpoint, device=cfg.train.device), ds, cfg,
+                                 progress=not args.quiet)
+    else:
+        feats = embed_split(cfg, ds, cache_dir=args.cache_dir, progress=not args.quiet)
+    save_array(args.out, feats)
+    if args.labels_out:
+        save_array(args.labels_out, np.asarray(ds.labels))
+    print(f"wrote {args.out}: {feats.shape[0]} x {feats.shape[1]} ({ds.name}, {args.split})")
+    return 0
+
+
+def _load_npy(path: str, what: str):
+    import numpy as np
+    if not Path(path).is_file():
+        raise ValueError(f"{what} file {path!r} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{what} file {path!r} is not a readable .npy: {exc}") from exc
+
+
+def _cmd_mine(args) -> int:
+    import numpy as np
+
+    cfg = mining_config_from_args(args)
+    feats = _load_npy(args.features, "features")
+    if feats.ndim != 2 or not np.issubdtype(feats.dtype, np.floating):
+        raise ValueError(f"features file {args.features!r}: expected a float (N, D) array, "
+                         f"got {feats.dtype} {feats.shape}")
+    feats = np.ascontiguousarray(feats, dtype=np.float32)
+    from .mining import mine, pool_diagnostics
+    pools = mine(feats, cfg, progress=not args.quiet)
+    pools.save(args.out)
+    print(f"wrote {args.out}: {len(pools)} anchors, {pools.n_skipped} skipped")
+    if args.labels:
+        labels = _load_npy(args.labels, "labels")
+        if labels.shape != (feats.shape[0],):
+            raise ValueError(f"labels file {args.labels!r}: shape {labels.shape}, "
+                             f"expected ({feats.shape[0]},)")
+        _print_json(pool_diagnostics(pools, feats, labels))
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from .datasets import build_dataset
+    from .mining import Pools
+    from .pipeline import check_config, embed_split
+    from .train import build_model, train
+    cfg = config_from_args(args)
+    if args.method:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, pools=args.method))
+    check_config(cfg)
+    pools = Pools.load(args.pools)
+    ds = build_dataset(cfg.data, "train")
+    feats = (_load_npy(args.features, "features") if args.features
+             else embed_split(cfg, ds, progress=not args.quiet))
+    if feats.shape[0] != len(ds):
+        raise ValueError(f"features {args.features!r} have {feats.shape[0]} rows, "
+                         f"the training split {len(ds)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_model(cfg.embed, cfg.train, init_features=feats)
+    result = train(model, ds, pools, cfg.train, cfg.embed, out_dir=out, resume=args.resume,
+                   progress=not args.quiet)
+    last = result.history[-1] if result.history else {}
+    print(f"trained {cfg.train.pools} for {len(result.history)} epoch(s) -> {out}  {last}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from .evaluate import evaluate_embeddings
+    from .io import save_json
+    cfg = config_from_args(args)
+    if args.checkpoint:
+        from .datasets import build_dataset
+        from .pipeline import check_config, evaluate_model
+        from .train import load_model
+        check_config(cfg)
+        ds = build_dataset(cfg.data, args.split)
+        model = load_model(args.checkpoint, device=cfg.train.device)
+        metrics, _ = evaluate_model(model, ds, cfg, progress=not args.quiet)
+    elif args.embeddings:
+        if not args.labels:
+            raise ValueError("evaluate EMBEDDINGS needs --labels LABELS.npy")
+        emb = _load_npy(args.embeddings, "embeddings")
+        labels = _load_npy(args.labels, "labels")
+        if emb.ndim != 2 or labels.shape != (emb.shape[0],):
+            raise ValueError(f"embeddings {emb.shape} and labels {labels.shape} do not match")
+        metrics = evaluate_embeddings(np.asarray(emb, np.float32), labels, cfg.eval)
+    else:
+        raise ValueError("evaluate needs EMBEDDINGS.npy --labels LABELS.npy, or --checkpoint")
+    if args.out:
+        save_json(args.out, metrics)
+    _print_json(metrics)
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from .reproduce import reproduce
+    cfg_name = args.params
+    overrides = list(args.overrides)
+    if args.data_root:
+        overrides.append(f"data.root={args.data_root}")
+    if args.device:
+        overrides += [f"embed.device={args.device}", f"train.device={args.device}"]
+    out = reproduce(cfg_name, args.out, overrides=overrides, progress=not args.quiet)
+    if out is not None:
+        print(out if isinstance(out, str) else json.dumps(out, indent=2, default=str))
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "embed": _cmd_embed, "mine": _cmd_mine, "train": _cmd_train,
+             "evaluate": _cmd_evaluate, "reproduce": _cmd_reproduce}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mom`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.quiet and not logging.getLogger("mom").handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
+        logging.getLogger("mom").addHandler(handler)
+    logging.getLogger("mom").setLevel(logging.INFO)
+    try:
+        return _COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"mom {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # python -m mom.cli
+    sys.exit(main())

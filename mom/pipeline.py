@@ -1,0 +1,180 @@
+"""The whole method in one call: embed -> mine -> train -> evaluate.
+
+``run`` evaluates three rows on the test split: the *initial* model (the
+training architecture before any update), the *euclidean* baseline (trained on
+Euclidean pools) and *mom* (trained on manifold pools), all from the same
+features, anchors and seed. Each stage is one call into its module; this file
+only orders them and records what they return.
+
+Label-free rule: training-split labels reach nothing but
+:func:`mom.mining.pool_diagnostics` (reported, never used to choose). Test
+labels reach nothing but the evaluator.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import RunConfig, config_to_dict
+from .io import env_info, save_json
+
+__all__ = ["run", "check_config", "embed_split", "embed_with_model", "evaluate_model",
+           "save_array", "format_results", "METHODS"]
+
+log = logging.getLogger(__name__)
+
+METHODS = ("euclidean", "mom")  # trained rows, in the order they run
+_NEEDS_ROOT = ("cub200", "roxford5k", "rparis6k", "folder")
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Raise ValueError for a configuration that cannot run, before any work."""
+    if cfg.data.dataset in _NEEDS_ROOT and not cfg.data.root:
+        raise ValueError(f"data.root is required for dataset {cfg.data.dataset!r} "
+                         f"(params {cfg.name!r}): pass --data-root DIR or --set data.root=DIR")
+    if cfg.data.root and not Path(cfg.data.root).exists():
+        raise ValueError(f"data.root {cfg.data.root!r} does not exist")
+    if cfg.train.pools not in METHODS:
+        raise ValueError(f"train.pools must be one of {METHODS}, got {cfg.train.pools!r}")
+
+
+def save_array(path: str | Path, array: np.ndarray) -> None:
+    """``np.save`` through an atomic write (``path`` used as is)."""
+    from .io import atomic_write
+    with atomic_write(path, "wb") as fh:
+        np.save(fh, np.asarray(array))
+
+
+def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True) -> np.ndarray:
+    """Mining descriptors (SPEC 2) of ``dataset`` with the embed config. (N, D)"""
+    from .extract import embed
+    return embed(dataset, cfg=cfg.embed, cache_dir=cache_dir, progress=progress)
+
+
+def embed_with_model(model, dataset, cfg: RunConfig, progress=True) -> np.ndarray:
+    """Embeddings of ``dataset`` by a training-architecture model, test transform. (N, d)"""
+    from .extract import extract, make_transform
+    transform = make_transform(model.backbone.meta, cfg.train.image_size, train=False)
+    return extract(model, dataset, transform, device=cfg.train.device,
+                   batch_size=cfg.embed.batch_size, num_workers=cfg.embed.num_workers,
+                   progress=progress)
+
+
+def evaluate_model(model, dataset, cfg: RunConfig, progress=True) -> tuple[dict, np.ndarray]:
+    """(metrics, embeddings) of ``model`` on a labelled ``dataset``."""
+    from .evaluate import evaluate_embeddings
+    emb = embed_with_model(model, dataset, cfg, progress=progress)  # (N, d)
+    return evaluate_embeddings(emb, np.asarray(dataset.labels), cfg.eval), emb
+
+
+def _check_finite(name: str, metrics: dict) -> None:
+    bad = {k: v for k, v in metrics.items()
+           if isinstance(v, (int, float)) and not math.isfinite(v)}
+    if bad:
+        raise ValueError(f"{name}: non-finite metrics {bad}")
+
+
+def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[str, Any]:
+    """Run every stage and write ``out_dir/results.json``; return its content.
+
+    Files: ``config.json``; ``features/`` (train descriptors, test embeddings of
+    each row, test labels); ``pools.npz``; ``euclidean/`` and ``mom/`` (each
+    training's checkpoint and ``train.json``); ``results.json``.
+    ``cache_dir`` (optional) caches the mining descriptors across runs, keyed
+    by the embed config and the dataset fingerprint.
+    """
+    check_config(cfg)  # before the heavy imports: bad input fails fast
+    from .datasets import build_dataset
+    from .mining import mine, pool_diagnostics
+    from .train import build_model, train
+
+    out = Path(out_dir)
+    (out / "features").mkdir(parents=True, exist_ok=True)
+    save_json(out / "config.json", config_to_dict(cfg))
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+
+    def lap(stage: str, t0: float) -> None:
+        timings[stage] = round(time.perf_counter() - t0, 2)
+        log.info("%s done in %.1f s", stage, timings[stage])
+
+    t0 = time.perf_counter()
+    train_ds = build_dataset(cfg.data, "train")
+    test_ds = build_dataset(cfg.data, "test")
+    lap("data", t0)
+    log.info("data: %d train, %d test images (%s)", len(train_ds), len(test_ds), cfg.data.dataset)
+
+    t0 = time.perf_counter()
+    features = embed_split(cfg, train_ds, cache_dir=cache_dir, progress=progress)  # (N, D)
+    save_array(out / "features" / "train.npy", features)
+    lap("embed", t0)
+
+    t0 = time.perf_counter()
+    pools = mine(features, cfg.mining, progress=progress)
+    pools.save(out / "pools.npz")
+    # the only use of training labels: reported diagnostics, never a choice
+    diagnostics = pool_diagnostics(pools, features, np.asarray(train_ds.labels))
+    lap("mine", t0)
+    log.info("mining: %d anchors, %d skipped", len(pools), pools.n_skipped)
+
+    results: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    initial = build_model(cfg.embed, cfg.train, init_features=features)
+    results["initial"], emb = evaluate_model(initial, test_ds, cfg, progress=progress)
+    save_array(out / "features" / "test_initial.npy", emb)
+    save_array(out / "features" / "test_labels.npy", np.asarray(test_ds.labels))
+    del initial
+    lap("evaluate_initial", t0)
+
+    histories: dict[str, list] = {}
+    for method in METHODS:
+        t0 = time.perf_counter()
+        tcfg = dataclasses.replace(cfg.train, pools=method)
+        (out / method).mkdir(exist_ok=True)
+        model = build_model(cfg.embed, tcfg, init_features=features)
+        result = train(model, train_ds, pools, tcfg, cfg.embed, out_dir=out / method,
+                       progress=progress)
+        histories[method] = result.history
+        lap(f"train_{method}", t0)
+        t0 = time.perf_counter()
+        results[method], emb = evaluate_model(result.model, test_ds, cfg, progress=progress)
+        save_array(out / "features" / f"test_{method}.npy", emb)
+        lap(f"evaluate_{method}", t0)
+        del model, result
+
+    for name in ("initial", *METHODS):
+        _check_finite(name, results[name])
+        log.info("%-9s %s", name, _format_row(results[name]))
+    timings["total"] = round(time.perf_counter() - t_start, 2)
+    results.update({
+        "config": config_to_dict(cfg),
+        "pools": {"n_anchors": len(pools), "n_skipped": int(pools.n_skipped), **diagnostics},
+        "history": histories,
+        "data": {"train": len(train_ds), "test": len(test_ds),
+                 "train_fingerprint": train_ds.fingerprint(),
+                 "test_fingerprint": test_ds.fingerprint()},
+        "timings_s": timings,
+        "env": env_info(),
+    })
+    save_json(out / "results.json", results)
+    return results
+
+
+def _format_row(metrics: dict) -> str:
+    return "  ".join(f"{k} {v:.2f}" for k, v in metrics.items() if isinstance(v, (int, float)))
+
+
+def format_results(results: dict) -> str:
+    """A small text table of the three rows (for the CLI)."""
+    rows = [r for r in ("initial", *METHODS) if r in results]
+    keys = [k for k in results[rows[0]] if isinstance(results[rows[0]][k], (int, float))]
+    lines = ["row        " + "  ".join(f"{k:>9}" for k in keys)]
+    for r in rows:
+        lines.append(f"{r:<10} " + "  ".join(f"{results[r][k]:9.2f}" for k in keys))
+    return "\n".join(lines)

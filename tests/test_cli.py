@@ -1,0 +1,95 @@
+"""mom.cli: argument parsing, `mom mine` from a file, clear errors on bad input."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from mom.cli import build_parser, config_from_args, main, mining_config_from_args
+from mom.config import MiningConfig, load_params
+
+
+def _other_value(default):
+    """A valid value of the field's type that differs from its default."""
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, (int, float)):
+        return default + 1
+    return default + "_x"
+
+
+def test_mine_has_a_flag_for_every_mining_field():
+    fields = dataclasses.fields(MiningConfig)
+    argv = ["mine", "f.npy", "--out", "p.npz"]
+    for f in fields:
+        argv += ["--" + f.name.replace("_", "-"), str(_other_value(f.default))]
+    cfg = mining_config_from_args(build_parser().parse_args(argv))
+    for f in fields:
+        assert getattr(cfg, f.name) == _other_value(f.default), f.name
+        assert type(getattr(cfg, f.name)) is type(f.default), f.name
+
+
+def test_mine_defaults_come_from_spec_or_params():
+    args = build_parser().parse_args(["mine", "f.npy", "--out", "p.npz", "--k-pos", "9"])
+    assert mining_config_from_args(args) == dataclasses.replace(MiningConfig(), k_pos=9)
+    args = build_parser().parse_args(["mine", "f.npy", "--out", "p.npz", "--params", "default"])
+    assert mining_config_from_args(args) == load_params("default").mining
+
+
+def test_run_arguments_apply_data_root_device_and_overrides():
+    args = build_parser().parse_args(
+        ["run", "--params", "smoke", "--out", "o", "--data-root", "/d", "--device", "cpu",
+         "--set", "train.epochs=3", "--set", "mining.k_pos=4", "--set", "train.device=auto"])
+    cfg = config_from_args(args)
+    assert cfg.data.root == "/d" and cfg.train.epochs == 3 and cfg.mining.k_pos == 4
+    assert cfg.embed.device == "cpu" and cfg.train.device == "auto"  # --set wins
+    assert cfg.embed == dataclasses.replace(load_params("smoke").embed, device="cpu")
+
+
+def _clustered_features(n_per=20, n_clusters=3, dim=8, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_clusters, dim))
+    x = np.concatenate([c + 0.3 * rng.normal(size=(n_per, dim)) for c in centres])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), np.repeat(np.arange(n_clusters), n_per)
+
+
+def test_mine_command_writes_a_loadable_pools_file(tmp_path, capsys):
+    from mom.mining import Pools
+    x, labels = _clustered_features()
+    np.save(tmp_path / "f.npy", x)
+    np.save(tmp_path / "l.npy", labels)
+    out = tmp_path / "pools.npz"
+    rc = main(["-q", "mine", str(tmp_path / "f.npy"), "--out", str(out), "--k-graph", "6",
+               "--k-pos", "8", "--k-neg", "20", "--pool-size", "4", "--labels",
+               str(tmp_path / "l.npy")])
+    assert rc == 0 and out.is_file()
+    assert "anchors" in capsys.readouterr().out
+    pools = Pools.load(out)
+    assert 0 < len(pools) <= len(x)
+    assert pools.config.k_pos == 8 and pools.config.pool_size == 4
+    for a, pos, neg in zip(pools.anchors, pools.positives, pools.negatives):
+        assert 0 < len(pos) <= 4 and 0 < len(neg) <= 4
+        assert a not in pos and a not in neg
+        assert pos.max() < len(x) and neg.max() < len(x)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--params", "no_such_params", "--out", "{tmp}/o"], "no_such_params"),
+    (["run", "--params", "paper", "--out", "{tmp}/o"], "data.root"),
+    (["run", "--params", "paper", "--data-root", "{tmp}/missing", "--out", "{tmp}/o"], "missing"),
+    (["run", "--params", "smoke", "--set", "train.epoch=2", "--out", "{tmp}/o"], "epoch"),
+    (["mine", "{tmp}/absent.npy", "--out", "{tmp}/p.npz"], "absent.npy"),
+    (["evaluate", "{tmp}/absent.npy"], "--labels"),
+])
+def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["-q", *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_mine_rejects_a_non_matrix(tmp_path, capsys):
+    np.save(tmp_path / "f.npy", np.zeros(5, np.float32))
+    assert main(["-q", "mine", str(tmp_path / "f.npy"), "--out", str(tmp_path / "p.npz")]) == 2
+    assert "(N, D)" in capsys.readouterr().err
+    assert not (tmp_path / "p.npz").exists()

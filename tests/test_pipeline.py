@@ -1,0 +1,60 @@
+"""mom run --params smoke end to end: every stage runs and results.json has the
+three rows with every key as finite numbers; stage files reload."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mom.cli import main
+from mom.config import load_params
+
+ROWS = ("initial", "euclidean", "mom")
+KEYS = ("recall@1", "recall@2", "recall@4", "recall@8", "nmi")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    assert main(["-q", "run", "--params", "smoke", "--out", str(out)]) == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_results_have_three_rows_of_finite_percentages(smoke_run):
+    _, results = smoke_run
+    for row in ROWS:
+        for key in KEYS:
+            value = results[row][key]
+            assert isinstance(value, float) and math.isfinite(value), (row, key)
+            assert 0.0 <= value <= 100.0, (row, key)
+        # recall can only grow with K
+        r = [results[row][f"recall@{k}"] for k in (1, 2, 4, 8)]
+        assert r == sorted(r)
+    assert results["config"]["name"] == "smoke"
+    assert results["config"]["train"]["epochs"] == load_params("smoke").train.epochs
+
+
+def test_run_writes_every_stage_file(smoke_run):
+    out, results = smoke_run
+    for path in ("config.json", "pools.npz", "features/train.npy", "features/test_labels.npy",
+                 "features/test_initial.npy", "features/test_mom.npy", "run.log"):
+        assert (out / path).is_file(), path
+    for method in ("euclidean", "mom"):
+        assert (out / method / "train.json").is_file()
+        assert list((out / method).glob("*.pt")), f"no checkpoint in {method}/"
+    assert json.loads((out / "config.json").read_text()) == results["config"]
+    feats = np.load(out / "features" / "train.npy")
+    assert feats.shape[0] == results["data"]["train"]
+    assert np.allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-4)
+    assert results["pools"]["n_anchors"] > 0
+
+
+def test_evaluate_command_reproduces_a_row_from_files(smoke_run, capsys):
+    out, results = smoke_run
+    capsys.readouterr()
+    rc = main(["-q", "evaluate", str(out / "features" / "test_mom.npy"), "--labels",
+               str(out / "features" / "test_labels.npy"), "--params", "smoke"])
+    assert rc == 0
+    again = json.loads(capsys.readouterr().out)
+    for key in KEYS:
+        assert again[key] == pytest.approx(results["mom"][key])
