@@ -111,6 +111,7 @@ class TrainConfig:
     seed: int = 8
     device: str = "auto"
     num_workers: int = 0
+    amp: bool = False  # mixed precision (float16 autocast + grad scaling), CUDA only
 
 
 @dataclass(frozen=True)
