@@ -73,14 +73,14 @@ def triplet_loss(za: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor, weights=N
     return _reduce(loss, reduction)
 
 
-def contrastive_loss(za: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor, weights=None,
-                     margin: float = 0.7, reduction: str = "mean") -> torch.Tensor:
+def contrastive_loss(za: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor,
+                     margin: float = 0.7, *, weights=None, reduction: str = "mean") -> torch.Tensor:
     """Contrastive loss on (anchor, positive, negatives) tuples (SPEC 8).
 
     Pair losses: ||za − zp||² for the positive, max(0, m − ||za − zn_j||)² for
     each negative. ``za, zp`` (B, D); ``zn`` (B, D) or (B, n_neg, D).
-    ``weights`` (B,) optionally scales every pair of a tuple (None = 1; the
-    paper's retrieval setting uses none). ``reduction="mean"`` averages over
+    ``weights`` (B,), keyword-only, optionally scales every pair of a tuple
+    (None = 1; the paper's retrieval setting uses none). ``reduction="mean"`` averages over
     all B·(1 + n_neg) pairs of the batch; ``"sum"`` sums them; ``"none"``
     returns the (B, 1 + n_neg) pair losses, positive first.
     """
@@ -128,7 +128,7 @@ class ContrastiveLoss(nn.Module):
         self.margin, self.reduction = float(margin), reduction
 
     def forward(self, za, zp, zn, weights=None):
-        return contrastive_loss(za, zp, zn, weights, margin=self.margin,
+        return contrastive_loss(za, zp, zn, self.margin, weights=weights,
                                 reduction=self.reduction)
 
     def extra_repr(self) -> str:

@@ -109,7 +109,7 @@ def test_contrastive_weights_and_separated_case():
     zp, zn2 = rand(2, 2, seed=26), rand(2, 3, 2, seed=27) * 0.1
     w = torch.tensor([2.0, 0.5], dtype=torch.float64)
     per = contrastive_loss(za, zp, zn2, reduction="none")
-    assert contrastive_loss(za, zp, zn2, w).item() == pytest.approx(
+    assert contrastive_loss(za, zp, zn2, weights=w).item() == pytest.approx(
         (w[:, None] * per).mean().item())
 
 
@@ -129,7 +129,10 @@ def test_contrastive_gradcheck_and_duplicate_negative():
 def test_contrastive_module_equals_function():
     za, zp, zn = rand(4, 3, seed=32), rand(4, 3, seed=33), rand(4, 5, 3, seed=34)
     assert torch.equal(ContrastiveLoss(margin=0.9)(za, zp, zn),
-                       contrastive_loss(za, zp, zn, margin=0.9))
+                       contrastive_loss(za, zp, zn, 0.9))  # margin is the 4th argument
+    w = rand(4, seed=35).abs()
+    assert torch.equal(ContrastiveLoss(margin=0.9)(za, zp, zn, w),
+                       contrastive_loss(za, zp, zn, 0.9, weights=w))
 
 
 # ----------------------------------------------------------------- errors
