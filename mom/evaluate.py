@@ -47,7 +47,7 @@ def _check_emb(emb, name: str = "emb", unit: bool = True) -> np.ndarray:
         bad = int((~np.isfinite(arr)).any(axis=1).sum())
         raise ValueError(f"{name}: {bad} row(s) contain NaN or inf")
     if unit:
-        norms = np.linalg.norm(arr.astype(np.float64), axis=1)
+        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))  # (N,) no (N, D) copy
         if np.abs(norms - 1.0).max() > _NORM_TOL:
             raise ValueError(f"{name}: rows must be L2-normalised (norms range "
                              f"{norms.min():.4g}..{norms.max():.4g}); normalise first")
@@ -124,7 +124,7 @@ def nmi(emb, labels, seed: int = 0) -> float:
     if x.shape[0] < n_classes:
         raise ValueError(f"nmi: {n_classes} classes but only {x.shape[0]} items")
     km = KMeans(n_clusters=n_classes, n_init=1, random_state=int(seed))
-    assign = km.fit_predict(x.astype(np.float64))
+    assign = km.fit_predict(x)  # float32: half the memory of float64 at N ~ 1e5
     return float(100.0 * normalized_mutual_info_score(lab, assign, average_method="arithmetic"))
 
 
