@@ -1,0 +1,81 @@
+"""PCA-whitening of descriptors, learned on the training images (SPEC section 2).
+
+``learn_whitening`` returns ``(mean, P)`` with ``P`` of shape (d, D); applying
+it is ``l2n((x - mean) @ P.T)``. The same map is a ``nn.Linear`` (weight P,
+bias -P mean), which is how a network can carry it (``whitening_layer``).
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["learn_whitening", "apply_whitening", "whitening_layer", "whitening_digest", "l2n_np"]
+
+
+def l2n_np(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows of (N, D) scaled to unit L2 norm, float32."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
+
+
+def learn_whitening(features: np.ndarray, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """PCA-whitening of (N, D) ``features`` to ``dim`` dimensions.
+
+    Returns ``mean`` (D,) and ``P`` (d, D) float32 whose rows are the top-d
+    principal directions scaled by 1/sqrt(eigenvalue), so the whitened training
+    features have identity covariance. ``dim=None`` keeps min(D, N - 1).
+    Raises ValueError if ``dim`` exceeds the rank the data can support or the
+    features are not finite.
+    """
+    x = np.asarray(features, dtype=np.float64)  # (N, D)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"learn_whitening: need (N >= 2, D) features, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("learn_whitening: features contain NaN or inf")
+    n, d_in = x.shape
+    d = min(d_in, n - 1) if dim is None else int(dim)
+    if not 1 <= d <= min(d_in, n - 1):
+        raise ValueError(f"learn_whitening: dim={dim} must be in 1..{min(d_in, n - 1)} "
+                         f"for {n} features of dimension {d_in}")
+    mean = x.mean(axis=0)  # (D,)
+    xc = x - mean
+    cov = xc.T @ xc / n  # (D, D)
+    vals, vecs = np.linalg.eigh(cov)  # ascending
+    vals, vecs = vals[::-1][:d], vecs[:, ::-1][:, :d]
+    floor = max(vals[0], 1e-30) * 1e-9
+    if vals[-1] <= floor:
+        raise ValueError(f"learn_whitening: only {(vals > floor).sum()} directions carry variance; "
+                         f"ask for dim <= that (got dim={d})")
+    p = (vecs / np.sqrt(vals)).T  # (d, D)
+    return mean.astype(np.float32), p.astype(np.float32)
+
+
+def apply_whitening(x: np.ndarray, mean: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """(N, D) -> (N, d): centre, project with ``P``, L2-normalise rows."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[1] != P.shape[1]:
+        raise ValueError(f"apply_whitening: features have {x.shape[1]} dims, P expects {P.shape[1]}")
+    return l2n_np((x - mean) @ P.T)
+
+
+def whitening_layer(mean: np.ndarray, P: np.ndarray) -> nn.Linear:
+    """``nn.Linear(D, d)`` computing P (x - mean) (no normalisation)."""
+    P_t = torch.as_tensor(np.asarray(P, dtype=np.float32))
+    layer = nn.Linear(P_t.shape[1], P_t.shape[0])
+    with torch.no_grad():
+        layer.weight.copy_(P_t)
+        layer.bias.copy_(-P_t @ torch.as_tensor(np.asarray(mean, dtype=np.float32)))
+    return layer
+
+
+def whitening_digest(mean: np.ndarray, P: np.ndarray) -> str:
+    """sha256 of the whitening's bytes (for records and cache keys)."""
+    h = hashlib.sha256()
+    for a in (mean, P):
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
