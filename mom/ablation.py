@@ -1,0 +1,75 @@
+"""The anchor ablation: anchors (all / stationary / random) x pools (Euclidean / MoM).
+
+Each anchor choice is one ``mom.pipeline.run`` (cached by configuration, see
+``mom.runs``); a run trains on both pool families from the same anchors and
+seed, so one run gives the two cells of its row. The labels-based pool
+diagnostics come from the same runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import RunConfig
+from .runs import cached_run
+
+__all__ = ["ANCHORS", "POOLS", "ablation", "headline_metric", "ablation_table",
+           "diagnostics_table"]
+
+ANCHORS = ("all", "stationary", "random")
+POOLS = ("euclidean", "mom")
+# preferred headline metric per kind of evaluation: recall for classes, mAP for retrieval
+_HEADLINES = ("recall@1", "map_medium", "map", "mAP")
+
+
+def headline_metric(metrics: dict[str, Any]) -> str:
+    """The key the ablation reports: Recall@1 where present, else a mAP key."""
+    for key in _HEADLINES:
+        if isinstance(metrics.get(key), (int, float)):
+            return key
+    raise ValueError(f"no headline metric among {_HEADLINES} in {sorted(metrics)}")
+
+
+def ablation(cfg: RunConfig, runs_dir: str | Path, *, anchors: Sequence[str] = ANCHORS,
+             progress: bool = False) -> list[dict[str, Any]]:
+    """Rows ``{"anchors", "pools", "metric", "value", "n_anchors", "run_dir", **diagnostics}``,
+    one per anchor choice x pool family, in ``anchors`` x ``POOLS`` order."""
+    rows = []
+    for mode in anchors:
+        if mode not in ANCHORS:
+            raise ValueError(f"unknown anchor choice {mode!r}; known: {ANCHORS}")
+        variant = dataclasses.replace(cfg, mining=dataclasses.replace(cfg.mining, anchors=mode))
+        results, run_dir = cached_run(variant, runs_dir, progress=progress)
+        for pools in POOLS:
+            metric = headline_metric(results[pools])
+            rows.append({"anchors": mode, "pools": pools, "metric": metric,
+                         "value": float(results[pools][metric]),
+                         "initial": float(results["initial"][metric]),
+                         "n_anchors": int(results["pools"]["n_anchors"]),
+                         "run_dir": str(run_dir),
+                         "diagnostics": _diagnostics(results["pools"], pools)})
+    return rows
+
+
+def ablation_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per anchor choice: ``{"anchors", "initial", "euclidean", "mom", "metric"}``."""
+    table: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        row = table.setdefault(r["anchors"], {"anchors": r["anchors"], "metric": r["metric"],
+                                              "initial": r["initial"], "n_anchors": r["n_anchors"]})
+        row[r["pools"]] = r["value"]
+    return list(table.values())
+
+
+def diagnostics_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """``{"<anchors>/<pools>": {"P+ precision": .., "P- purity": ..}}`` for a bar chart."""
+    return {f"{r['anchors']}/{r['pools']}": r["diagnostics"] for r in rows if r["diagnostics"]}
+
+
+def _diagnostics(pool_stats: dict[str, Any], pools: str) -> dict[str, float]:
+    # the run records mom.mining.pool_diagnostics; the baseline's keys carry "baseline_"
+    prefix = "baseline_" if pools == "euclidean" else ""
+    names = {"P+ precision": prefix + "pos_precision", "P- purity": prefix + "neg_purity"}
+    return {label: float(pool_stats[key]) for label, key in names.items()
+            if isinstance(pool_stats.get(key), (int, float))}

@@ -1,0 +1,135 @@
+"""Batch regeneration: every notebook, executed with one parameter file.
+
+``notebooks/NN_name.py`` (jupytext percent format) is the source. For each,
+``reproduce`` writes the ``.ipynb`` into a build folder, executes it with
+papermill (parameters: the params name, overrides and output folders) and
+keeps the executed notebook. The notebooks themselves save figures (PNG + SVG)
+and ``results/*.json`` (each with its config snapshot, see ``save_results``).
+
+Layout under ``out_dir`` (default: the repository, with executed notebooks in
+``build/``)::
+
+    figures/<params>/*.png|svg   results/<params>/*.json
+    notebooks/<params>/*.ipynb   runs/<params>/ (cached pipeline runs)
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import RunConfig, config_to_dict
+from .io import atomic_write, env_info, save_json
+
+__all__ = ["NOTEBOOK_DIR", "REPO_ROOT", "NotebookError", "list_notebooks", "to_ipynb",
+           "output_dirs", "reproduce", "save_results"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed; ``.notebook``, ``.cell`` (execution count), ``.cell_index``."""
+
+    def __init__(self, notebook: str, cell: int | None, cell_index: int | None, message: str):
+        self.notebook, self.cell, self.cell_index = notebook, cell, cell_index
+        super().__init__(f"notebook {notebook} failed in cell [{cell}] "
+                         f"(cell index {cell_index}): {message}")
+
+
+def list_notebooks(notebooks: Sequence[str] | None = None,
+                   notebook_dir: str | Path | None = None) -> list[Path]:
+    """The ``NN_name.py`` sources, sorted; ``notebooks`` selects by name or number
+    prefix (``"01"``, ``"01_table1"``, ``"01_table1.py"``)."""
+    folder = Path(notebook_dir) if notebook_dir else NOTEBOOK_DIR
+    found = sorted(folder.glob("[0-9][0-9]_*.py"))
+    if not found:
+        raise FileNotFoundError(f"no notebooks (NN_name.py) in {folder}")
+    if notebooks is None:
+        return found
+    chosen = []
+    for want in notebooks:
+        stem = Path(want).stem
+        match = [p for p in found if p.stem == stem or p.stem.split("_", 1)[0] == stem]
+        if len(match) != 1:
+            raise ValueError(f"notebook {want!r} not found in {folder}; "
+                             f"available: {[p.stem for p in found]}")
+        chosen.append(match[0])
+    return chosen
+
+
+def to_ipynb(source: str | Path, target: str | Path, kernel_name: str = "python3") -> Path:
+    """Convert a jupytext percent ``.py`` to ``.ipynb`` (atomic); check that exactly
+    one cell is tagged ``parameters``."""
+    import jupytext
+    import nbformat
+    nb = jupytext.read(source, fmt="py:percent")
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    if len(tagged) != 1:
+        raise ValueError(f"{source}: expected exactly one cell tagged 'parameters', found {len(tagged)}")
+    nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": "Python 3", "language": "python"}
+    target = Path(target)
+    with atomic_write(target, "w") as fh:
+        nbformat.write(nb, fh)
+    return target
+
+
+def output_dirs(params: str, out_dir: str | Path | None = None) -> dict[str, Path]:
+    """Folders one batch writes: figures, results, notebooks (executed), runs."""
+    root = Path(out_dir) if out_dir is not None else REPO_ROOT
+    executed = root / "notebooks" if out_dir is not None else REPO_ROOT / "build" / "notebooks"
+    name = Path(params).stem
+    return {"figures": root / "figures" / name, "results": root / "results" / name,
+            "notebooks": executed / name, "runs": root / "runs" / name}
+
+
+def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
+              notebooks: Sequence[str] | None = None, *, overrides: Sequence[str] = (),
+              kernel_name: str = "python3", notebook_dir: str | Path | None = None,
+              timeout: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Execute the notebooks with ``params`` (smoke | default | paper | a YAML path).
+
+    Returns ``{"params", "dirs", "notebooks": {name: {"path", "seconds"}}, "figures",
+    "results"}``. A failing notebook stops the batch with ``NotebookError``
+    naming the notebook and the cell.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    sources = list_notebooks(notebooks, notebook_dir)
+    dirs = output_dirs(params, out_dir)
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    parameters = {"params": str(params), "overrides": list(overrides),
+                  "figures_dir": str(dirs["figures"]), "results_dir": str(dirs["results"]),
+                  "runs_dir": str(dirs["runs"])}
+    done: dict[str, Any] = {}
+    for src in sources:
+        t0 = time.perf_counter()
+        build = to_ipynb(src, dirs["notebooks"] / f".{src.stem}.source.ipynb", kernel_name)
+        target = dirs["notebooks"] / f"{src.stem}.ipynb"
+        try:
+            pm.execute_notebook(str(build), str(target), parameters=parameters,
+                                kernel_name=kernel_name, cwd=str(src.parent),
+                                progress_bar=progress, execution_timeout=timeout)
+        except PapermillExecutionError as exc:
+            raise NotebookError(src.stem, exc.exec_count, exc.cell_index,
+                                f"{exc.ename}: {exc.evalue}") from exc
+        finally:
+            build.unlink(missing_ok=True)
+        done[src.stem] = {"path": str(target), "seconds": round(time.perf_counter() - t0, 1)}
+    return {"params": str(params), "dirs": {k: str(v) for k, v in dirs.items()},
+            "notebooks": done,
+            "figures": sorted(str(p) for p in dirs["figures"].glob("*.png")),
+            "results": sorted(str(p) for p in dirs["results"].glob("*.json"))}
+
+
+def save_results(results_dir: str | Path, name: str, payload: dict[str, Any],
+                 cfg: RunConfig) -> Path:
+    """Write ``results_dir/<name>.json``: ``payload`` plus the config snapshot,
+    the params name and the environment."""
+    path = Path(results_dir) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_json(path, {**payload, "params": cfg.name, "config": config_to_dict(cfg),
+                     "env": env_info()})
+    return path

@@ -1,0 +1,331 @@
+"""Figures: every function returns a matplotlib Figure; ``save_figure`` writes it.
+
+Inputs are arrays (features, similarities, pools); labels only colour the
+pictures, they never feed back into mining or training. Notebooks call these
+and nothing else draws.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from .io import atomic_write
+
+__all__ = ["project_2d", "plot_diffusion", "plot_stationary", "plot_pools_2d",
+           "plot_grouped_bars", "pool_diagnostics_groups", "plot_pool_diagnostics", "plot_recalls", "plot_metric_bars", "gallery_ids",
+           "plot_gallery", "gallery_figure", "thumbnail", "save_figure",
+           "SAME", "OTHER"]
+
+SAME, OTHER = "tab:green", "tab:red"  # frame colours: same / other class as the anchor
+_GROUP_COLOURS = {"mom": "tab:blue", "euclidean": "tab:orange", "initial": "tab:gray"}
+
+
+def project_2d(features: np.ndarray) -> np.ndarray:
+    """PCA to two dimensions: (N, D) -> (N, 2), deterministic sign (largest |loading| > 0)."""
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"project_2d: expected (N, D) features with N >= 2, got shape {x.shape}")
+    x = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)  # vt (min(N,D), D)
+    vt = vt[:2]
+    sign = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
+    coords = x @ (vt * sign[:, None]).T  # (N, 2)
+    if coords.shape[1] < 2:  # D == 1
+        coords = np.column_stack([coords, np.zeros(len(x))])
+    return coords
+
+
+def plot_diffusion(coords: np.ndarray, euclidean: np.ndarray, manifold: np.ndarray,
+                   anchor: int, *, top: int = 50, labels: np.ndarray | None = None) -> Figure:
+    """Side by side on a 2-D projection: Euclidean similarity to ``anchor`` and the
+    manifold similarity f(anchor) of diffusion; each panel rings its ``top`` points.
+
+    coords (N, 2); euclidean, manifold (N,). With ``labels``, the ringed points of
+    the anchor's class are counted in the panel title (display only).
+    """
+    coords, n = _coords(coords), len(coords)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
+    for ax, values, name in ((axes[0], euclidean, "Euclidean similarity"),
+                             (axes[1], manifold, "manifold similarity (diffusion)")):
+        values = _vector(values, n, name)
+        shown = np.log10(np.clip(values, 1e-12, None)) if name.startswith("manifold") else values
+        order = np.argsort(shown)  # draw the strongest last, on top
+        sc = ax.scatter(coords[order, 0], coords[order, 1], c=shown[order], s=6, cmap="viridis")
+        fig.colorbar(sc, ax=ax, label=("log10 " if name.startswith("manifold") else "") + name)
+        ranked = [j for j in np.argsort(-values, kind="stable") if j != anchor][:top]
+        ax.scatter(coords[ranked, 0], coords[ranked, 1], s=28, facecolors="none",
+                   edgecolors="k", linewidths=0.8, label=f"top {len(ranked)}")
+        ax.scatter(*coords[anchor], marker="*", s=260, c="red", edgecolors="k", label="anchor")
+        title = f"{name}: top {len(ranked)}"
+        if labels is not None:
+            same = int(np.sum(np.asarray(labels)[ranked] == np.asarray(labels)[anchor]))
+            title += f" ({same} of the anchor's class)"
+        ax.set_title(title, fontsize=10)
+        ax.legend(loc="lower right", fontsize=8)
+        ax.set_xticks([]), ax.set_yticks([])
+    return fig
+
+
+def plot_stationary(pi: np.ndarray, modes: np.ndarray, coords: np.ndarray | None = None,
+                    *, n_anchors: int | None = None) -> Figure:
+    """The stationary distribution ``pi`` (N,) sorted, its ``modes`` marked; with
+    ``coords`` (N, 2), also the modes on the embedding (marker size ~ pi).
+    The first ``n_anchors`` modes (by pi) are the ones kept as anchors."""
+    pi = np.asarray(pi, dtype=np.float64)
+    modes = np.asarray(modes, dtype=np.int64)
+    if pi.ndim != 1 or (len(modes) and (modes.min() < 0 or modes.max() >= len(pi))):
+        raise ValueError(f"plot_stationary: pi must be (N,) and modes indices into it; "
+                         f"got pi {pi.shape}, modes range {modes.min(initial=0)}..{modes.max(initial=0)}")
+    kept = modes[np.argsort(-pi[modes], kind="stable")][:n_anchors]
+    fig, axes = plt.subplots(1, 2 if coords is not None else 1, figsize=(11, 4.5),
+                             constrained_layout=True, squeeze=False)
+    ax = axes[0, 0]
+    order = np.argsort(-pi, kind="stable")
+    rank = np.empty(len(pi), dtype=np.int64)
+    rank[order] = np.arange(len(pi))
+    ax.plot(np.arange(1, len(pi) + 1), pi[order], lw=1, c="tab:gray", label="all nodes")
+    ax.scatter(rank[kept] + 1, pi[kept], s=14, c="tab:red", zorder=3,
+               label=f"modes kept as anchors ({len(kept)} of {len(modes)})")
+    ax.set_xscale("log"), ax.set_xlabel("rank by stationary probability"), ax.set_ylabel("pi")
+    ax.set_title("stationary distribution of the random walk", fontsize=10)
+    ax.legend(fontsize=8)
+    if coords is not None:
+        ax = axes[0, 1]
+        coords = _coords(coords)
+        size = 2 + 60 * pi / max(pi.max(), 1e-12)
+        ax.scatter(coords[:, 0], coords[:, 1], s=size, c="tab:gray", alpha=0.5)
+        ax.scatter(coords[kept, 0], coords[kept, 1], s=30, c="tab:red", edgecolors="k",
+                   linewidths=0.5, label="modes (anchors)")
+        ax.set_title("modes on the embedding (PCA)", fontsize=10)
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.legend(fontsize=8)
+    return fig
+
+
+def plot_pools_2d(coords: np.ndarray, anchor: int, groups: Mapping[str, np.ndarray],
+                  labels: np.ndarray | None = None) -> Figure:
+    """One panel per pool family on the 2-D projection, e.g.
+    ``{"P+": ids, "NN^e (positives)": ids}`` and ``{"P-": ..., "Euclidean negatives": ...}``
+    given as ``groups = {"positives": {...}, "negatives": {...}}``. With ``labels``
+    each marker's edge is green (anchor's class) or red (another class)."""
+    coords = _coords(coords)
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.8),
+                             constrained_layout=True, squeeze=False)
+    markers = ["o", "s", "^", "D"]
+    for ax, (panel, pools) in zip(axes[0], groups.items()):
+        ax.scatter(coords[:, 0], coords[:, 1], s=3, c="lightgray")
+        for (name, ids), marker in zip(pools.items(), markers):
+            ids = np.asarray(ids, dtype=np.int64)
+            edge = _label_colours(labels, anchor, ids)
+            title = name if labels is None else f"{name}: {np.mean(edge == SAME) if len(ids) else 0:.0%} same class"
+            ax.scatter(coords[ids, 0], coords[ids, 1], s=30, marker=marker, alpha=0.8,
+                       edgecolors=edge if labels is not None else "k", linewidths=1.0, label=title)
+        ax.scatter(*coords[anchor], marker="*", s=260, c="red", edgecolors="k", label="anchor")
+        ax.set_title(panel, fontsize=10)
+        ax.legend(fontsize=8)
+        ax.set_xticks([]), ax.set_yticks([])
+    return fig
+
+
+def plot_grouped_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "",
+                      ylabel: str = "", fmt: str = "%.2f") -> Figure:
+    """Grouped bars: ``table[group][category] -> value``; one colour per group,
+    one cluster of bars per category."""
+    groups = list(table)
+    cats = list(dict.fromkeys(m for g in groups for m in table[g]))
+    if not groups or not cats:
+        raise ValueError("plot_grouped_bars: empty table")
+    fig, ax = plt.subplots(figsize=(1.6 + 1.8 * len(cats), 4), constrained_layout=True)
+    width = 0.8 / len(groups)
+    x = np.arange(len(cats))
+    for i, g in enumerate(groups):
+        vals = [float(table[g].get(m, np.nan)) for m in cats]
+        bars = ax.bar(x + (i - (len(groups) - 1) / 2) * width, vals, width, label=g,
+                      color=_GROUP_COLOURS.get(g))
+        ax.bar_label(bars, fmt=fmt, fontsize=8)
+    ax.set_xticks(x, cats)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def pool_diagnostics_groups(diag: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """``mom.mining.pool_diagnostics`` output -> ``{group: {"P+ precision", "P- purity"}}``
+    for MoM, the Euclidean baseline, and Euclidean neighbours at P+'s depth."""
+    groups = {"mom": {"P+ precision": diag["pos_precision"], "P- purity": diag["neg_purity"]}}
+    if "baseline_pos_precision" in diag:
+        groups["euclidean"] = {"P+ precision": diag["baseline_pos_precision"],
+                               "P- purity": diag["baseline_neg_purity"]}
+    groups["Euclidean ranks k+ +1..."] = {"P+ precision": diag["pos_precision_euclid"]}
+    return {g: {k: float(v) for k, v in m.items()} for g, m in groups.items()}
+
+
+def plot_pool_diagnostics(diag: Mapping[str, Any]) -> Figure:
+    """Bars of P+ precision and P- purity (``mom.mining.pool_diagnostics`` output);
+    labels are used for this display only."""
+    return plot_grouped_bars(pool_diagnostics_groups(diag), ylabel="fraction",
+                             title="pool diagnostics (labels used for display only)")
+
+
+def plot_recalls(results: Mapping[str, Mapping[str, float]], ks: Sequence[int] = (1, 2, 4, 8),
+                 reference: Mapping[str, Mapping[str, float]] | None = None) -> Figure:
+    """Recall@K against K (log2 axis) per method; ``reference`` rows (the paper's) dashed."""
+    fig, ax = plt.subplots(figsize=(6, 4.2), constrained_layout=True)
+    for style, table in (("-o", results), ("--", reference or {})):
+        for name, m in table.items():
+            ys = [m.get(f"recall@{k}", np.nan) for k in ks]
+            ax.plot(ks, ys, style, label=name, color=_GROUP_COLOURS.get(name))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(ks), [str(k) for k in ks])
+    ax.set_xlabel("K"), ax.set_ylabel("Recall@K (%)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_metric_bars(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *,
+                     label: str = "method", title: str | None = None) -> Figure:
+    """Grouped bars, one group per column (metric), one bar per row (method)."""
+    if not rows:
+        raise ValueError("plot_metric_bars: no rows")
+    fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(columns), 4.2), constrained_layout=True)
+    width = 0.8 / len(rows)
+    x = np.arange(len(columns))
+    for i, row in enumerate(rows):
+        vals = [float(row.get(c, np.nan)) for c in columns]
+        bars = ax.bar(x + (i - (len(rows) - 1) / 2) * width, vals, width,
+                      label=str(row[label]), color=_GROUP_COLOURS.get(str(row[label])),
+                      hatch="//" if row.get("source") == "paper" else None)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(x, list(columns))
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncol=2)
+    return fig
+
+
+def gallery_ids(pools: Any, features: np.ndarray, position: int, n: int = 5,
+                seed: int = 0) -> dict[str, np.ndarray]:
+    """Rows of Figure 3 for the anchor at ``position`` in ``pools``: the first ``n``
+    of P+, its Euclidean NN^e_3 (anchor excluded), the first ``n`` of P-, and ``n``
+    random points of X minus NN^e_3 (seeded)."""
+    anchor = int(pools.anchors[position])
+    sims = np.asarray(features) @ np.asarray(features)[anchor]  # (N,)
+    order = np.argsort(-sims, kind="stable")
+    nn3 = order[order != anchor][:3]
+    rest = np.setdiff1d(np.arange(len(sims)), np.append(nn3, anchor))
+    rng = np.random.default_rng(seed)
+    return {
+        "P+": np.asarray(pools.positives[position][:n], dtype=np.int64),
+        "NN^e_3": nn3.astype(np.int64),
+        "P-": np.asarray(pools.negatives[position][:n], dtype=np.int64),
+        "X \\ NN^e_3": rng.choice(rest, size=min(n, len(rest)), replace=False).astype(np.int64),
+    }
+
+
+def plot_gallery(blocks: Sequence[tuple[Any, Mapping[str, Sequence[tuple[Any, str | None, str]]]]],
+                 *, thumb_inches: float = 1.1) -> Figure:
+    """Image grid: each block is ``(anchor_image, {row_name: [(image, frame, caption)]})``.
+
+    The anchor sits in column 0 of the block's first row; ``frame`` is a colour
+    (e.g. ``SAME``/``OTHER``) or None for no frame.
+    """
+    n_rows = sum(len(rows) for _, rows in blocks)
+    n_cols = 1 + max((len(items) for _, rows in blocks for items in rows.values()), default=0)
+    if n_rows == 0:
+        raise ValueError("plot_gallery: nothing to show")
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(thumb_inches * n_cols, thumb_inches * 1.15 * n_rows),
+                             squeeze=False)
+    r = 0
+    for anchor_image, rows in blocks:
+        for j, (name, items) in enumerate(rows.items()):
+            for c in range(n_cols):
+                _blank(axes[r, c])
+            if j == 0:
+                _show(axes[r, 0], anchor_image, "tab:blue", "anchor")
+            axes[r, 1].set_ylabel(name, fontsize=9)
+            for c, (image, frame, caption) in enumerate(items, start=1):
+                _show(axes[r, c], image, frame, caption)
+            r += 1
+    fig.subplots_adjust(wspace=0.08, hspace=0.35, left=0.06, right=0.99, top=0.98, bottom=0.02)
+    return fig
+
+
+def gallery_figure(dataset: Any, pools: Any, features: np.ndarray, positions: Sequence[int],
+                   *, n: int = 5, labels: np.ndarray | None = None, size: int = 96,
+                   seed: int = 0) -> Figure:
+    """Figure 3: for each anchor position, rows P+, NN^e_3, P-, X minus NN^e_3, framed
+    green (anchor's class) or red (another class) when ``labels`` are given."""
+    blocks = []
+    for p in positions:
+        anchor = int(pools.anchors[p])
+        rows = {}
+        for name, ids in gallery_ids(pools, features, p, n=n, seed=seed + int(p)).items():
+            frames = _label_colours(labels, anchor, ids) if labels is not None else [None] * len(ids)
+            rows[name] = [(thumbnail(dataset, j, size), f, f"#{j}") for j, f in zip(ids, frames)]
+        blocks.append((thumbnail(dataset, anchor, size), rows))
+    return plot_gallery(blocks)
+
+
+def thumbnail(dataset: Any, i: int, size: int = 96):
+    """``dataset.thumbnail(i, size)`` where the dataset has one, else a resized ``dataset[i][0]``."""
+    if hasattr(dataset, "thumbnail"):
+        return dataset.thumbnail(int(i), size)
+    image = dataset[int(i)][0].copy()
+    image.thumbnail((size, size))
+    return image
+
+
+def save_figure(fig: Figure, path_stem: str | Path, *, dpi: int = 110) -> list[Path]:
+    """Write ``<path_stem>.png`` and ``<path_stem>.svg`` atomically; return both paths."""
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "svg"):
+        path = stem.with_name(stem.name + "." + ext)
+        with atomic_write(path, "wb") as fh:
+            fig.savefig(fh, format=ext, dpi=dpi, bbox_inches="tight")
+        paths.append(path)
+    return paths
+
+
+def _label_colours(labels, anchor: int, ids: np.ndarray) -> np.ndarray:
+    if labels is None:
+        return np.array(["k"] * len(ids), dtype=object)
+    labels = np.asarray(labels)
+    return np.where(labels[np.asarray(ids, dtype=np.int64)] == labels[anchor], SAME, OTHER).astype(object)
+
+
+def _show(ax, image, frame: str | None, caption: str | None) -> None:
+    ax.imshow(np.asarray(image), cmap="gray" if np.asarray(image).ndim == 2 else None)
+    _blank(ax, frame)
+    if caption:
+        ax.set_title(caption, fontsize=7, pad=2)
+
+
+def _blank(ax, frame: str | None = None) -> None:
+    ax.set_xticks([]), ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(frame is not None)
+        if frame is not None:
+            spine.set_edgecolor(frame)
+            spine.set_linewidth(3)
+
+
+def _coords(coords) -> np.ndarray:
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim != 2 or coords.shape[1] != 2:
+        raise ValueError(f"expected 2-D coordinates of shape (N, 2), got {coords.shape}")
+    return coords
+
+
+def _vector(values, n: int, name: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (n,) or not np.all(np.isfinite(values)):
+        raise ValueError(f"{name}: expected {n} finite values, got shape {values.shape}"
+                         + ("" if values.shape != (n,) else " with NaN/inf"))
+    return values
