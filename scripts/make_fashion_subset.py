@@ -10,13 +10,12 @@ and their index in that file. Source: the Debian package dataset-fashion-mnist
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from mom.datasets.fashion_mnist import BUNDLED_PATH, DEFAULT_ROOT, read_fashion_idx, select_per_class
+from mom.io import atomic_write
 
 
 def build_subset(root: str, per_class: int) -> dict[str, np.ndarray]:
@@ -34,14 +33,8 @@ def main() -> None:
     args = ap.parse_args()
     arrays = build_subset(args.root, args.per_class)
     out = Path(args.out)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(out) as f:
+        np.savez_compressed(f, **arrays)
     print(f"wrote {out}: {len(arrays['labels'])} images, {out.stat().st_size} bytes")
 
 

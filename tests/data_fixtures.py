@@ -6,11 +6,15 @@ encodes (class, index), so a test can check which file was read.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
+import http.server
 import io
 import pickle
 import struct
 import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +59,7 @@ def make_cub(root: Path, classes: dict[int, int] = CUB_CLASSES) -> Path:
 
 def make_tgz(folder: Path, archive: Path) -> Path:
     """Pack ``folder`` into ``archive`` (.tgz) with the folder's name as top entry."""
+    Path(archive).parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname=Path(folder).name)
     return archive
@@ -122,3 +127,23 @@ def make_fashion_idx(root: Path, n_train: int = 30, n_test: int = 20, gz: bool =
             else:
                 (root / name).write_bytes(raw)
     return root
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path):
+    """Serve ``folder`` over HTTP on 127.0.0.1 (a free port) in a thread; yield the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output clean
+        pass

@@ -5,8 +5,15 @@ Every dataset: ``len(ds)``, ``ds[i] -> (PIL RGB image, int label)``,
 ``ds.thumbnail(i, size)``; file-backed ones also ``ds.paths``.
 """
 from .base import ArrayDataset, FileDataset, ImageDataset, Subset, find_corrupt, open_image, to_rgb
+from .cub import CUB200
+from .download import check_integrity, download_url, extract_archive
+from .factory import DATASETS, build_dataset
 from .fashion_mnist import FASHION_CLASSES, FashionMNIST
+from .folder import ImageFolder
 from .idx import read_idx
+from .oxford import RevisitedOxfordParis
 
 __all__ = ["ImageDataset", "FileDataset", "ArrayDataset", "Subset", "find_corrupt",
-           "open_image", "to_rgb", "read_idx", "FashionMNIST", "FASHION_CLASSES"]
+           "open_image", "to_rgb", "read_idx", "download_url", "check_integrity",
+           "extract_archive", "CUB200", "FashionMNIST", "FASHION_CLASSES", "ImageFolder",
+           "RevisitedOxfordParis", "build_dataset", "DATASETS"]
