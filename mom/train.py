@@ -1,0 +1,383 @@
+"""Fine-tuning on mined tuples (SPEC sections 7-8): the model, the loop, checkpoints.
+
+Each epoch: re-embed the training set with the current model (test
+transform), draw the epoch's tuples (:func:`mom.sampler.sample_epoch`),
+then SGD over batches of ``batch_size`` tuples (drop last) with the triplet or
+contrastive loss. ``pools.select(cfg.pools)`` picks the manifold pools or the
+Euclidean baseline; both run through this same code. BatchNorm statistics stay
+frozen when ``freeze_bn`` (SPEC 11). Under torchrun, or with
+``distributed=True``, training is data parallel; see :mod:`mom.distributed`
+for the batch semantics.
+
+Files in ``out_dir``: ``checkpoint.pt`` (every epoch, atomic: model,
+optimiser, scheduler, RNG states, history), ``train.json`` (config, per-epoch
+metrics, package versions, git commit) and, at the end, ``model.pt`` (weights
++ backbone meta + configs).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import distributed as ddp
+from .config import EmbedConfig, TrainConfig, config_to_dict
+from .io import atomic_write, env_info, save_json
+from .sampler import sample_epoch
+
+__all__ = ["TrainResult", "build_model", "pca_head", "set_trainable", "freeze_batchnorm",
+           "make_optimizer", "NormLinear", "TupleImages", "tuple_loss", "train", "CHECKPOINT", "LOG"]
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "train.json"
+WEIGHTS = "model.pt"
+# fields that may change between a run and its resumption without changing the result
+_RESUMABLE_CHANGES = ("epochs", "device", "num_workers")
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # the trained model, unwrapped (no DDP), on the training device
+    history: list[dict] = field(default_factory=list)  # one dict per epoch
+
+
+# ----------------------------------------------------------------------------- model
+class NormLinear(nn.Linear):
+    """Linear map of the L2-normalised input: ``W x/||x|| + b``. The head sees the
+    descriptor exactly as mining did (pooled, L2-normalised; SPEC 2)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C) -> (B, D)
+        return super().forward(nn.functional.normalize(x.float(), dim=1))
+
+
+def pca_head(features: np.ndarray, dim: int) -> NormLinear:
+    """Head projecting onto the top-``dim`` principal directions of the L2-normalised
+    rows of ``features`` (N, C), centred: ``weight = P``, ``bias = -P @ mean``. Label-free."""
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or not np.isfinite(x).all():
+        raise ValueError(f"pca_head: features must be a finite (N, C) array, got shape {x.shape}")
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # (N, C) unit rows
+    n, c = x.shape
+    if dim > min(n, c):
+        raise ValueError(f"pca_head: embedding_dim={dim} exceeds min(N={n}, C={c}) principal directions")
+    mean = x.mean(axis=0)  # (C,)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)  # rows: directions, by variance
+    p = vt[:dim]  # (dim, C)
+    p *= np.sign(p[np.arange(dim), np.abs(p).argmax(axis=1)])[:, None]  # deterministic signs
+    head = NormLinear(c, dim)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(p))
+        head.bias.copy_(torch.from_numpy(-p @ mean))
+    return head
+
+
+def build_model(embed_cfg: EmbedConfig, train_cfg: TrainConfig, init_features: np.ndarray | None = None,
+                backbone: nn.Module | None = None) -> nn.Module:
+    """Backbone + pooling (+ multi-scale sum) + L2 + Linear(C, embedding_dim) + L2 (an EmbeddingNet).
+
+    Args:
+        embed_cfg: backbone name/weights and pooling.
+        train_cfg: ``embedding_dim``, ``head_init`` ("pca" | "random"), ``trainable``.
+        init_features: (N, C) descriptors of the training images -- the mining
+            descriptors of ``mom.embed`` without whitening, C = backbone.out_channels --
+            required for ``head_init="pca"``; the untrained model then embeds by their PCA.
+        backbone: any module with the Backbone interface, instead of building
+            ``embed_cfg.backbone`` (tests use a tiny one).
+    Returns the model in eval mode, ``requires_grad`` set by ``train_cfg.trainable``.
+    """
+    from .extract import EmbeddingNet
+    from .pooling import Pooling
+
+    if backbone is None:
+        from .backbones import build_backbone
+        backbone = build_backbone(embed_cfg.backbone, embed_cfg.weights)
+    c, dim = int(backbone.out_channels), int(train_cfg.embedding_dim)
+    if train_cfg.head_init == "pca":
+        if init_features is None:
+            raise ValueError("build_model: head_init='pca' needs init_features, the (N, C) "
+                             "descriptors of the training images")
+        if np.shape(init_features)[1] != c:
+            raise ValueError(f"build_model: init_features have {np.shape(init_features)[1]} dims, the "
+                             f"backbone gives {c} channels (pass the unwhitened pooled descriptors)")
+        head = pca_head(init_features, dim)
+    elif train_cfg.head_init == "random":
+        head = NormLinear(c, dim)
+    else:
+        raise ValueError(f"train.head_init must be 'pca' or 'random', got {train_cfg.head_init!r}")
+    pooling = Pooling(embed_cfg.pooling, p=embed_cfg.gem_p, levels=embed_cfg.rmac_levels)
+    model = EmbeddingNet(backbone, pooling, head, scales=embed_cfg.scales)
+    set_trainable(model, train_cfg.trainable)
+    return model.eval()
+
+
+def set_trainable(model: nn.Module, trainable: str) -> list[nn.Parameter]:
+    """Set ``requires_grad``: "all"; "head"; "last:K" (the last K ``backbone.blocks``
+    + head). Pooling parameters keep their own setting (GeM's ``learn_p``).
+    Returns the trainable parameters."""
+    pooling = getattr(model, "pooling", None)
+    own = {id(p) for p in pooling.parameters()} if isinstance(pooling, nn.Module) else set()
+    if trainable == "all":
+        parts = [model]
+    elif trainable == "head" or trainable.startswith("last:"):
+        parts = [model.head]
+        if trainable != "head":
+            try:
+                k = int(trainable.split(":", 1)[1])
+            except ValueError:
+                k = -1
+            blocks = list(model.backbone.blocks)
+            if not 0 <= k <= len(blocks):
+                raise ValueError(f"train.trainable={trainable!r}: K must be 0..{len(blocks)}")
+            parts += blocks[len(blocks) - k:]
+    else:
+        raise ValueError(f"train.trainable must be 'all', 'head' or 'last:K', got {trainable!r}")
+    chosen = {id(p) for part in parts for p in part.parameters()}
+    for p in model.parameters():
+        if id(p) not in own:
+            p.requires_grad_(id(p) in chosen)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"train.trainable={trainable!r} leaves no parameter to train")
+    return params
+
+
+def freeze_batchnorm(model: nn.Module) -> int:
+    """Put every BatchNorm module in eval mode (running statistics frozen). Returns the count."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.eval()
+    return len(bns)
+
+
+def make_optimizer(params, cfg: TrainConfig):
+    """The paper's SGD (momentum, dampening, weight decay) and lr x lr_gamma after lr_step_epoch."""
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, dampening=cfg.dampening,
+                          weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[cfg.lr_step_epoch], gamma=cfg.lr_gamma)
+    return opt, sched
+
+
+# ----------------------------------------------------------------------------- data
+class TupleImages(torch.utils.data.Dataset):
+    """Item t: the images of tuple t stacked (2 + K, 3, H, W) and its weight."""
+
+    def __init__(self, dataset, ids: np.ndarray, weights: np.ndarray, transform: Callable):
+        self.dataset, self.ids, self.weights, self.transform = dataset, ids, weights, transform  # (T, 2+K)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, t: int):
+        imgs = [self.transform(self.dataset[int(i)][0]) for i in self.ids[t]]
+        return torch.stack(imgs), torch.tensor(self.weights[t], dtype=torch.float32)
+
+
+def tuple_loss(z: torch.Tensor, weights: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """Loss of a batch of embedded tuples ``z`` (B, 2 + K, D): anchor, positive, K negatives."""
+    from .losses import contrastive_loss, triplet_loss
+
+    za, zp, zn = z[:, 0], z[:, 1], z[:, 2:]  # (B, D), (B, D), (B, K, D)
+    if cfg.loss == "triplet":  # K > 1: the mean of the K triplet losses
+        return torch.stack([triplet_loss(za, zp, zn[:, k], weights=weights, margin=cfg.margin)
+                            for k in range(zn.shape[1])]).mean()
+    if cfg.loss == "contrastive":
+        return contrastive_loss(za, zp, zn, margin=cfg.margin)  # unweighted, as SPEC 8
+    raise ValueError(f"train.loss must be 'triplet' or 'contrastive', got {cfg.loss!r}")
+
+
+# ----------------------------------------------------------------------------- state
+def _rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(s: dict) -> None:
+    random.setstate(s["python"])
+    np.random.set_state(s["numpy"])
+    torch.set_rng_state(s["torch"])
+    if s.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def _resumable_config(cfg: TrainConfig) -> dict:
+    d = config_to_dict(cfg)
+    return {k: v for k, v in d.items() if k not in _RESUMABLE_CHANGES}
+
+
+def _save_checkpoint(path: Path, state: dict, epoch: int) -> None:
+    try:
+        with atomic_write(path, "wb") as fh:
+            torch.save(state, fh)
+    except OSError as exc:
+        raise OSError(exc.errno, f"checkpoint of epoch {epoch} could not be written to {str(path)!r} "
+                                 f"({exc.strerror or exc}); the previous checkpoint is left intact") from exc
+
+
+# ----------------------------------------------------------------------------- loop
+def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig,
+          out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
+          eval_fn: Callable[[nn.Module, int], dict] | None = None, distributed: bool | None = None,
+          transforms: tuple[Callable, Callable] | None = None) -> TrainResult:
+    """Fine-tune ``model`` on tuples from ``pools.select(cfg.pools)`` (SPEC 7-8).
+
+    Args:
+        model: maps (B, 3, H, W) to L2-normalised (B, D); usually from :func:`build_model`.
+        dataset: the training images (``ds[i] -> (PIL image, label)``; labels unused).
+        pools: mined ``Pools``; ``cfg.pools`` chooses "mom" or the "euclidean" baseline.
+        cfg, embed_cfg: training and embedding configs (embed_cfg: extraction batch size).
+        out_dir: where checkpoint.pt / train.json / model.pt go (None: nothing written).
+        resume: continue from ``out_dir/checkpoint.pt`` if it exists.
+        eval_fn: ``eval_fn(model, epoch) -> dict`` after each epoch (rank 0); merged into history.
+        distributed: True = data parallel over the torch.distributed environment;
+            None = only when launched by torchrun (RANK/WORLD_SIZE set).
+        transforms: (train, test) image transforms; default ``make_transform`` of
+            ``model.backbone.meta`` at ``cfg.image_size``.
+    Returns ``TrainResult(model, history)``. Raises FloatingPointError on a non-finite loss.
+    """
+    from .extract import extract, make_transform, resolve_device
+
+    pools = pools.select(cfg.pools) if hasattr(pools, "select") else pools
+    if len(pools) == 0:
+        raise ValueError(f"train: the {cfg.pools!r} pool set is empty (no anchor with non-empty "
+                         "P+ and P-); nothing to train on - check the mining depths")
+    n_tuples = int(cfg.tuples_per_epoch or len(dataset))
+    if n_tuples < cfg.batch_size:
+        raise ValueError(f"train: {n_tuples} tuples per epoch give no full batch of {cfg.batch_size}")
+    device = resolve_device(cfg.device)
+    info = ddp.setup(distributed, device)
+    try:
+        if info.active and device.type == "cuda":
+            device = torch.device("cuda", info.local_rank)
+            torch.cuda.set_device(device)
+        return _train(model, dataset, pools, cfg, embed_cfg, out_dir, resume, progress, eval_fn,
+                      transforms, device, info, n_tuples, extract, make_transform)
+    finally:
+        ddp.teardown(info)
+
+
+def _train(model, dataset, pools, cfg, embed_cfg, out_dir, resume, progress, eval_fn, transforms,
+           device, info, n_tuples, extract, make_transform) -> TrainResult:
+    if transforms is None:
+        meta = model.backbone.meta
+        transforms = (make_transform(meta, cfg.image_size, train=cfg.augment),
+                      make_transform(meta, cfg.image_size, train=False))
+    train_tf, test_tf = transforms
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("train: the model has no parameter with requires_grad")
+    opt, sched = make_optimizer(params, cfg)
+    sampler_rng = np.random.default_rng(cfg.seed)  # same on every rank: same tuple list
+    history: list[dict] = []
+    start = 0
+    ckpt_path = out / CHECKPOINT if out is not None else None
+    if resume and ckpt_path is not None and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)  # our own file
+        if ck["config"] != _resumable_config(cfg):
+            diff = sorted(k for k in ck["config"] if ck["config"][k] != _resumable_config(cfg).get(k))
+            raise ValueError(f"resume: {str(ckpt_path)!r} was written with different settings {diff}")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        sampler_rng.bit_generator.state = ck["sampler_rng"]
+        _set_rng_state(ck["rng"][info.rank if len(ck["rng"]) == info.world_size else 0])
+        history, start = list(ck["history"]), int(ck["epoch"])
+    else:  # per-rank seeds: augmentation differs across ranks, tuples do not
+        random.seed(cfg.seed + info.rank)
+        np.random.seed(cfg.seed + info.rank)
+        torch.manual_seed(cfg.seed + info.rank)
+
+    net = model
+    if info.active:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    use_amp = bool(cfg.amp) and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    local = ddp.local_batches(n_tuples, cfg.batch_size, info)  # tuple ids of this rank
+    b = cfg.batch_size // info.world_size
+
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        shard = torch.utils.data.Subset(dataset, range(info.rank, len(dataset), info.world_size))
+        emb = extract(model, shard if info.active else dataset, test_tf, device=device,
+                      batch_size=embed_cfg.batch_size, num_workers=cfg.num_workers, progress=False)
+        emb = ddp.gather_rows(torch.from_numpy(np.ascontiguousarray(emb)).to(device),
+                              len(dataset), info).cpu().numpy()  # (N, D)
+        t1 = time.perf_counter()
+        tup = sample_epoch(pools, emb, n_tuples, cfg.hard_negatives, cfg.n_negatives, sampler_rng)
+        ids = np.concatenate([tup.anchor[:, None], tup.positive[:, None], tup.negative], axis=1)
+        loader = torch.utils.data.DataLoader(
+            TupleImages(dataset, ids[local], tup.weight[local], train_tf), batch_size=b,
+            shuffle=False, drop_last=True, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+        t2 = time.perf_counter()
+        model.train()
+        if cfg.freeze_bn:
+            freeze_batchnorm(model)
+        lr = opt.param_groups[0]["lr"]
+        losses = []
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or not info.is_main,
+                   leave=False)
+        for step, (x, w) in enumerate(bar):
+            x, w = x.to(device, non_blocking=True), w.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=use_amp) if use_amp else contextlib.nullcontext():
+                z = net(x.flatten(0, 1)).view(x.shape[0], x.shape[1], -1)  # (b, 2+K, D)
+                loss = tuple_loss(z.float(), w, cfg)
+            mean_loss = float(ddp.all_mean(loss.detach(), info))
+            if not math.isfinite(mean_loss):
+                where = f" (last good checkpoint: {str(ckpt_path)!r})" if ckpt_path is not None else ""
+                raise FloatingPointError(f"train: non-finite loss {mean_loss} at epoch {epoch + 1}, "
+                                         f"step {step + 1}/{len(loader)}{where}; try a lower lr")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            losses.append(mean_loss)
+            bar.set_postfix(loss=f"{mean_loss:.4f}")
+        sched.step()
+        model.eval()
+        t3 = time.perf_counter()
+        rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": lr, "steps": len(losses),
+               "tuples": len(losses) * cfg.batch_size, "embed_s": round(t1 - t0, 3),
+               "sample_s": round(t2 - t1, 3), "train_s": round(t3 - t2, 3),
+               "tuples_per_s": len(losses) * cfg.batch_size / max(t3 - t1, 1e-9)}
+        if eval_fn is not None and info.is_main:
+            rec.update(eval_fn(model, epoch + 1))
+        history.append(rec)
+        states = ddp.gather_objects(_rng_state(), info)
+        if out is not None and info.is_main:
+            _save_checkpoint(ckpt_path, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "rng": states, "sampler_rng": sampler_rng.bit_generator.state,
+                "epoch": epoch + 1, "history": history, "config": _resumable_config(cfg)}, epoch + 1)
+            _write_log(out / LOG, cfg, embed_cfg, pools, history, info, done=False)
+        ddp.barrier(info)
+
+    if out is not None and info.is_main:
+        meta = getattr(getattr(model, "backbone", None), "meta", None)
+        with atomic_write(out / WEIGHTS, "wb") as fh:
+            torch.save({"state_dict": model.state_dict(), "meta": meta,
+                        "train_config": config_to_dict(cfg), "embed_config": config_to_dict(embed_cfg)}, fh)
+        _write_log(out / LOG, cfg, embed_cfg, pools, history, info, done=True)
+    ddp.barrier(info)
+    return TrainResult(model, history)
+
+
+def _write_log(path: Path, cfg, embed_cfg, pools, history, info, done: bool) -> None:
+    save_json(path, {"train_config": config_to_dict(cfg), "embed_config": config_to_dict(embed_cfg),
+                     "pools": {"method": getattr(pools, "method", cfg.pools), "n_anchors": len(pools)},
+                     "world_size": info.world_size, "history": history, "finished": done,
+                     "weights": WEIGHTS if done else None, "env": env_info()})

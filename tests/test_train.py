@@ -1,0 +1,256 @@
+"""Model building, the training loop, checkpoints, resumption and faults (tiny CPU models)."""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import mom.train as mt
+from mom.train import (build_model, freeze_batchnorm, make_optimizer, pca_head, set_trainable,
+                       train, tuple_loss)
+from train_fixtures import (TinyBackbone, TinyImages, state_of, tiny_configs, tiny_model,
+                            tiny_pools)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+
+
+def descriptors(backbone, pooling, x):
+    with torch.no_grad():
+        return pooling(backbone.eval().features(x)).numpy()  # (N, C)
+
+
+def test_pca_head_is_centred_projection_on_top_directions():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 6)) * np.array([5, 4, 3, 0.5, 0.2, 0.1]) + 2.0
+    head = pca_head(x, 3)
+    W, b = head.weight.detach().double().numpy(), head.bias.detach().double().numpy()
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)  # the head sees L2-normalised rows
+    mean = xn.mean(0)
+    evals, evecs = np.linalg.eigh(np.cov(xn.T))
+    top = evecs[:, ::-1][:, :3]  # (C, 3) reference: eigenvectors of the covariance
+    np.testing.assert_allclose(W @ W.T, np.eye(3), atol=1e-6)  # orthonormal rows
+    np.testing.assert_allclose(W.T @ W, top @ top.T, atol=1e-5)  # the same subspace
+    np.testing.assert_allclose(b, -W @ mean, atol=1e-5)
+    y = head(torch.from_numpy(x).float()).detach().numpy()
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-4)  # centred
+    assert np.all(np.diff(y.var(0)) < 0)  # by variance, descending
+    with pytest.raises(ValueError, match="exceeds"):
+        pca_head(x[:2], 3)
+    with pytest.raises(ValueError, match="finite"):
+        pca_head(np.full((5, 6), np.nan), 2)
+
+
+def test_build_model_pca_init_gives_the_untrained_embedding():
+    from mom.pooling import Pooling
+
+    embed_cfg, cfg = tiny_configs(head_init="pca")
+    bb = TinyBackbone()
+    torch.manual_seed(0)
+    x = torch.randn(30, 3, 16, 16)
+    feats = descriptors(bb, Pooling("gap"), x)  # (30, 8)
+    model = build_model(embed_cfg, cfg, init_features=feats, backbone=bb)
+    assert not model.training
+    with torch.no_grad():
+        z = model(x).numpy()
+    xn = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    evecs = np.linalg.eigh(np.cov(xn.T.astype(np.float64)))[1][:, ::-1][:, :4]  # (C, 4)
+    ref = (xn - xn.mean(0)) @ evecs
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    np.testing.assert_allclose(z @ z.T, ref @ ref.T, atol=1e-4)  # equal up to component signs
+    with pytest.raises(ValueError, match="needs init_features"):
+        build_model(embed_cfg, cfg, backbone=TinyBackbone())
+    with pytest.raises(ValueError, match="unwhitened"):
+        build_model(embed_cfg, cfg, init_features=feats[:, :5], backbone=TinyBackbone())
+    with pytest.raises(ValueError, match="head_init"):
+        build_model(embed_cfg, dataclasses.replace(cfg, head_init="xavier"), backbone=TinyBackbone())
+
+
+def test_set_trainable_modes():
+    embed_cfg, cfg = tiny_configs()
+    model = tiny_model(embed_cfg, cfg)
+    names = lambda: {n.split(".")[0] + ("." + n.split(".")[2] if n.startswith("backbone") else "")
+                     for n, p in model.named_parameters() if p.requires_grad}
+    set_trainable(model, "head")
+    assert names() == {"head"}
+    set_trainable(model, "last:1")
+    assert names() == {"head", "backbone.1"}
+    set_trainable(model, "all")
+    assert names() == {"head", "backbone.0", "backbone.1"}
+    for bad in ("last:7", "last:x", "some"):
+        with pytest.raises(ValueError, match="trainable"):
+            set_trainable(model, bad)
+
+
+def test_optimizer_is_the_papers():
+    _, cfg = tiny_configs(lr=0.01, lr_step_epoch=2, lr_gamma=0.1)
+    opt, sched = make_optimizer([nn.Parameter(torch.zeros(2))], cfg)
+    g = opt.param_groups[0]
+    assert (g["momentum"], g["dampening"], g["weight_decay"]) == (0.9, 0.9, 5e-4)
+    lrs = []
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(lrs, [0.01, 0.01, 0.001, 0.001])
+
+
+def test_tuple_loss_dispatch():
+    z = nn.functional.normalize(torch.randn(5, 4, 3), dim=2)  # (B, 2+K, D), K = 2
+    w = torch.rand(5)
+    from mom.losses import contrastive_loss, triplet_loss
+    _, cfg = tiny_configs(loss="triplet", margin=0.5)
+    ref = (triplet_loss(z[:, 0], z[:, 1], z[:, 2], weights=w, margin=0.5)
+           + triplet_loss(z[:, 0], z[:, 1], z[:, 3], weights=w, margin=0.5)) / 2
+    torch.testing.assert_close(tuple_loss(z, w, cfg), ref)
+    _, cfg = tiny_configs(loss="contrastive", margin=0.7)
+    torch.testing.assert_close(tuple_loss(z, w, cfg), contrastive_loss(z[:, 0], z[:, 1], z[:, 2:], margin=0.7))
+    with pytest.raises(ValueError, match="loss"):
+        tuple_loss(z, w, tiny_configs(loss="hinge")[1])
+
+
+def test_train_writes_records_and_keeps_bn_frozen(tmp_path):
+    embed_cfg, cfg = tiny_configs(epochs=2, lr_step_epoch=1, lr_gamma=0.5)
+    model = tiny_model(embed_cfg, cfg)
+    bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    before = [m.running_mean.clone() for m in bn]
+    w0 = model.head.weight.detach().clone()
+    seen = []
+    res = train(model, TinyImages(), tiny_pools(), cfg, embed_cfg, out_dir=tmp_path, progress=False,
+                eval_fn=lambda m, e: seen.append(e) or {"probe": float(e)})
+    assert res.model is model and seen == [1, 2]
+    for m, b in zip(bn, before):
+        torch.testing.assert_close(m.running_mean, b)  # statistics frozen
+    assert not torch.equal(model.head.weight, w0)  # but the weights trained
+    h = res.history
+    assert [r["epoch"] for r in h] == [1, 2] and [r["probe"] for r in h] == [1.0, 2.0]
+    assert [r["lr"] for r in h] == [0.05, 0.025] and all(r["steps"] == 2 for r in h)
+    assert all(np.isfinite(r["loss"]) and r["tuples_per_s"] > 0 for r in h)
+    log = json.loads((tmp_path / "train.json").read_text())
+    assert log["finished"] and log["train_config"]["epochs"] == 2 and len(log["history"]) == 2
+    assert log["pools"]["method"] == "mom" and "torch" in log["env"] and "git_commit" in log["env"]
+    saved = torch.load(tmp_path / "model.pt", weights_only=False)
+    assert saved["meta"]["name"] == "tiny"
+    torch.testing.assert_close(saved["state_dict"]["head.weight"], model.head.weight)
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert ck["epoch"] == 2 and {"model", "optimizer", "scheduler", "rng", "history"} <= set(ck)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "model.pt", "train.json"]
+
+
+def test_bn_statistics_move_without_freeze():
+    embed_cfg, cfg = tiny_configs(epochs=1, freeze_bn=False)
+    model = tiny_model(embed_cfg, cfg)
+    bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    train(model, TinyImages(), tiny_pools(), cfg, embed_cfg, progress=False)
+    assert not torch.allclose(bn.running_mean, before)
+    assert freeze_batchnorm(model.train()) == 2 and not bn.training
+
+
+def test_baseline_pools_run_through_the_same_code(monkeypatch):
+    embed_cfg, cfg = tiny_configs(epochs=1, pools="euclidean")
+    used = []
+    real = mt.sample_epoch
+    monkeypatch.setattr(mt, "sample_epoch", lambda p, *a: used.append(p.method) or real(p, *a))
+    train(tiny_model(embed_cfg, cfg), TinyImages(), tiny_pools(), cfg, embed_cfg, progress=False)
+    assert used == ["euclidean"]
+
+
+def test_contrastive_with_several_negatives_trains():
+    embed_cfg, cfg = tiny_configs(epochs=1, loss="contrastive", margin=0.7, n_negatives=2,
+                                  hard_negatives=4, augment=False)
+    res = train(tiny_model(embed_cfg, cfg), TinyImages(), tiny_pools(), cfg, embed_cfg, progress=False)
+    assert np.isfinite(res.history[0]["loss"])
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    embed_cfg, cfg = tiny_configs(epochs=2)
+    ds, pools = TinyImages(), tiny_pools()
+    straight = train(tiny_model(embed_cfg, cfg), ds, pools, cfg, embed_cfg, out_dir=tmp_path / "a",
+                     progress=False)
+    # one epoch, then resume for the second
+    one = dataclasses.replace(cfg, epochs=1)
+    train(tiny_model(embed_cfg, one), ds, pools, one, embed_cfg, out_dir=tmp_path / "b", progress=False)
+    resumed = train(tiny_model(embed_cfg, cfg, seed=99), ds, pools, cfg, embed_cfg, out_dir=tmp_path / "b",
+                    resume=True, progress=False)
+    # a run killed during epoch 2 (before its checkpoint), then resumed
+    def kill(model, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return {}
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model(embed_cfg, cfg), ds, pools, cfg, embed_cfg, out_dir=tmp_path / "c",
+              progress=False, eval_fn=kill)
+    killed = train(tiny_model(embed_cfg, cfg, seed=5), ds, pools, cfg, embed_cfg, out_dir=tmp_path / "c",
+                   resume=True, progress=False)
+    ref = state_of(straight.model)
+    for other in (resumed, killed):
+        for k, v in state_of(other.model).items():
+            torch.testing.assert_close(v, ref[k], rtol=0, atol=1e-6)
+        assert [r["loss"] for r in other.history] == pytest.approx([r["loss"] for r in straight.history])
+    with pytest.raises(ValueError, match="different settings.*margin"):
+        train(tiny_model(embed_cfg, cfg), ds, pools, dataclasses.replace(cfg, margin=0.1), embed_cfg,
+              out_dir=tmp_path / "b", resume=True, progress=False)
+
+
+def test_empty_pools_and_too_few_tuples():
+    embed_cfg, cfg = tiny_configs()
+    p = tiny_pools()
+    empty = dataclasses.replace(p, anchors=p.anchors[:0], pos_offsets=p.pos_offsets[:1],
+                                neg_offsets=p.neg_offsets[:1], baseline=None)
+    with pytest.raises(ValueError, match="empty"):
+        train(tiny_model(embed_cfg, cfg), TinyImages(), empty, cfg, embed_cfg, progress=False)
+    with pytest.raises(ValueError, match="no full batch"):
+        train(tiny_model(embed_cfg, cfg), TinyImages(), p, dataclasses.replace(cfg, tuples_per_epoch=5),
+              embed_cfg, progress=False)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    embed_cfg, cfg = tiny_configs(epochs=3)
+    real, calls = mt.tuple_loss, []
+
+    def poisoned(z, w, c):
+        calls.append(1)
+        loss = real(z, w, c)
+        return loss * float("nan") if len(calls) == 3 else loss  # epoch 2, step 1
+
+    monkeypatch.setattr(mt, "tuple_loss", poisoned)
+    model = tiny_model(embed_cfg, cfg)
+    with pytest.raises(FloatingPointError, match="epoch 2, step 1/2.*checkpoint"):
+        train(model, TinyImages(), tiny_pools(), cfg, embed_cfg, out_dir=tmp_path, progress=False)
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert ck["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+
+def test_full_disk_while_checkpointing(tmp_path, monkeypatch):
+    embed_cfg, cfg = tiny_configs(epochs=2)
+    ds, pools = TinyImages(), tiny_pools()
+    one = dataclasses.replace(cfg, epochs=1)
+    train(tiny_model(embed_cfg, one), ds, pools, one, embed_cfg, out_dir=tmp_path, progress=False)
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    real_save = torch.save
+
+    def full_disk(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="epoch 2.*No space left.*previous checkpoint is left intact") as ei:
+        train(tiny_model(embed_cfg, cfg), ds, pools, cfg, embed_cfg, out_dir=tmp_path, resume=True,
+              progress=False)
+    assert ei.value.errno == errno.ENOSPC
+    monkeypatch.setattr(torch, "save", real_save)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "model.pt", "train.json"]  # no tmp
+    # space freed: the run resumes from the intact checkpoint
+    res = train(tiny_model(embed_cfg, cfg), ds, pools, cfg, embed_cfg, out_dir=tmp_path, resume=True,
+                progress=False)
+    assert [r["epoch"] for r in res.history] == [1, 2]
