@@ -30,6 +30,14 @@ def test_rgba_is_composited_on_white(tmp_path):
     assert np.all(np.abs(out[1, 0] - 127) <= 1)
 
 
+def test_gray_alpha_is_composited_on_white(tmp_path):
+    a = np.array([[[50, 255], [50, 0]]], np.uint8)  # (1, 2, 2): opaque grey, transparent
+    p = tmp_path / "la.png"
+    Image.fromarray(a, "LA").save(p)
+    out = np.asarray(open_image(p))
+    assert tuple(out[0, 0]) == (50, 50, 50) and tuple(out[0, 1]) == (255, 255, 255)
+
+
 def test_palette_with_transparency_composited_on_white(tmp_path):
     img = Image.new("P", (2, 1))
     img.putpalette([10, 20, 30, 0, 255, 0] + [0] * 762)

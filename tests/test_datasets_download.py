@@ -2,6 +2,7 @@
 import hashlib
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +73,18 @@ def test_cub_download_true_over_http(tmp_path, cub_tgz, monkeypatch):
     assert len(ds) == 5 and (tmp_path / "data" / "CUB_200_2011.tgz").is_file()
     again = CUB200(tmp_path / "data", "test")  # now present: no download needed
     assert again.fingerprint() == ds.fingerprint()
+
+
+def test_cub_download_repairs_a_missing_image(tmp_path, cub_tgz, monkeypatch):
+    archive, md5 = cub_tgz
+    monkeypatch.setattr(cub, "CUB_URL", archive.as_uri())
+    monkeypatch.setattr(cub, "CUB_MD5", md5)
+    first = CUB200(tmp_path, "train", download=True, progress=False)
+    Path(first.paths[0]).unlink()
+    with pytest.raises(FileNotFoundError, match=Path(first.paths[0]).name):
+        CUB200(tmp_path, "train")
+    assert CUB200(tmp_path, "train", download=True, progress=False).paths == first.paths
+    assert Path(first.paths[0]).is_file()
 
 
 def test_cub_download_from_file_url_with_wrong_md5(tmp_path, cub_tgz, monkeypatch):

@@ -56,6 +56,9 @@ def test_bad_gnd_is_refused(tmp_path):
     pkl.write_bytes(pickle.dumps(data))
     with pytest.raises(ValueError, match="lacks"):
         RevisitedOxfordParis(tmp_path)
+    pkl.write_bytes(pickle.dumps(["a", "list"]))
+    with pytest.raises(ValueError, match="expected a dict"):
+        RevisitedOxfordParis(tmp_path)
     pkl.write_bytes(b"not a pickle")
     with pytest.raises(ValueError, match="gnd_roxford5k.pkl"):
         RevisitedOxfordParis(tmp_path)

@@ -61,9 +61,7 @@ def open_image(path: str | os.PathLike, box: Sequence[float] | None = None) -> I
     try:
         with Image.open(path) as img:
             img.load()  # decode now so a truncated file fails here, not later
-            rgb = to_rgb(img)
-            if rgb is img:
-                rgb = img.copy()
+            rgb = to_rgb(img)  # pixels are in memory: usable after the file closes
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path}") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:

@@ -21,7 +21,7 @@ import numpy as np
 from .base import FileDataset
 from .download import download_url, extract_archive
 
-__all__ = ["CUB200", "CUB_URL", "CUB_MD5", "find_cub_root", "download_cub200"]
+__all__ = ["CUB200", "CUB_URL", "CUB_MD5", "find_cub_root", "read_cub_split", "download_cub200"]
 
 CUB_URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"
 CUB_MD5 = "97eceeb196236b17998738112f37df78"
@@ -77,12 +77,42 @@ def _read_table(path: Path, ncols: int) -> dict[int, list[str]]:
     return table
 
 
+def read_cub_split(base: Path, split: str) -> tuple[list[int], list[Path], list[int], list[str]]:
+    """(image ids, paths, labels, 200 class names) of ``split``, in images.txt order.
+
+    Raises ``FileNotFoundError`` naming the first listed image that is missing.
+    """
+    images = _read_table(base / "images.txt", 2)
+    classes_of = _read_table(base / "image_class_labels.txt", 2)
+    classes = _read_table(base / "classes.txt", 2)
+    class_names = [classes[c][0] if c in classes else str(c) for c in range(1, 201)]
+    wanted = set(SPLIT_CLASSES[split])
+    ids, paths, labels = [], [], []
+    for image_id, (rel,) in images.items():
+        if image_id not in classes_of:
+            raise ValueError(f"{base / 'image_class_labels.txt'}: no class for image {image_id}")
+        class_id = int(classes_of[image_id][0])
+        if class_id in wanted:
+            ids.append(image_id)
+            paths.append(base / "images" / rel)
+            labels.append(class_id - 1)
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"CUB-200-2011 incomplete: {len(missing)} image(s) of images.txt missing, "
+            f"first {missing[0]}. {_how_to_get()}")
+    if not paths:
+        raise ValueError(f"{base}: no image of classes {min(wanted)}-{max(wanted)} in images.txt")
+    return ids, paths, labels, class_names
+
+
 class CUB200(FileDataset):
     """CUB-200-2011, ``split="train"`` (classes 1-100) or ``"test"`` (101-200).
 
     ``root`` holds ``CUB_200_2011/`` or is that folder. Attributes beyond the
     protocol: ``class_names`` (200 names, indexed by label), ``image_ids``
     (official 1-based ids), ``bboxes`` (N, 4) ``[x, y, w, h]`` or None.
+    ``download=True`` fetches and extracts the archive when anything is missing.
     """
 
     def __init__(self, root: str | os.PathLike, split: str = "train", download: bool = False,
@@ -91,32 +121,12 @@ class CUB200(FileDataset):
             raise ValueError(f"unknown CUB200 split {split!r}: use 'train' or 'test'")
         try:
             base = find_cub_root(root)
+            ids, paths, labels, self.class_names = read_cub_split(base, split)
         except FileNotFoundError:
             if not download:
                 raise
             base = download_cub200(root, progress=progress)
-        images = _read_table(base / "images.txt", 2)
-        classes_of = _read_table(base / "image_class_labels.txt", 2)
-        classes = _read_table(base / "classes.txt", 2)
-        self.class_names = [classes[c][0] if c in classes else str(c) for c in range(1, 201)]
-        wanted = set(SPLIT_CLASSES[split])
-        ids, paths, labels = [], [], []
-        for image_id, (rel,) in images.items():  # images.txt order
-            if image_id not in classes_of:
-                raise ValueError(f"{base / 'image_class_labels.txt'}: no class for image {image_id}")
-            class_id = int(classes_of[image_id][0])
-            if class_id in wanted:
-                ids.append(image_id)
-                paths.append(base / "images" / rel)
-                labels.append(class_id - 1)
-        missing = [p for p in paths if not p.is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"CUB-200-2011 incomplete: {len(missing)} image(s) of images.txt missing, "
-                f"first {missing[0]}. {_how_to_get()}")
-        if not paths:
-            raise ValueError(f"{base}: no image of classes {min(wanted)}-{max(wanted)} "
-                             f"in images.txt")
+            ids, paths, labels, self.class_names = read_cub_split(base, split)
         super().__init__(paths, labels, name=f"cub200-{split}", root=base)
         self.split = split
         self.image_ids = np.asarray(ids, dtype=np.int64)

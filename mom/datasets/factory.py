@@ -30,7 +30,10 @@ DATASETS = ("fashion_mnist", "cub200", "roxford5k", "rparis6k", "folder")
 
 
 def _folder(root: Path, split: str) -> ImageDataset:
-    if (root / "train").is_dir() and (root / "test").is_dir() and split in ("train", "test"):
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        if split not in ("train", "test"):
+            raise ValueError(f"{root} holds train/ and test/: split must be 'train' or 'test', "
+                             f"got {split!r}")
         return ImageFolder(root / split, name=f"folder-{root.name}-{split}")
     ds = ImageFolder(root)
     if split == "all":

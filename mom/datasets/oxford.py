@@ -21,7 +21,7 @@ import numpy as np
 from .base import FileDataset
 from .download import download_url, extract_archive
 
-__all__ = ["RevisitedOxfordParis", "GND_URL", "IMAGE_URLS", "download_oxford_paris"]
+__all__ = ["RevisitedOxfordParis", "GND_URL", "IMAGE_URLS", "read_layout", "download_oxford_paris"]
 
 # where revisitop's download script takes the files from
 GND_URL = "http://cmp.felk.cvut.cz/revisitop/data/datasets/{name}/gnd_{name}.pkl"
@@ -60,8 +60,6 @@ def download_oxford_paris(root: str | os.PathLike, name: str, progress: bool = T
 
 
 def _check_gnd(data, pkl: Path, n_db: int) -> tuple[str, list[dict]]:
-    if not isinstance(data, dict) or not {"imlist", "qimlist", "gnd"} <= set(data):
-        raise ValueError(f"{pkl}: expected a dict with 'imlist', 'qimlist', 'gnd'")
     if len(data["gnd"]) != len(data["qimlist"]):
         raise ValueError(f"{pkl}: {len(data['qimlist'])} queries but {len(data['gnd'])} gnd entries")
     first = data["gnd"][0] if len(data["gnd"]) else {}
@@ -81,6 +79,31 @@ def _check_gnd(data, pkl: Path, n_db: int) -> tuple[str, list[dict]]:
     return protocol, gnd
 
 
+def read_layout(base: Path, name: str) -> tuple[list[Path], list[Path], str, list[dict]]:
+    """(database paths, query paths, protocol, checked gnd) of the folder ``base``.
+
+    Raises ``FileNotFoundError`` naming the missing pickle or first missing image.
+    """
+    pkl = base / f"gnd_{name}.pkl"
+    if not pkl.is_file():
+        raise FileNotFoundError(f"{name}: missing {pkl}. {_how_to_get(name)}")
+    with open(pkl, "rb") as f:
+        try:
+            data = pickle.load(f)  # the official format is a pickle: load trusted files only
+        except Exception as err:  # any unpickling failure means a bad file
+            raise ValueError(f"cannot read {pkl}: {err}") from err
+    if not isinstance(data, dict) or not {"imlist", "qimlist", "gnd"} <= set(data):
+        raise ValueError(f"{pkl}: expected a dict with 'imlist', 'qimlist', 'gnd'")
+    protocol, gnd = _check_gnd(data, pkl, len(data["imlist"]))
+    db_paths = [base / "jpg" / f"{im}.jpg" for im in data["imlist"]]
+    q_paths = [base / "jpg" / f"{im}.jpg" for im in data["qimlist"]]
+    missing = [p for p in db_paths + q_paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{name}: {len(missing)} image(s) missing, first {missing[0]}. "
+                                f"{_how_to_get(name)}")
+    return db_paths, q_paths, protocol, gnd
+
+
 class RevisitedOxfordParis:
     """``name`` in roxford5k | rparis6k (or classic oxford5k | paris6k).
 
@@ -93,26 +116,14 @@ class RevisitedOxfordParis:
                  progress: bool = True):
         if name not in IMAGE_URLS:
             raise ValueError(f"unknown dataset {name!r}: use one of {sorted(IMAGE_URLS)}")
-        base = _base(Path(root), name)
-        pkl = base / f"gnd_{name}.pkl"
-        if not pkl.is_file():
+        try:
+            base = _base(Path(root), name)
+            db_paths, q_paths, self.protocol, self.gnd = read_layout(base, name)
+        except FileNotFoundError:
             if not download:
-                raise FileNotFoundError(f"{name}: missing {pkl}. {_how_to_get(name)}")
+                raise
             base = download_oxford_paris(root, name, progress=progress)
-            pkl = base / f"gnd_{name}.pkl"
-        with open(pkl, "rb") as f:
-            try:
-                data = pickle.load(f)
-            except Exception as err:  # any unpickling failure means a bad file
-                raise ValueError(f"cannot read {pkl}: {err}") from err
-        imlist, qimlist = list(data.get("imlist", [])), list(data.get("qimlist", []))
-        self.protocol, self.gnd = _check_gnd(data, pkl, len(imlist))
-        db_paths = [base / "jpg" / f"{im}.jpg" for im in imlist]
-        q_paths = [base / "jpg" / f"{im}.jpg" for im in qimlist]
-        missing = [p for p in db_paths + q_paths if not p.is_file()]
-        if missing:
-            raise FileNotFoundError(f"{name}: {len(missing)} image(s) missing, first {missing[0]}. "
-                                    f"{_how_to_get(name)}")
+            db_paths, q_paths, self.protocol, self.gnd = read_layout(base, name)
         self.name, self.root = name, str(base)
         self.database = FileDataset(db_paths, np.full(len(db_paths), -1), f"{name}-database", base)
         boxes = np.stack([g["bbx"] for g in self.gnd]) if self.gnd else np.zeros((0, 4))
