@@ -1,0 +1,63 @@
+"""PCA-whitening: decorrelates the training features; layer form agrees."""
+import numpy as np
+import pytest
+import torch
+
+from mom.whitening import apply_whitening, learn_whitening, whitening_digest, whitening_layer
+
+
+def _correlated(n=500, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    mix = rng.normal(size=(d, d)) * np.array([5.0, 2.0, 1.0, 0.5, 0.2, 0.1])[:d]
+    return (rng.normal(size=(n, d)) @ mix + 3.0).astype(np.float32)  # (N, D)
+
+
+def test_whitened_training_features_have_identity_covariance():
+    x = _correlated()
+    mean, P = learn_whitening(x)
+    assert mean.shape == (6,) and P.shape == (6, 6) and P.dtype == np.float32
+    y = (x - mean) @ P.T  # before the L2 step
+    np.testing.assert_allclose(y.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(np.cov(y, rowvar=False, bias=True), np.eye(6), atol=2e-3)
+
+
+def test_reduced_dim_keeps_the_leading_directions():
+    x = _correlated()
+    mean, P = learn_whitening(x, dim=2)
+    y = (x - mean) @ P.T  # (N, 2)
+    np.testing.assert_allclose(np.cov(y, rowvar=False, bias=True), np.eye(2), atol=2e-3)
+    # the kept directions carry the most variance: unwhitened projections' variances
+    var = ((x - mean) @ (P / np.linalg.norm(P, axis=1, keepdims=True)).T).var(axis=0)
+    all_var = np.linalg.eigvalsh(np.cov(x, rowvar=False, bias=True))[::-1]
+    np.testing.assert_allclose(var, all_var[:2], rtol=1e-3)
+
+
+def test_apply_whitening_rows_unit_and_layer_agrees():
+    x = _correlated()
+    mean, P = learn_whitening(x, dim=4)
+    z = apply_whitening(x[:10], mean, P)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
+    lin = whitening_layer(mean, P)(torch.from_numpy(x[:10])).detach().numpy()
+    np.testing.assert_allclose(lin, (x[:10] - mean) @ P.T, rtol=1e-4, atol=1e-4)
+
+
+def test_whitening_rejects_bad_input():
+    x = _correlated(n=5, d=6)
+    with pytest.raises(ValueError, match="dim=5 must be in 1..4"):
+        learn_whitening(x, dim=5)
+    bad = _correlated()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        learn_whitening(bad)
+    rank1 = np.outer(np.arange(10.0), np.ones(3))
+    with pytest.raises(ValueError, match="carry variance"):
+        learn_whitening(rank1, dim=2)
+    mean, P = learn_whitening(_correlated(), dim=3)
+    with pytest.raises(ValueError, match="P expects 6"):
+        apply_whitening(np.ones((2, 5)), mean, P)
+
+
+def test_digest_changes_with_the_whitening():
+    mean, P = learn_whitening(_correlated(), dim=3)
+    assert whitening_digest(mean, P) == whitening_digest(mean.copy(), P.copy())
+    assert whitening_digest(mean, P) != whitening_digest(mean, P * 1.001)
