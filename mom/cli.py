@@ -174,11 +174,11 @@ def _cmd_embed(args) -> int:
     check_config(cfg)
     ds = build_dataset(cfg.data, args.split)
     if args.checkpoint:
-        from .train import load_model
+        from .pipeline import load_model
         feats = embed_with_model(load_model(args.checkpoint, device=cfg.train.device), ds, cfg,
                                  progress=not args.quiet)
     else:
-        feats = embed_split(cfg, ds, cache_dir=args.cache_dir, progress=not args.quiet)
+        feats = embed_split(cfg, ds, cache_dir=args.cache_dir, progress=not args.quiet)[0]
     save_array(args.out, feats)
     if args.labels_out:
         save_array(args.labels_out, np.asarray(ds.labels))
@@ -230,7 +230,7 @@ def _cmd_train(args) -> int:
     pools = Pools.load(args.pools)
     ds = build_dataset(cfg.data, "train")
     feats = (_load_npy(args.features, "features") if args.features
-             else embed_split(cfg, ds, progress=not args.quiet))
+             else embed_split(cfg, ds, progress=not args.quiet)[1])
     if feats.shape[0] != len(ds):
         raise ValueError(f"features {args.features!r} have {feats.shape[0]} rows, "
                          f"the training split {len(ds)}")
@@ -253,7 +253,7 @@ def _cmd_evaluate(args) -> int:
     if args.checkpoint:
         from .datasets import build_dataset
         from .pipeline import check_config, evaluate_model
-        from .train import load_model
+        from .pipeline import load_model
         check_config(cfg)
         ds = build_dataset(cfg.data, args.split)
         model = load_model(args.checkpoint, device=cfg.train.device)

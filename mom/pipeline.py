@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from .config import RunConfig, config_to_dict
-from .io import env_info, save_json
+from .io import env_info, save_json, save_npz
 
 __all__ = ["run", "check_config", "embed_split", "embed_with_model", "evaluate_model",
-           "save_array", "format_results", "METHODS"]
+           "save_array", "format_results", "load_model", "METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,21 @@ def save_array(path: str | Path, array: np.ndarray) -> None:
         np.save(fh, np.asarray(array))
 
 
-def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True) -> np.ndarray:
-    """Mining descriptors (SPEC 2) of ``dataset`` with the embed config. (N, D)"""
+def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(mining descriptors (N, D), raw pooled descriptors (N, C)) of ``dataset``.
+
+    The mining descriptors are the raw ones PCA-whitened when ``embed.whitening``
+    (learned on these images, SPEC 2); the raw ones initialise the PCA head.
+    """
     from .extract import embed
-    return embed(dataset, cfg=cfg.embed, cache_dir=cache_dir, progress=progress)
+    from .whitening import apply_whitening, learn_whitening
+    raw = np.asarray(embed(dataset, cfg=dataclasses.replace(cfg.embed, whitening=False),
+                           cache_dir=cache_dir, progress=progress), dtype=np.float32)
+    if not cfg.embed.whitening:
+        return raw, raw
+    mean, P = learn_whitening(raw, cfg.embed.whiten_dim)
+    return np.asarray(apply_whitening(raw, mean, P), dtype=np.float32), raw
 
 
 def embed_with_model(model, dataset, cfg: RunConfig, progress=True) -> np.ndarray:
@@ -71,6 +82,30 @@ def evaluate_model(model, dataset, cfg: RunConfig, progress=True) -> tuple[dict,
     from .evaluate import evaluate_embeddings
     emb = embed_with_model(model, dataset, cfg, progress=progress)  # (N, d)
     return evaluate_embeddings(emb, np.asarray(dataset.labels), cfg.eval), emb
+
+
+def load_model(path: str | Path, device: str = "cpu"):
+    """A trained model from the ``model.pt`` that :func:`mom.train.train` writes."""
+    import torch
+
+    from .config import EmbedConfig, TrainConfig, config_from_dict
+    from .extract import resolve_device
+    from .train import build_model
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} does not exist")
+    ck = torch.load(path, map_location="cpu", weights_only=False)  # our own file
+    if not isinstance(ck, dict) or "state_dict" not in ck or "train_config" not in ck:
+        raise ValueError(f"{str(path)!r} is not a model.pt written by mom.train")
+    sections = config_from_dict({"embed": ck["embed_config"], "train": ck["train_config"]},
+                                where=str(path))
+    embed_cfg: EmbedConfig = sections.embed
+    train_cfg: TrainConfig = dataclasses.replace(sections.train, head_init="random")
+    model = build_model(embed_cfg, train_cfg)  # weights replaced just below
+    model.load_state_dict(ck["state_dict"])
+    return model.to(resolve_device(device)).eval()
 
 
 def _check_finite(name: str, metrics: dict) -> None:
@@ -111,7 +146,7 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     log.info("data: %d train, %d test images (%s)", len(train_ds), len(test_ds), cfg.data.dataset)
 
     t0 = time.perf_counter()
-    features = embed_split(cfg, train_ds, cache_dir=cache_dir, progress=progress)  # (N, D)
+    features, raw = embed_split(cfg, train_ds, cache_dir=cache_dir, progress=progress)  # (N, D)
     save_array(out / "features" / "train.npy", features)
     lap("embed", t0)
 
@@ -120,12 +155,15 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     pools.save(out / "pools.npz")
     # the only use of training labels: reported diagnostics, never a choice
     diagnostics = pool_diagnostics(pools, features, np.asarray(train_ds.labels))
+    per_anchor = {k: np.asarray(v) for k, v in diagnostics.items() if np.ndim(v) > 0}
+    save_npz(out / "pool_diagnostics.npz", **per_anchor)  # for the figures
+    diagnostics = {k: v for k, v in diagnostics.items() if np.ndim(v) == 0}
     lap("mine", t0)
     log.info("mining: %d anchors, %d skipped", len(pools), pools.n_skipped)
 
     results: dict[str, Any] = {}
     t0 = time.perf_counter()
-    initial = build_model(cfg.embed, cfg.train, init_features=features)
+    initial = build_model(cfg.embed, cfg.train, init_features=raw)
     results["initial"], emb = evaluate_model(initial, test_ds, cfg, progress=progress)
     save_array(out / "features" / "test_initial.npy", emb)
     save_array(out / "features" / "test_labels.npy", np.asarray(test_ds.labels))
@@ -137,7 +175,7 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
         t0 = time.perf_counter()
         tcfg = dataclasses.replace(cfg.train, pools=method)
         (out / method).mkdir(exist_ok=True)
-        model = build_model(cfg.embed, tcfg, init_features=features)
+        model = build_model(cfg.embed, tcfg, init_features=raw)
         result = train(model, train_ds, pools, tcfg, cfg.embed, out_dir=out / method,
                        progress=progress)
         histories[method] = result.history
@@ -154,7 +192,9 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     timings["total"] = round(time.perf_counter() - t_start, 2)
     results.update({
         "config": config_to_dict(cfg),
-        "pools": {"n_anchors": len(pools), "n_skipped": int(pools.n_skipped), **diagnostics},
+        "pools": {"n_anchors": len(pools), "n_skipped": int(pools.n_skipped), **diagnostics,
+                  "mean_pos_size": float(np.mean(pools.positives.sizes())),
+                  "mean_neg_size": float(np.mean(pools.negatives.sizes()))},
         "history": histories,
         "data": {"train": len(train_ds), "test": len(test_ds),
                  "train_fingerprint": train_ds.fingerprint(),
