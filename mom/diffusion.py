@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 from scipy.sparse.linalg import splu
 from tqdm.auto import tqdm
 
@@ -18,7 +19,7 @@ from .graph import degrees, largest_component
 
 __all__ = ["laplacian", "cg_block", "exact_block", "manifold_topk", "stationary", "modes"]
 
-# working arrays of one block (x, r, p, q and the top-k copy) stay below this many bytes
+# working arrays of one block (b, x, r, p, q, scratch) stay below this many bytes
 BLOCK_BYTES = 1 << 30
 
 
@@ -32,36 +33,45 @@ def laplacian(S: sp.spmatrix, alpha: float) -> sp.csr_matrix:
     return L
 
 
-def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1e-10) -> np.ndarray:
+def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1e-10,
+             dtype=np.float64) -> np.ndarray:
     """Truncated CG for L X = B, column by column, all columns in one pass.
 
     Starts from X = 0 and runs at most ``iterations`` steps; column j stops
     updating once ||r_j|| <= tol * ||b_j||. Each column follows exactly the
-    single-vector CG recurrence (per-column alpha and beta). B (N, b) -> X (N, b).
+    single-vector CG recurrence (per-column alpha and beta). B (N, b) -> X (N, b)
+    in ``dtype`` (float64, or float32 for half the memory traffic).
     """
-    B = np.asarray(B, dtype=np.float64)
+    B = np.asarray(B, dtype=dtype)
     if B.ndim == 1:
-        return cg_block(L, B[:, None], iterations, tol)[:, 0]
+        return cg_block(L, B[:, None], iterations, tol, dtype)[:, 0]
+    L = L.astype(dtype) if L.dtype != dtype else L
     X = np.zeros_like(B)  # (N, b)
-    bnorm = np.linalg.norm(B, axis=0)  # (b,)
+    bnorm = np.linalg.norm(B.astype(np.float64), axis=0)  # (b,)
     active = np.flatnonzero(bnorm > 0)  # a zero right-hand side has the solution 0
-    R = B[:, active].copy()  # residuals of the active columns
+    R = B[:, active]  # residuals of the active columns (a copy)
     P = R.copy()  # search directions
-    rs = np.einsum("ij,ij->j", R, R)  # (b_active,) squared residual norms
+    T = np.empty_like(R)  # scratch, so that no step allocates
+    rs = np.einsum("ij,ij->j", R, R, dtype=np.float64)  # (b_active,) squared residual norms
     thresh = (tol * bnorm[active]) ** 2
     for _ in range(iterations):
         live = rs > thresh
         if not live.all():  # drop the converged columns from the working set
-            active, R, P, rs, thresh = active[live], R[:, live], P[:, live], rs[live], thresh[live]
+            active, rs, thresh = active[live], rs[live], thresh[live]
+            R, P, T = R[:, live], P[:, live], T[:, live]
         if active.size == 0:
             break
         Q = L @ P  # (N, b_active)
-        pq = np.einsum("ij,ij->j", P, Q)
-        a = rs / pq
-        X[:, active] += P * a
-        R -= Q * a
-        rs_new = np.einsum("ij,ij->j", R, R)
-        P *= rs_new / rs
+        a = rs / np.einsum("ij,ij->j", P, Q, dtype=np.float64)
+        np.multiply(P, a.astype(dtype), out=T)
+        if active.size == X.shape[1]:
+            X += T
+        else:
+            X[:, active] += T
+        Q *= a.astype(dtype)
+        R -= Q
+        rs_new = np.einsum("ij,ij->j", R, R, dtype=np.float64)
+        P *= (rs_new / rs).astype(dtype)
         P += R
         rs = rs_new
     return X
@@ -74,14 +84,17 @@ def exact_block(lu, B: np.ndarray) -> np.ndarray:
 
 def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
                   iterations: int = 20, tol: float = 1e-10, solver: str = "cg",
-                  block_size: int = 1024, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  block_size: int = 1024, progress: bool = False,
+                  dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` manifold similarities f(r)_j for each anchor r.
 
     Args: ``S`` (N, N) normalised affinity; ``anchors`` (A,) node indices;
     ``solver`` "cg" (truncated, faithful) or "exact" (sparse LU of L); anchors
     are processed ``block_size`` at a time (fewer when N * block would exceed
-    about 1 GiB of working memory).
-    Returns (vals (A, k) float64 descending, ids (A, k) int64); ties keep the lower index first.
+    about 1 GiB of working memory); ``dtype`` of the CG working arrays.
+    Nodes are renumbered by reverse Cuthill-McKee inside (same numbers, better
+    memory locality for the sparse x block product).
+    Returns (vals (A, k) float64 descending, ids (A, k) int64); ties: lower id first.
     """
     if solver not in ("cg", "exact"):
         raise ValueError(f"solver must be 'cg' or 'exact', got {solver!r}")
@@ -94,31 +107,46 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
     L = laplacian(S, alpha)
+    perm = reverse_cuthill_mckee(L, symmetric_mode=True).astype(np.int64)  # new -> old
+    pos = np.empty(n, np.int64)
+    pos[perm] = np.arange(n)  # old -> new
+    L = L[perm][:, perm].tocsr()
     lu = splu(L.tocsc()) if solver == "exact" else None
-    bs = int(max(1, min(block_size, BLOCK_BYTES // (5 * 8 * n))))
+    itemsize = np.dtype(dtype).itemsize
+    bs = int(max(1, min(block_size, BLOCK_BYTES // (6 * itemsize * n))))
     vals = np.empty((anchors.size, k), np.float64)
     ids = np.empty((anchors.size, k), np.int64)
     starts = range(0, anchors.size, bs)
     for s in tqdm(starts, desc="manifold similarity", unit="block", disable=not progress):
-        a = anchors[s:s + bs]
-        B = np.zeros((n, a.size))  # (N, b) columns e_r
+        a = pos[anchors[s:s + bs]]
+        B = np.zeros((n, a.size), dtype)  # (N, b) columns e_r
         B[a, np.arange(a.size)] = 1.0
-        X = cg_block(L, B, iterations, tol) if lu is None else exact_block(lu, B)
-        vals[s:s + bs], ids[s:s + bs] = _topk_columns(X, k)
+        X = cg_block(L, B, iterations, tol, dtype) if lu is None else exact_block(lu, B)
+        vals[s:s + bs], ids[s:s + bs] = _sort_rows(*_topk_columns(X[pos], k))  # original order
     return vals, ids
 
 
 def _topk_columns(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of X (N, b): the k largest values, descending (ties: lower index first)."""
+    """Per column of X (N, b): the k largest values (float64) and their rows, unsorted;
+    among values tied with the k-th largest, the lowest rows are taken."""
     Xt = np.ascontiguousarray(X.T)  # (b, N)
-    n = Xt.shape[1]
-    if k < n:
-        part = np.argpartition(-Xt, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(n), Xt.shape)
-    v = np.take_along_axis(Xt, part, axis=1)
-    order = np.lexsort((part, -v), axis=1)
-    return np.take_along_axis(v, order, axis=1), np.take_along_axis(part, order, axis=1).astype(np.int64)
+    b, n = Xt.shape
+    if k >= n:
+        return Xt.astype(np.float64), np.broadcast_to(np.arange(n), (b, n)).astype(np.int64)
+    part = np.argpartition(-Xt, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(Xt, part, axis=1).min(axis=1, keepdims=True)  # (b, 1)
+    above = Xt > kth
+    tied = Xt == kth
+    # of the tied entries, keep the first (k - #above) in row order
+    take = tied & (np.cumsum(tied, axis=1) <= k - above.sum(axis=1, keepdims=True))
+    rows = np.nonzero(above | take)[1].reshape(b, k)  # row-major: exactly k per column
+    return np.take_along_axis(Xt, rows, axis=1).astype(np.float64), rows.astype(np.int64)
+
+
+def _sort_rows(v: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort each row by value descending, ties by id ascending."""
+    order = np.lexsort((i, -v), axis=1)
+    return np.take_along_axis(v, order, axis=1), np.take_along_axis(i, order, axis=1)
 
 
 def stationary(A: sp.spmatrix, iterations: int = 1000) -> np.ndarray:

@@ -1,0 +1,151 @@
+"""mom.diffusion against a textbook single-vector CG and dense solves."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from mom.diffusion import cg_block, laplacian, manifold_topk, modes, stationary
+from mom.graph import affinity, normalize
+from mom.knn import knn
+
+
+def reference_cg(L, b, iterations, tol):
+    """Plain conjugate gradient from x = 0, one right-hand side."""
+    x = np.zeros_like(b)
+    r = b.copy()
+    p = r.copy()
+    rs = r @ r
+    for _ in range(iterations):
+        if np.sqrt(rs) <= tol * np.linalg.norm(b):
+            break
+        q = L @ p
+        a = rs / (p @ q)
+        x = x + a * p
+        r = r - a * q
+        rs_new = r @ r
+        p = r + (rs_new / rs) * p
+        rs = rs_new
+    return x
+
+
+def graph(n=80, k=8, seed=0, isolated=0):
+    x = np.random.default_rng(seed).standard_normal((n, 5))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    sims, ids = knn(x.astype(np.float32), k)
+    A = affinity(sims, ids, 3.0)
+    if isolated:  # append isolated nodes
+        A = sp.block_diag([A, sp.csr_matrix((isolated, isolated))]).tocsr()
+    return A
+
+
+@pytest.mark.parametrize("iterations", [1, 3, 20])
+def test_block_cg_equals_per_column_cg(iterations):
+    A = graph(isolated=2)
+    L = laplacian(normalize(A), 0.99)
+    n = L.shape[0]
+    cols = [0, 5, 17, n - 1, n - 2]  # the last two are isolated: converge after one step
+    B = np.zeros((n, len(cols)))
+    B[cols, np.arange(len(cols))] = 1.0
+    B[:, 2] += np.linspace(0, 1, n)  # a dense right-hand side too
+    X = cg_block(L, B, iterations, 1e-10)
+    for j in range(len(cols)):
+        np.testing.assert_allclose(X[:, j], reference_cg(L, B[:, j], iterations, 1e-10),
+                                   rtol=1e-9, atol=1e-12)
+    assert np.isfinite(X).all()
+
+
+def test_block_cg_converges_to_dense_solve():
+    A = graph(n=60)
+    S = normalize(A)
+    Ld = np.eye(60) - 0.9 * S.toarray()
+    B = np.eye(60)[:, [1, 2, 30]]
+    X = cg_block(laplacian(S, 0.9), B, 500, 1e-14)
+    np.testing.assert_allclose(X, np.linalg.solve(Ld, B), atol=1e-9)
+
+
+def test_zero_column_and_float32():
+    L = laplacian(normalize(graph()), 0.99)
+    B = np.zeros((80, 3))
+    B[4, 0] = B[9, 2] = 1.0
+    X64 = cg_block(L, B, 20)
+    X32 = cg_block(L, B, 20, dtype=np.float32)
+    assert not X64[:, 1].any()
+    assert X32.dtype == np.float32
+    np.testing.assert_allclose(X32, X64, atol=1e-4 * np.abs(X64).max())
+
+
+def dense_topk(S, anchors, alpha, k, iterations=None):
+    n = S.shape[0]
+    L = laplacian(S, alpha)
+    E = np.eye(n)[:, anchors]
+    F = np.linalg.solve(L.toarray(), E) if iterations is None else np.stack(
+        [reference_cg(L, E[:, j], iterations, 1e-10) for j in range(len(anchors))], 1)
+    return F.T  # (A, N)
+
+
+@pytest.mark.parametrize("solver", ["cg", "exact"])
+@pytest.mark.parametrize("block_size", [1, 3, 64])
+def test_manifold_topk_matches_dense(solver, block_size):
+    A = graph(isolated=1)
+    S = normalize(A)
+    anchors = np.array([0, 3, 3, 40, 80])  # repeated anchor; 80 is isolated
+    F = dense_topk(S, anchors, 0.99, 10, None if solver == "exact" else 20)
+    vals, ids = manifold_topk(S, anchors, 0.99, 10, 20, 1e-10, solver, block_size)
+    assert vals.shape == ids.shape == (5, 10)
+    assert np.isfinite(vals).all()
+    for a in range(len(anchors)):
+        np.testing.assert_allclose(vals[a], np.sort(F[a])[::-1][:10], rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(F[a, ids[a]], vals[a], rtol=1e-8, atol=1e-12)
+    assert np.all(np.diff(vals, axis=1) <= 0)
+    # the isolated anchor: itself with f = 1 / (1 - 0) = 1, then zeros tied, lowest ids first
+    assert ids[4, 0] == 80 and vals[4, 0] == pytest.approx(1.0)
+    np.testing.assert_array_equal(ids[4, 1:], np.arange(9))
+
+
+def test_exact_solver_equals_dense_on_disconnected_graph():
+    A = sp.block_diag([graph(n=30, seed=1), graph(n=40, seed=2)]).tocsr()
+    S = normalize(A)
+    vals, ids = manifold_topk(S, [2, 35], 0.99, 70, solver="exact")
+    F = dense_topk(S, [2, 35], 0.99, 70)
+    np.testing.assert_allclose(vals, np.take_along_axis(F, ids, 1), rtol=1e-9, atol=1e-14)
+    assert np.all(vals[0, 30:] == 0) and set(ids[0, :30]) == set(range(30))
+
+
+def test_bad_arguments():
+    S = normalize(graph())
+    with pytest.raises(ValueError, match="alpha"):
+        manifold_topk(S, [0], k=5, alpha=1.0)
+    with pytest.raises(ValueError, match="solver"):
+        manifold_topk(S, [0], k=5, solver="lu")
+    with pytest.raises(ValueError, match="anchors"):
+        manifold_topk(S, [80], k=5)
+    with pytest.raises(ValueError, match="k=81"):
+        manifold_topk(S, [0], k=81)
+
+
+def test_stationary_proportional_to_degree():
+    A = graph(n=100, k=10, seed=3)
+    from mom.graph import largest_component
+    comp = largest_component(A)
+    pi = stationary(A, 1000)
+    d = np.asarray(A.sum(1)).ravel()
+    np.testing.assert_allclose(pi[comp], d[comp] / np.linalg.norm(d[comp]), rtol=1e-6)
+    outside = np.setdiff1d(np.arange(100), comp)
+    assert np.all(pi[outside] == 0)
+
+
+def test_stationary_on_disconnected_graph_uses_largest_component():
+    A = sp.block_diag([graph(n=20, seed=1), graph(n=50, seed=2), sp.csr_matrix((3, 3))]).tocsr()
+    pi = stationary(A, 300)
+    assert np.isfinite(pi).all() and np.all(pi[:20] == 0) and np.all(pi[70:] == 0)
+    assert np.linalg.norm(pi) == pytest.approx(1.0)
+
+
+def test_modes_strict_local_maxima():
+    # path 0-1-2-3-4 and an isolated node 5
+    rows, cols = [0, 1, 1, 2, 2, 3, 3, 4], [1, 0, 2, 1, 3, 2, 4, 3]
+    A = sp.csr_matrix((np.ones(8), (rows, cols)), shape=(6, 6))
+    pi = np.array([0.5, 0.2, 0.3, 0.3, 0.1, 0.9])
+    # 0 beats 1; 2 and 3 tie (not strict); 5 has no neighbour
+    np.testing.assert_array_equal(modes(A, pi), [0])
+    pi = np.array([0.1, 0.2, 0.1, 0.4, 0.1, 0.0])
+    np.testing.assert_array_equal(modes(A, pi), [3, 1])  # sorted by value

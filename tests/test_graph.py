@@ -1,0 +1,66 @@
+"""mom.graph against dense loops written out by hand."""
+import numpy as np
+import scipy.sparse as sp
+
+from mom.graph import affinity, largest_component, normalize
+from mom.knn import knn
+
+
+def unit_rows(n, d, seed=0):
+    x = np.random.default_rng(seed).standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def dense_affinity(x, ids, gamma):
+    n = x.shape[0]
+    nn = [set(r) for r in ids]
+    A = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            if i != j and j in nn[i] and i in nn[j]:
+                A[i, j] = max(0.0, float(x[i] @ x[j])) ** gamma
+    return A
+
+
+def test_affinity_equals_dense_mutual_definition():
+    x = unit_rows(60, 3)
+    sims, ids = knn(x, 6)
+    A = affinity(sims, ids, 3.0)
+    ref = dense_affinity(x, ids, 3.0)
+    np.testing.assert_allclose(A.toarray(), ref, atol=1e-5)
+    assert (A != A.T).nnz == 0  # exactly symmetric
+    assert A.diagonal().sum() == 0
+
+
+def test_negative_similarities_give_no_edge():
+    x = np.array([[1, 0], [-1, 0], [0.6, 0.8]], np.float32)
+    sims, ids = knn(x, 3)  # everyone is everyone's neighbour
+    A = affinity(sims, ids, 2.0).toarray()
+    assert A[0, 1] == 0 and A[1, 0] == 0
+    np.testing.assert_allclose(A[0, 2], 0.6 ** 2, rtol=1e-5)
+
+
+def test_empty_slots_are_ignored():
+    sims = np.array([[1.0, 0.5], [1.0, 0.5], [1.0, -np.inf]])
+    ids = np.array([[0, 1], [1, 0], [2, -1]])
+    A = affinity(sims, ids, 1.0)
+    np.testing.assert_allclose(A.toarray(), [[0, .5, 0], [.5, 0, 0], [0, 0, 0]])
+
+
+def test_normalize_dense_and_isolated_nodes():
+    A = sp.csr_matrix(np.array([[0, 2, 1, 0], [2, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]], float))
+    S = normalize(A).toarray()
+    d = A.toarray().sum(1)
+    ref = np.zeros((4, 4))
+    for i in range(4):
+        for j in range(4):
+            if d[i] > 0 and d[j] > 0:
+                ref[i, j] = A[i, j] / np.sqrt(d[i] * d[j])
+    np.testing.assert_allclose(S, ref)
+    assert np.isfinite(S).all() and not S[3].any()
+
+
+def test_largest_component():
+    A = sp.csr_matrix((np.ones(6), ([0, 1, 3, 4, 4, 5], [1, 0, 4, 3, 5, 4])), shape=(7, 7))
+    np.testing.assert_array_equal(largest_component(A), [3, 4, 5])
+    assert largest_component(sp.csr_matrix((3, 3))).tolist() == [0]

@@ -1,0 +1,281 @@
+"""mom.mining against the SPEC 6 set formulas written with Python sets."""
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from mom import MiningConfig, Pools, mine
+from mom.diffusion import laplacian, modes, stationary
+from mom.graph import affinity, normalize
+from mom.knn import knn
+from mom.mining import (baseline_from_neighbours, pool_diagnostics, pools_from_neighbours,
+                        select_anchors)
+
+SMALL = MiningConfig(k_graph=8, k_pos=10, k_neg=20, pool_size=6, cg_iterations=20)
+
+
+def clustered(n=150, d=8, c=5, spread=0.6, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((c, d))
+    labels = rng.integers(0, c, n)
+    x = centres[labels] + spread * rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def dense_cg(L, b, iterations):
+    x, r = np.zeros_like(b), b.copy()
+    p, rs = r.copy(), r @ r
+    for _ in range(iterations):
+        if np.sqrt(rs) <= 1e-10:
+            break
+        q = L @ p
+        a = rs / (p @ q)
+        x, r = x + a * p, r - a * q
+        rs, rs_old = r @ r, rs
+        p = r + (rs / rs_old) * p
+    return x
+
+
+def reference_pools(x, cfg, anchors):
+    """SPEC 6 by hand: dense CG per anchor, numpy sorting, Python sets."""
+    n = x.shape[0]
+    sims, ids = knn(x, cfg.k_graph)
+    L = laplacian(normalize(affinity(sims, ids, cfg.gamma)), cfg.alpha).toarray()
+    E = x.astype(np.float64) @ x.T.astype(np.float64)
+    k_neg = min(cfg.k_neg, math.ceil(n / 2))
+    out = {}
+    for r in anchors:
+        f = dense_cg(L, np.eye(n)[r], cfg.cg_iterations)
+        e_order = [r] + [j for j in np.argsort(-E[r], kind="stable") if j != r]
+        m_order = [j for j in np.lexsort((np.arange(n), -f)) if f[j] > 0]
+        nn_e_pos, nn_e_neg = set(e_order[:cfg.k_pos]), set(e_order[:k_neg])
+        nn_m_pos, nn_m_neg = set(m_order[:cfg.k_pos]), set(m_order[:k_neg])
+        pos = [j for j in m_order[:cfg.k_pos] if j in nn_m_pos - nn_e_pos and j != r][:cfg.pool_size]
+        neg = [j for j in e_order[:k_neg] if j in nn_e_neg - nn_m_neg and j != r][:cfg.pool_size]
+        base_pos = [j for j in e_order[:cfg.k_pos] if j != r][:cfg.pool_size]
+        base_neg = e_order[k_neg:k_neg + cfg.pool_size]
+        out[int(r)] = (pos, f[pos], neg, base_pos, base_neg)
+    return out
+
+
+def test_mine_equals_set_formulas():
+    x, _ = clustered()
+    pools = mine(x, SMALL)
+    ref = reference_pools(x, SMALL, range(x.shape[0]))
+    kept = [r for r, v in ref.items() if v[0] and v[2]]
+    np.testing.assert_array_equal(pools.anchors, kept)
+    assert len(pools) > 100 and pools.pos_ids.size > 300  # the comparison is not vacuous
+    assert pools.n_skipped == x.shape[0] - len(kept)
+    base = pools.select("euclidean")
+    for i, r in enumerate(pools.anchors):
+        pos, w, neg, bpos, bneg = ref[int(r)]
+        assert pools.positives[i].tolist() == pos
+        np.testing.assert_allclose(pools.positive_weights[i], w, rtol=1e-5)
+        assert pools.negatives[i].tolist() == neg
+        assert base.positives[i].tolist() == bpos and base.negatives[i].tolist() == bneg
+        assert np.all(base.positive_weights[i] == 1.0)
+    assert pools.positive_weights[0].dtype == np.float32
+    assert pools.positives[0].dtype == pools.negatives[0].dtype == np.int64
+
+
+def test_exact_solver_pools_close_to_cg():
+    x, _ = clustered(seed=1)
+    a = mine(x, SMALL)
+    b = mine(x, MiningConfig(**{**SMALL.__dict__, "solver": "exact", "cg_iterations": 20}))
+    assert len(b) > 0 and np.isfinite(b.pos_weights).all()
+    assert a.pos_weights.max() < b.pos_weights.max() * 1.01  # truncation under-shoots
+
+
+def test_pools_from_neighbours_by_hand():
+    anchors = np.array([0])
+    e = np.array([[0, 1, 2, 3, 4, 5]])
+    m = np.array([[0, 3, 9, 1, 7, 5]])
+    mv = np.array([[1.0, .5, .4, .3, .0, -.1]])  # 7 and 5 are not manifold neighbours
+    pos, w, neg = pools_from_neighbours(anchors, e, m, mv, k_pos=3, k_neg=6, pool_size=10)
+    assert pos[0].tolist() == [3, 9]  # NN^m_3 = {0,3,9}, NN^e_3 = {0,1,2}
+    np.testing.assert_allclose(w[0], [.5, .4])
+    assert neg[0].tolist() == [2, 4, 5]  # NN^e_6 minus {0,3,9,1}
+    pos, _, neg = pools_from_neighbours(anchors, e, m, mv, 3, 6, pool_size=1)
+    assert pos[0].tolist() == [3] and neg[0].tolist() == [2]
+    bp, bw, bn = baseline_from_neighbours(anchors, e, k_pos=3, k_neg=2, pool_size=2)
+    assert bp[0].tolist() == [1, 2] and bw[0].tolist() == [1, 1] and bn[0].tolist() == [2, 3]
+
+
+def test_anchor_choices():
+    x, _ = clustered(n=200)
+    sims, ids = knn(x, 8)
+    A = affinity(sims, ids, 3.0)
+    cfg = MiningConfig(anchors="stationary", n_anchors=4, power_iterations=200)
+    anc, pi = select_anchors(A, cfg)
+    np.testing.assert_array_equal(anc, modes(A, stationary(A, 200))[:4])
+    assert pi is not None and len(anc) <= 4
+    r1, _ = select_anchors(A, MiningConfig(anchors="random", n_anchors=50, seed=3))
+    r2, _ = select_anchors(A, MiningConfig(anchors="random", n_anchors=50, seed=3))
+    r3, _ = select_anchors(A, MiningConfig(anchors="random", n_anchors=50, seed=4))
+    np.testing.assert_array_equal(r1, r2)
+    assert len(set(r1.tolist())) == 50 and not np.array_equal(r1, r3)
+    with pytest.raises(ValueError, match="anchors"):
+        select_anchors(A, MiningConfig(anchors="best"))
+
+
+def test_mine_stationary_and_random_anchors():
+    x, _ = clustered(n=200)
+    p = mine(x, MiningConfig(**{**SMALL.__dict__, "anchors": "stationary", "n_anchors": 5}))
+    assert p.stationary is not None and p.stationary.shape == (200,)
+    assert len(p) + p.n_skipped <= 5 and set(p.anchors) <= set(np.flatnonzero(p.stationary > 0))
+    q = mine(x, MiningConfig(**{**SMALL.__dict__, "anchors": "random", "n_anchors": 30}))
+    assert len(q) + q.n_skipped == 30 and q.stationary is None
+
+
+def test_save_load_roundtrip(tmp_path):
+    x, _ = clustered()
+    p = mine(x, MiningConfig(**{**SMALL.__dict__, "anchors": "stationary", "n_anchors": 5}))
+    path = tmp_path / "pools.npz"
+    p.save(path)
+    q = Pools.load(path)
+    assert q.config == p.config and q.method == "mom" and q.n_skipped == p.n_skipped
+    assert len(q) == len(p)
+    for a, b in [(p, q), (p.baseline, q.baseline)]:
+        for field in ("anchors", "pos_offsets", "pos_ids", "pos_weights", "neg_offsets", "neg_ids"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    np.testing.assert_array_equal(q.stationary, p.stationary)
+    assert q.select("euclidean").method == "euclidean" and q.select("mom") is q
+    assert json.loads(str(np.load(path)["meta"]))["config"]["k_pos"] == SMALL.k_pos
+    with pytest.raises(ValueError, match="not available"):
+        q.baseline.select("mom")
+    np.savez(tmp_path / "other.npz", a=np.arange(3))
+    with pytest.raises(ValueError, match="other.npz"):
+        Pools.load(tmp_path / "other.npz")
+
+
+def test_ragged_access():
+    x, _ = clustered()
+    p = mine(x, SMALL)
+    assert len(p.positives) == len(p) and len(list(p.negatives)) == len(p)
+    np.testing.assert_array_equal(p.positives[-1], p.positives[len(p) - 1])
+    assert p.positives.sizes().min() >= 1 and p.negatives.sizes().max() <= SMALL.pool_size
+    with pytest.raises(IndexError):
+        p.positives[len(p)]
+
+
+def test_reproducible():
+    x, _ = clustered()
+    a, b = mine(x, SMALL), mine(x, SMALL)
+    np.testing.assert_array_equal(a.pos_ids, b.pos_ids)
+    np.testing.assert_array_equal(a.neg_ids, b.neg_ids)
+
+
+# ---- bad and degenerate input -------------------------------------------------
+
+def test_n_not_above_k_graph():
+    x, _ = clustered(n=8)
+    with pytest.raises(ValueError, match="k_graph"):
+        mine(x, SMALL)
+
+
+def test_duplicate_rows_give_finite_pools():
+    x, _ = clustered(n=100)
+    x = np.concatenate([x, np.repeat(x[:1], 12, axis=0)])  # 13 copies of row 0
+    p = mine(x, SMALL)
+    assert np.isfinite(p.pos_weights).all() and len(p) > 0
+    for i, r in enumerate(p.anchors):
+        assert r not in p.positives[i] and r not in p.negatives[i]
+
+
+def test_disconnected_graph_and_isolated_nodes():
+    rng = np.random.default_rng(0)
+    a = rng.normal([5, 0, 0], 1, (60, 3))
+    b = rng.normal([-5, 0, 0], 1, (60, 3))
+    far = np.array([[0, 0, 1.0], [0, 0, -1.0]])  # isolated: not mutual neighbours of anyone
+    x = np.concatenate([a, b, far])
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division-by-zero warnings either
+        p = mine(x, SMALL)
+        s = mine(x, MiningConfig(**{**SMALL.__dict__, "anchors": "stationary", "n_anchors": 20}))
+    assert np.isfinite(p.pos_weights).all() and np.isfinite(s.stationary).all()
+    assert p.n_skipped + len(p) == 122
+    # positives stay inside the anchor's own component (the other gets f = 0)
+    for i, r in enumerate(p.anchors):
+        side = r < 60
+        assert all((j < 60) == side for j in p.positives[i])
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.ones((20, 3), np.int32), "floating-point"),
+    (np.ones((20, 3), np.complex128), "floating-point"),
+    (np.ones((20, 3, 1), np.float32), "2-D"),
+    (np.zeros((20, 3), np.float32), "all-zero"),
+    (np.full((20, 3), np.inf, np.float32), "NaN or inf"),
+    (np.full((20, 3), 2.0, np.float32), "not L2-normalised"),
+])
+def test_bad_features(bad, match):
+    with pytest.raises(ValueError, match=match):
+        mine(bad, SMALL)
+
+
+def test_float64_accepted_and_bad_config():
+    x, _ = clustered()
+    p = mine(x.astype(np.float64), SMALL)
+    q = mine(x, SMALL)
+    np.testing.assert_array_equal(p.pos_ids, q.pos_ids)
+    with pytest.raises(ValueError, match="pool_size"):
+        mine(x, MiningConfig(**{**SMALL.__dict__, "pool_size": 0}))
+    with pytest.raises(ValueError, match="knn index"):
+        mine(x, MiningConfig(**{**SMALL.__dict__, "knn_index": "annoy"}))
+
+
+def test_k_neg_capped_at_half_n():
+    x, _ = clustered(n=30)
+    cfg = MiningConfig(k_graph=5, k_pos=5, k_neg=1000, pool_size=50)
+    p = mine(x, cfg)
+    ref = reference_pools(x, cfg, p.anchors)
+    for i, r in enumerate(p.anchors):
+        assert p.negatives[i].tolist() == ref[int(r)][2]
+        assert len(p.baseline.negatives[i]) == 15  # ranks 16..30
+
+
+# ---- diagnostics ----------------------------------------------------------------
+
+def test_pool_diagnostics_by_hand():
+    x, _ = clustered(n=40)
+    labels = np.zeros(40, int)
+    labels[20:] = 1
+    cfg = MiningConfig(k_pos=2, pool_size=3)
+    e = knn(x, 6)[1]
+    base_pos = [e[0, 1:3]]
+    pools = Pools(anchors=np.array([0]), pos_offsets=np.array([0, 3]), pos_ids=np.array([1, 2, 25]),
+                  pos_weights=np.ones(3, np.float32), neg_offsets=np.array([0, 2]),
+                  neg_ids=np.array([30, 3]), config=cfg)
+    pools.baseline = Pools(anchors=np.array([0]), pos_offsets=np.array([0, 2]),
+                           pos_ids=base_pos[0], pos_weights=np.ones(2, np.float32),
+                           neg_offsets=np.array([0, 1]), neg_ids=np.array([21]),
+                           method="euclidean", config=cfg)
+    d = pool_diagnostics(pools, x, labels)
+    assert d["pos_precision"] == pytest.approx(2 / 3)
+    assert d["neg_purity"] == pytest.approx(1 / 2)
+    assert d["baseline_neg_purity"] == 1.0
+    same_depth = e[0, 2:5]  # Euclidean ranks 3..5: just beyond NN^e_2, as many as P+
+    assert d["pos_precision_euclid"] == pytest.approx(np.mean(labels[same_depth] == 0))
+    assert d["baseline_pos_precision"] == pytest.approx(np.mean(labels[base_pos[0]] == 0))
+    assert d["pos_precision_per_anchor"].shape == (1,)
+    with pytest.raises(ValueError, match="labels"):
+        pool_diagnostics(pools, x, labels[:5])
+
+
+def test_pool_diagnostics_on_mined_pools():
+    x, labels = clustered(n=200, spread=0.9)
+    p = mine(x, SMALL)
+    d = pool_diagnostics(p, x, labels)
+    for key in ("pos_precision", "pos_precision_euclid", "neg_purity",
+                "baseline_pos_precision", "baseline_neg_purity"):
+        assert 0 <= d[key] <= 1
+        assert d[key + "_per_anchor"].shape == (len(p),)
+    unknown = labels.copy()
+    unknown[p.anchors[0]] = -1
+    d2 = pool_diagnostics(p, x, unknown)
+    assert np.isnan(d2["pos_precision_per_anchor"][0]) and np.isfinite(d2["pos_precision"])
+    db = pool_diagnostics(p.select("euclidean"), x, labels)
+    assert db["pos_precision"] == pytest.approx(d["baseline_pos_precision"])
