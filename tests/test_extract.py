@@ -1,0 +1,198 @@
+"""Extraction order/normalisation, device choice, the embedding cache, bad images."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import mom.extract as ex
+from mom.backbones import Backbone, make_transform
+from mom.config import EmbedConfig
+from mom.datasets import ArrayDataset, FileDataset
+from mom.pooling import Pooling
+
+torch.set_num_threads(1)
+META = {"name": "tiny", "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "channel_order": "RGB"}
+
+
+def _tiny_backbone():
+    torch.manual_seed(0)
+    return Backbone([nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU()),
+                     nn.Sequential(nn.Conv2d(8, 6, 3, stride=2), nn.ReLU())], 6, META)
+
+
+def _images(n=7, size=20, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(n, size, size), dtype=np.uint8)  # grayscale (N, H, W)
+
+
+def test_resolve_device_order(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert ex.resolve_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert ex.resolve_device("auto").type == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert ex.resolve_device("auto").type == "cpu"
+    assert ex.resolve_device("cpu") == torch.device("cpu")
+    assert ex.resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_extract_order_shape_and_norm_match_one_by_one():
+    ds = ArrayDataset(_images(), np.arange(7), name="tiny")
+    net = ex.EmbeddingNet(_tiny_backbone(), Pooling("gem"), head=nn.Linear(6, 4))
+    net.train()
+    tf = make_transform(META, 32)
+    feats = ex.extract(net, ds, tf, device="cpu", batch_size=3, progress=False)  # 3 + 3 + 1
+    assert feats.shape == (7, 4) and feats.dtype == np.float32
+    assert net.training  # the caller's mode is restored
+    net.eval()
+    with torch.no_grad():
+        ref = np.concatenate([net(tf(ds[i][0])[None]).numpy() for i in range(7)])
+    np.testing.assert_allclose(feats, ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)
+
+
+def test_multiscale_sums_normalised_scales():
+    net = ex.EmbeddingNet(_tiny_backbone(), Pooling("mac"), scales=(1.0, 0.5))
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        d1 = net.descriptor(x)
+        d2 = net.descriptor(nn.functional.interpolate(x, size=(16, 16), mode="bilinear",
+                                                      align_corners=False, antialias=True))
+        want = nn.functional.normalize(nn.functional.normalize(d1) + nn.functional.normalize(d2))
+        torch.testing.assert_close(net(x), want)
+    with pytest.raises(ValueError, match="positive"):
+        ex.EmbeddingNet(_tiny_backbone(), Pooling("mac"), scales=(1.0, 0.0))
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Counts the network passes of embed."""
+    calls = []
+    real = ex._extract
+
+    def wrapper(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+    monkeypatch.setattr(ex, "_extract", wrapper)
+    return calls
+
+
+def _embed(ds, cache, **kw):
+    cfg = EmbedConfig(weights="none", image_size=32, batch_size=4, device="cpu")
+    return ex.embed(ds, cfg=cfg, cache_dir=cache, progress=False, **kw)
+
+
+def test_cache_hit_skips_the_network(tmp_path, counted):
+    ds = ArrayDataset(_images(5), np.zeros(5), name="tiny")
+    first = _embed(ds, tmp_path)
+    second = _embed(ds, tmp_path)
+    assert len(counted) == 1
+    assert isinstance(second, np.memmap)  # loaded memory-mapped
+    np.testing.assert_array_equal(first, second)
+    side = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert side["inputs"]["dataset"]["fingerprint"] == ds.fingerprint()
+    assert side["inputs"]["transform"]["image_size"] == 32 and side["shape"] == [5, 1280]
+
+
+def test_cache_misses_when_any_keyed_input_changes(tmp_path, counted):
+    ds = ArrayDataset(_images(4), np.zeros(4), name="tiny")
+    base = EmbedConfig(weights="none", image_size=32, batch_size=4, device="cpu")
+    run = lambda d, cfg: ex.embed(d, cfg=cfg, cache_dir=tmp_path, progress=False)  # noqa: E731
+    run(ds, base)
+    run(ds, dataclasses.replace(base, image_size=40))
+    run(ds, dataclasses.replace(base, pooling="mac"))
+    run(ds, dataclasses.replace(base, pooling="gem", gem_p=2.0))
+    run(ds, dataclasses.replace(base, pooling="gem", gem_p=4.0))
+    changed = _images(4)
+    changed[2, 0, 0] ^= 1  # one pixel of one image
+    run(ArrayDataset(changed, np.zeros(4), name="tiny"), base)
+    assert len(counted) == 6
+    run(ds, base)  # and each of them is a separate entry: the first is still there
+    assert len(counted) == 6
+
+
+def test_cache_misses_when_the_weights_file_changes(tmp_path, counted):
+    import timm
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    torch.save(net.state_dict(), tmp_path / "a.pth")
+    with torch.no_grad():
+        net.conv_head.weight.add_(torch.randn_like(net.conv_head.weight))
+    torch.save(net.state_dict(), tmp_path / "b.pth")
+    ds = ArrayDataset(_images(3), np.zeros(3), name="tiny")
+    cfg = EmbedConfig(image_size=32, device="cpu")
+    fa = ex.embed(ds, cfg=dataclasses.replace(cfg, weights=str(tmp_path / "a.pth")),
+                  cache_dir=tmp_path / "c", progress=False)
+    fb = ex.embed(ds, cfg=dataclasses.replace(cfg, weights=str(tmp_path / "b.pth")),
+                  cache_dir=tmp_path / "c", progress=False)
+    assert len(counted) == 2 and not np.allclose(fa, fb)
+
+
+def test_keywords_and_cfg():
+    cfg = EmbedConfig(pooling="mac", image_size=48)
+    seen = {}
+
+    def fake_key(dataset, c, precision, skip_corrupt=False):
+        seen["cfg"] = c
+        raise RuntimeError("stop")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ex, "embed_cache_key", fake_key)
+        ds = ArrayDataset(_images(2), np.zeros(2), name="tiny")
+        for kw, want in [({}, ("gap", 64)), ({"cfg": cfg}, ("mac", 48)),
+                         ({"cfg": cfg, "image_size": 32}, ("mac", 32))]:
+            with pytest.raises(RuntimeError):
+                ex.embed(ds, device="cpu", progress=False, **kw)
+            assert (seen["cfg"].pooling, seen["cfg"].image_size) == want
+
+
+def test_whitening_learned_or_given(tmp_path):
+    ds = ArrayDataset(_images(12), np.zeros(12), name="tiny")
+    raw = _embed(ds, tmp_path)
+    white = _embed(ds, tmp_path, whitening=True)
+    assert white.shape == (12, 11)  # min(D, N - 1)
+    np.testing.assert_allclose(np.linalg.norm(white, axis=1), 1.0, rtol=1e-5)
+    from mom.whitening import apply_whitening, learn_whitening
+    mean, P = learn_whitening(raw[:8], dim=5)
+    given = _embed(ds, tmp_path, whitening=(mean, P))
+    np.testing.assert_allclose(given, apply_whitening(raw, mean, P), rtol=1e-5, atol=1e-6)
+
+
+def _write_images(folder):
+    """Five readable images in different modes and one truncated PNG (index 2)."""
+    folder.mkdir()
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 30, 3), dtype=np.uint8))
+    paths = []
+    for i, (mode, ext) in enumerate([("RGB", "png"), ("L", "png"), (None, "png"), ("RGBA", "png"),
+                                     ("P", "png"), ("CMYK", "jpg")]):
+        p = folder / f"{i}.{ext}"
+        if mode is None:
+            rgb.save(p)
+            p.write_bytes(p.read_bytes()[:60])  # truncated
+        else:
+            rgb.convert(mode).save(p)
+        paths.append(p)
+    return FileDataset(paths, np.arange(6), name="modes", root=folder)
+
+
+def test_corrupt_image_raises_naming_the_file(tmp_path):
+    ds = _write_images(tmp_path / "img")
+    with pytest.raises(ValueError, match="2.png"):
+        _embed(ds, None)
+
+
+def test_skip_corrupt_reports_and_keeps_the_rest(tmp_path, counted):
+    ds = _write_images(tmp_path / "img")
+    res = _embed(ds, tmp_path / "cache", skip_corrupt=True)
+    assert isinstance(res, ex.EmbedResult)
+    assert res.kept.tolist() == [0, 1, 3, 4, 5]
+    assert [i for i, _ in res.skipped] == [2] and "2.png" in res.skipped[0][1]
+    assert res.features.shape == (5, 1280) and np.isfinite(res.features).all()
+    good = FileDataset([ds.paths[i] for i in res.kept], res.kept, name="good", root=tmp_path / "img")
+    np.testing.assert_allclose(res.features, _embed(good, None), rtol=1e-4, atol=1e-5)
+    again = _embed(ds, tmp_path / "cache", skip_corrupt=True)  # cached, skip list included
+    assert again.skipped == res.skipped and again.kept.tolist() == res.kept.tolist()
+    assert len(counted) == 2
