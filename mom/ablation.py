@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from .config import RunConfig
 from .runs import cached_run
 
-__all__ = ["ANCHORS", "POOLS", "ablation", "headline_metric", "ablation_table",
+__all__ = ["ANCHORS", "POOLS", "ablation", "headline_metric", "ablation_table", "ablation_grid",
            "diagnostics_table"]
 
 ANCHORS = ("all", "stationary", "random")
@@ -60,6 +60,15 @@ def ablation_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                                               "initial": r["initial"], "n_anchors": r["n_anchors"]})
         row[r["pools"]] = r["value"]
     return list(table.values())
+
+
+def ablation_grid(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """``{pools: {anchors: value}}`` for a grouped bar chart (initial included)."""
+    grid: dict[str, dict[str, float]] = {"initial": {}}
+    for r in rows:
+        grid["initial"][r["anchors"]] = r["initial"]
+        grid.setdefault(r["pools"], {})[r["anchors"]] = r["value"]
+    return grid
 
 
 def diagnostics_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:

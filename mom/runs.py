@@ -19,7 +19,7 @@ import numpy as np
 from .config import RunConfig, config_from_dict, config_to_dict
 from .io import load_json
 
-__all__ = ["config_key", "run_dir_for", "cached_run", "load_run", "RunArtifacts"]
+__all__ = ["config_key", "run_dir_for", "cached_run", "finished_runs", "load_run", "RunArtifacts"]
 
 
 def config_key(cfg: RunConfig) -> str:
@@ -51,6 +51,11 @@ def cached_run(cfg: RunConfig, runs_dir: str | Path, *, progress: bool = False) 
     cache = Path(runs_dir) / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     return run(cfg, out, progress=progress, cache_dir=cache), out
+
+
+def finished_runs(runs_dir: str | Path) -> list[Path]:
+    """Run folders directly under ``runs_dir`` that hold a ``results.json``, sorted."""
+    return sorted(p.parent for p in Path(runs_dir).glob("*/results.json"))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from .io import atomic_write
 
 __all__ = ["project_2d", "plot_diffusion", "plot_stationary", "plot_pools_2d",
-           "plot_grouped_bars", "pool_diagnostics_groups", "plot_pool_diagnostics", "plot_recalls", "plot_metric_bars", "gallery_ids",
+           "plot_grouped_bars", "pool_diagnostics_groups", "plot_pool_diagnostics", "plot_recalls", "plot_metric_bars", "plot_history", "gallery_ids",
            "plot_gallery", "gallery_figure", "thumbnail", "save_figure",
            "SAME", "OTHER"]
 
@@ -52,7 +52,11 @@ def plot_diffusion(coords: np.ndarray, euclidean: np.ndarray, manifold: np.ndarr
     for ax, values, name in ((axes[0], euclidean, "Euclidean similarity"),
                              (axes[1], manifold, "manifold similarity (diffusion)")):
         values = _vector(values, n, name)
-        shown = np.log10(np.clip(values, 1e-12, None)) if name.startswith("manifold") else values
+        shown = values
+        if name.startswith("manifold"):  # log scale; unreached nodes (<= 0) sit at the floor
+            reached = values[values > 0]
+            floor = max(reached.min(), reached.max() * 1e-6) if len(reached) else 1.0
+            shown = np.log10(np.clip(values, floor, None))
         order = np.argsort(shown)  # draw the strongest last, on top
         sc = ax.scatter(coords[order, 0], coords[order, 1], c=shown[order], s=6, cmap="viridis")
         fig.colorbar(sc, ax=ax, label=("log10 " if name.startswith("manifold") else "") + name)
@@ -208,6 +212,18 @@ def plot_metric_bars(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], 
     return fig
 
 
+def plot_history(histories: Mapping[str, Sequence[Mapping[str, float]]], key: str = "loss") -> Figure:
+    """``key`` (e.g. the training loss) per epoch, one line per run: ``{name: history}``
+    where a history is ``mom.train``'s list of per-epoch dicts."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), constrained_layout=True)
+    for name, history in histories.items():
+        epochs = [h["epoch"] for h in history]
+        ax.plot(epochs, [h[key] for h in history], "-o", label=name, color=_GROUP_COLOURS.get(name))
+    ax.set_xlabel("epoch"), ax.set_ylabel(key)
+    ax.legend(fontsize=8)
+    return fig
+
+
 def gallery_ids(pools: Any, features: np.ndarray, position: int, n: int = 5,
                 seed: int = 0) -> dict[str, np.ndarray]:
     """Rows of Figure 3 for the anchor at ``position`` in ``pools``: the first ``n``
@@ -231,11 +247,13 @@ def plot_gallery(blocks: Sequence[tuple[Any, Mapping[str, Sequence[tuple[Any, st
                  *, thumb_inches: float = 1.1) -> Figure:
     """Image grid: each block is ``(anchor_image, {row_name: [(image, frame, caption)]})``.
 
-    The anchor sits in column 0 of the block's first row; ``frame`` is a colour
+    The anchor sits in column 0 of the block's first row, the row names in column 1,
+    the images from column 2 on; ``frame`` is a colour
     (e.g. ``SAME``/``OTHER``) or None for no frame.
     """
     n_rows = sum(len(rows) for _, rows in blocks)
-    n_cols = 1 + max((len(items) for _, rows in blocks for items in rows.values()), default=0)
+    # column 0: the anchor (first row of its block); column 1: the row's name; then images
+    n_cols = 2 + max((len(items) for _, rows in blocks for items in rows.values()), default=0)
     if n_rows == 0:
         raise ValueError("plot_gallery: nothing to show")
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(thumb_inches * n_cols, thumb_inches * 1.15 * n_rows),
@@ -247,11 +265,12 @@ def plot_gallery(blocks: Sequence[tuple[Any, Mapping[str, Sequence[tuple[Any, st
                 _blank(axes[r, c])
             if j == 0:
                 _show(axes[r, 0], anchor_image, "tab:blue", "anchor")
-            axes[r, 1].set_ylabel(name, fontsize=9)
-            for c, (image, frame, caption) in enumerate(items, start=1):
+            axes[r, 1].text(0.95, 0.5, name, ha="right", va="center", fontsize=10,
+                            transform=axes[r, 1].transAxes)
+            for c, (image, frame, caption) in enumerate(items, start=2):
                 _show(axes[r, c], image, frame, caption)
             r += 1
-    fig.subplots_adjust(wspace=0.08, hspace=0.35, left=0.06, right=0.99, top=0.98, bottom=0.02)
+    fig.subplots_adjust(wspace=0.08, hspace=0.35, left=0.01, right=0.99, top=0.98, bottom=0.02)
     return fig
 
 

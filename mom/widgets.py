@@ -9,6 +9,7 @@ browsing; they never reach mining.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -70,9 +71,32 @@ class PoolInspector:
         if self._widgets is not None:
             self._widgets["source"].options = list(self._sources)
 
+    def add_run(self, run_dir, name: str | None = None) -> str:
+        """Register a finished ``mom.pipeline.run`` folder (its training split, pools and
+        descriptors; labels for display); returns the source name (default: folder name)."""
+        name = name or Path(run_dir).name
+        self.add_source(name, *_run_source(run_dir))
+        return name
+
+    @classmethod
+    def from_runs(cls, run_dirs: Sequence, **kwargs) -> "PoolInspector":
+        """An inspector over finished run folders; the first one is shown."""
+        if not run_dirs:
+            raise ValueError("PoolInspector.from_runs: no run folders given")
+        first, *rest = run_dirs
+        inspector = cls(*_run_source(first), name=Path(first).name, **kwargs)
+        for d in rest:
+            inspector.add_run(d)
+        return inspector
+
     @property
     def sources(self) -> list[str]:
         return list(self._sources)
+
+    def source_data(self) -> tuple[Any, Any, np.ndarray, np.ndarray | None]:
+        """(dataset, pools, features, labels) of the source shown now."""
+        src = self._src
+        return src["dataset"], src["pools"], src["features"], src["labels"]
 
     def switch(self, name: str) -> dict[str, Any]:
         """Show another registered source (anchor order and position reset)."""
@@ -225,6 +249,15 @@ class PoolInspector:
                             layout=w.Layout(border=f"3px solid {frame}"))
             cells.append(w.VBox([image, w.HTML(f"<small>#{i}<br>{caption}</small>")]))
         return w.VBox([w.HTML(f"<b>{title}</b>"), w.HBox(cells)])
+
+
+def _run_source(run_dir) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+    """(training dataset, pools, descriptors, labels) of a finished run folder."""
+    from .datasets import build_dataset
+    from .runs import load_run
+    art = load_run(run_dir)
+    dataset = build_dataset(art.config.data, "train")
+    return dataset, art.pools, art.features, np.asarray(dataset.labels)
 
 
 def _png(image) -> bytes:

@@ -150,13 +150,15 @@ def test_gallery_rows_and_frames(small):
     assert rows["NN^e_3"].tolist() == brute
     assert a not in rows["X \\ NN^e_3"] and not set(rows["X \\ NN^e_3"]) & set(brute)
     fig = viz.gallery_figure(ds, pools, x, [0, 1], n=4, labels=labels, seed=3)
-    grid = np.array(fig.axes).reshape(8, 5)  # 2 anchors x 4 rows, anchor + 4 columns
-    first = grid[0, 1]  # first P+ image of anchor 0
+    grid = np.array(fig.axes).reshape(8, 6)  # 2 anchors x 4 rows; anchor, name, 4 images
+    assert [grid[i, 1].texts[0].get_text() for i in range(4)] == list(rows)
+    first = grid[0, 2]  # first P+ image of anchor 0
     want = viz.SAME if labels[rows["P+"][0]] == labels[a] else viz.OTHER
     assert first.spines["top"].get_edgecolor() == to_rgba(want)
     assert grid[0, 0].spines["top"].get_edgecolor() == to_rgba("tab:blue")
     assert not grid[1, 0].spines["top"].get_visible()  # anchor only in the block's first row
-    assert grid[1, 4].spines["top"].get_visible() is False  # NN^e_3 row has 3 images
+    assert grid[1, 4].spines["top"].get_visible()
+    assert grid[1, 5].spines["top"].get_visible() is False  # NN^e_3 row has 3 images
 
 
 def test_save_figure_writes_png_and_svg_atomically(tmp_path):

@@ -1,0 +1,170 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Mining on Manifolds, step by step
+#
+# The whole method on the offline default (a Fashion-MNIST subset bundled with
+# the package; training split = classes 0-4, test split = classes 5-9):
+#
+# 1. embed the unlabeled training images with a pretrained network;
+# 2. build the mutual k-nearest-neighbour graph;
+# 3. diffuse from one anchor to get its *manifold similarity*;
+# 4. find the modes of the random walk's stationary distribution (anchor selection);
+# 5. mine hard positives **P+** (manifold but not Euclidean neighbours) and hard
+#    negatives **P−** (Euclidean but not manifold neighbours), and compare them with
+#    Euclidean neighbours;
+# 6. fine-tune briefly on the mined tuples and compare the metrics before and after.
+#
+# No label is used to mine or train. Labels appear only to colour the pictures and to
+# evaluate. All logic lives in `mom`; this notebook only calls it.
+
+# %% tags=["parameters"]
+params = "smoke"  # smoke | default | paper | path to a YAML parameter file
+overrides = []  # list of "section.field=value" strings
+figures_dir = "../figures/smoke"
+results_dir = "../results/smoke"
+runs_dir = "../runs/smoke"
+progress = False
+anchor = 0  # index of the training image used as the example anchor
+train_epochs = 1  # the short training run of section 6
+
+# %%
+import numpy as np
+
+from mom import viz
+from mom.config import apply_overrides, derive, load_params
+from mom.datasets import build_dataset
+from mom.diffusion import cg_block, laplacian, modes, stationary
+from mom.graph import affinity, largest_component, normalize
+from mom.knn import knn
+from mom.mining import mine, pool_diagnostics
+from mom.paper import format_table
+from mom.pipeline import embed_split, evaluate_model
+from mom.reproduce import save_results
+from mom.train import build_model, train
+
+cfg = apply_overrides(load_params(params), overrides)
+mc = cfg.mining
+print(cfg.name, cfg.data, cfg.embed, mc, sep="\n")
+
+# %% [markdown]
+# ## 1 · Embeddings
+# Each training image becomes an L2-normalised descriptor (SPEC §2). The 2-D pictures
+# below are a PCA projection of these descriptors; colours there are labels, shown
+# for the reader only.
+
+# %%
+train_ds = build_dataset(cfg.data, "train")
+test_ds = build_dataset(cfg.data, "test")
+# mining descriptors (N, D), and the raw pooled ones (N, C) that initialise the training head
+features, raw = embed_split(cfg, train_ds, cache_dir=f"{runs_dir}/cache", progress=progress)
+labels = np.asarray(train_ds.labels)  # display and diagnostics only
+coords = viz.project_2d(features)  # (N, 2)
+print(f"{len(train_ds)} training images -> features {features.shape}; {len(test_ds)} test images")
+
+# %% [markdown]
+# ## 2 · The mutual kNN graph
+# k nearest neighbours by inner product (the point itself included), edge weight
+# max(0, y_i·y_j)^γ kept only when the pair is mutual (SPEC §3); S = D^-½ A D^-½.
+
+# %%
+sims, ids = knn(features, mc.k_graph)  # (N, k) each
+A = affinity(sims, ids, mc.gamma)
+S = normalize(A)
+degree = np.asarray((A > 0).sum(axis=1)).ravel()
+print(f"k = {mc.k_graph}, gamma = {mc.gamma}: {A.nnz // 2} mutual edges, "
+      f"mean degree {degree.mean():.1f} of {mc.k_graph - 1} possible, "
+      f"{np.sum(degree == 0)} isolated nodes, largest component {len(largest_component(A))} of {len(degree)}")
+
+# %% [markdown]
+# ## 3 · Diffusion from one anchor
+# f(r) solves (I − αS) f = e_r by conjugate gradient, truncated at a few iterations
+# (SPEC §4). Left: Euclidean similarity to the anchor; right: the manifold similarity.
+# The rings mark each one's top k+ points: the manifold follows the data's shape
+# rather than a ball around the anchor.
+
+# %%
+e_r = np.zeros(len(features))
+e_r[anchor] = 1.0
+f = cg_block(laplacian(S, mc.alpha), e_r, mc.cg_iterations, mc.cg_tol)  # (N,)
+fig = viz.plot_diffusion(coords, features @ features[anchor], f, anchor, top=mc.k_pos, labels=labels)
+viz.save_figure(fig, f"{figures_dir}/00_diffusion")
+
+# %% [markdown]
+# ## 4 · Stationary distribution and its modes
+# A random walk P = D^-1 A on the largest component, run by power iteration. A node is
+# a mode when its probability beats every neighbour's; the top modes are the anchors
+# used for retrieval (SPEC §5). They spread over the dense regions of the collection.
+
+# %%
+pi = stationary(A, mc.power_iterations)  # (N,)
+graph_modes = modes(A, pi)
+print(f"{len(graph_modes)} modes; the top {min(mc.n_anchors, len(graph_modes))} would be anchors")
+fig = viz.plot_stationary(pi, graph_modes, coords, n_anchors=mc.n_anchors)
+viz.save_figure(fig, f"{figures_dir}/00_stationary")
+
+# %% [markdown]
+# ## 5 · P+ and P− against Euclidean neighbours
+# P+(r) = NN^m_{k+}(r) \ NN^e_{k+}(r): close on the manifold, not among the Euclidean
+# neighbours. P−(r) = NN^e_{k−}(r) \ NN^m_{k−}(r): Euclidean neighbours that the manifold
+# does not reach (SPEC §6). The Euclidean baseline takes NN^e_{k+} as positives and
+# points beyond NN^e_{k−} as negatives. Marker edges: green = the anchor's class.
+
+# %%
+pools = mine(features, mc, progress=progress)
+kept = np.flatnonzero(pools.anchors == anchor)
+position = int(kept[0]) if len(kept) else 0  # the anchor is skipped when a pool is empty
+shown = int(pools.anchors[position])
+print(f"{len(pools)} anchors kept, {pools.n_skipped} skipped (empty P+ or P-); showing anchor {shown}")
+fig = viz.plot_pools_2d(coords, shown, {
+    "positives": {"P+ (MoM)": pools.positives[position],
+                  "NN^e_k+ (Euclidean)": pools.baseline.positives[position]},
+    "negatives": {"P- (MoM)": pools.negatives[position],
+                  "beyond NN^e_k- (Euclidean)": pools.baseline.negatives[position]},
+}, labels)
+viz.save_figure(fig, f"{figures_dir}/00_pools")
+
+# %% [markdown]
+# Over all anchors: the fraction of P+ that shares the anchor's class (precision) and
+# the fraction of P− that does not (purity), for MoM, the Euclidean baseline, and the
+# Euclidean neighbours at the same depth as P+ (ranks k+ + 1 onwards).
+
+# %%
+diag = pool_diagnostics(pools, features, labels)
+fig = viz.plot_pool_diagnostics(diag)
+viz.save_figure(fig, f"{figures_dir}/00_pool_diagnostics")
+viz.pool_diagnostics_groups(diag)
+
+# %% [markdown]
+# ## 6 · One short training run, and the metrics before and after
+# The training architecture (backbone + a 64-d head initialised by PCA of the training
+# descriptors) is evaluated on the unseen test classes, fine-tuned on (anchor, P+, P−)
+# tuples with the weighted triplet loss (SPEC §7), and evaluated again.
+
+# %%
+tcfg = derive(cfg.train, epochs=train_epochs)
+model = build_model(cfg.embed, tcfg, init_features=raw)
+before, _ = evaluate_model(model, test_ds, cfg, progress=progress)
+result = train(model, train_ds, pools, tcfg, cfg.embed, progress=progress)
+after, _ = evaluate_model(result.model, test_ds, cfg, progress=progress)
+rows = [{"method": "before (initial)", **before}, {"method": f"after {train_epochs} epoch(s) of MoM", **after}]
+print(format_table(rows))
+
+# %%
+fig = viz.plot_metric_bars(rows, ["recall@1", "recall@2", "recall@4", "recall@8", "nmi"],
+                           title=f"test split ({len(test_ds)} images, unseen classes)")
+viz.save_figure(fig, f"{figures_dir}/00_before_after")
+save_results(results_dir, "00_walkthrough", {
+    "before": before, "after": after, "history": result.history, "anchor": shown,
+    "pool_diagnostics": viz.pool_diagnostics_groups(diag), "n_anchors": len(pools),
+    "n_skipped": pools.n_skipped}, derive(cfg, train=tcfg))

@@ -1,0 +1,61 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Pool inspector
+#
+# Browse the mined pools interactively: pick an anchor with the slider, order anchors
+# by the precision of their P+ (worst or best first), toggle the Euclidean baseline
+# pools, and switch between the cached runs found in `runs_dir` (other datasets or
+# parameter files). Each thumbnail shows its index, for P+ its weight `w` (the manifold
+# similarity) and for both pools its Euclidean rank `e#` from the anchor. Frames:
+# green = the anchor's class, red = another (labels for display only).
+#
+# The widgets need a live kernel; below them, a static picture of the worst anchor is
+# drawn so that the executed notebook shows something too.
+
+# %% tags=["parameters"]
+params = "smoke"  # smoke | default | paper | path to a YAML parameter file
+overrides = []  # list of "section.field=value" strings
+figures_dir = "../figures/smoke"
+results_dir = "../results/smoke"
+runs_dir = "../runs/smoke"
+progress = False
+
+# %%
+from mom import viz
+from mom.config import apply_overrides, load_params
+from mom.runs import cached_run, finished_runs
+from mom.widgets import PoolInspector
+
+cfg = apply_overrides(load_params(params), overrides)
+_, current = cached_run(cfg, runs_dir, progress=progress)
+others = [d for d in finished_runs(runs_dir) if d != current]
+inspector = PoolInspector.from_runs([current, *others])
+print(f"sources: {inspector.sources}")
+inspector
+
+# %% [markdown]
+# The same controls as calls, e.g. for a script: the worst anchor by P+ precision,
+# then its Euclidean baseline.
+
+# %%
+state = inspector.set_order("worst first")
+print({k: state[k] for k in ("anchor", "pools", "precision", "purity", "positives", "positive_ranks")})
+state = inspector.toggle_baseline()
+print({k: state[k] for k in ("anchor", "pools", "precision", "purity", "positives", "positive_ranks")})
+inspector.toggle_baseline(False)
+
+# %%
+src_ds, src_pools, src_feats, src_labels = inspector.source_data()
+fig = viz.gallery_figure(src_ds, src_pools, src_feats, [inspector.state["position"]], n=8, labels=src_labels)
+viz.save_figure(fig, f"{figures_dir}/04_worst_anchor")

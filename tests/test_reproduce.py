@@ -1,0 +1,113 @@
+"""The papermill batch on tiny notebooks: outputs, parameters, and failures naming the cell."""
+import json
+import textwrap
+
+import nbformat
+import pytest
+
+from mom.config import load_params
+from mom.io import load_json
+from mom.reproduce import (NotebookError, list_notebooks, output_dirs, reproduce, save_results,
+                           to_ipynb)
+
+HEADER = "# %% [markdown]\n# A tiny notebook\n\n"
+PARAMS = textwrap.dedent('''\
+    # %% tags=["parameters"]
+    params = "smoke"
+    overrides = []
+    figures_dir = "figs"
+    results_dir = "res"
+    runs_dir = "runs"
+    progress = False
+''')
+GOOD = textwrap.dedent('''\
+    # %%
+    import matplotlib.pyplot as plt
+    from mom import viz
+    from mom.config import apply_overrides, load_params
+    from mom.reproduce import save_results
+    cfg = apply_overrides(load_params(params), overrides)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [cfg.train.epochs, 0])
+    viz.save_figure(fig, f"{figures_dir}/tiny")
+    save_results(results_dir, "tiny", {"epochs": cfg.train.epochs}, cfg)
+''')
+BAD = "# %%\nx = 1\n\n# %%\nraise RuntimeError('broken on purpose')\n"
+
+
+def write(folder, name, *cells):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.py"
+    path.write_text(HEADER + "\n".join(cells))
+    return path
+
+
+def test_list_notebooks_selects_by_name_or_number(tmp_path):
+    for name in ("00_a", "01_b", "02_c"):
+        write(tmp_path, name, PARAMS)
+    (tmp_path / "helper.py").write_text("x = 1\n")  # not a notebook: no NN_ prefix
+    assert [p.stem for p in list_notebooks(notebook_dir=tmp_path)] == ["00_a", "01_b", "02_c"]
+    assert [p.stem for p in list_notebooks(["02", "00_a.py"], tmp_path)] == ["02_c", "00_a"]
+    with pytest.raises(ValueError, match="'03' not found.*00_a"):
+        list_notebooks(["03"], tmp_path)
+    with pytest.raises(FileNotFoundError):
+        list_notebooks(notebook_dir=tmp_path / "empty")
+
+
+def test_to_ipynb_requires_exactly_one_parameters_cell(tmp_path):
+    ok = to_ipynb(write(tmp_path, "00_ok", PARAMS, GOOD), tmp_path / "ok.ipynb")
+    nb = nbformat.read(ok, as_version=4)
+    assert nb.metadata.kernelspec.name == "python3"
+    assert [c.metadata.get("tags") for c in nb.cells if c.cell_type == "code"][0] == ["parameters"]
+    with pytest.raises(ValueError, match="found 0"):
+        to_ipynb(write(tmp_path, "01_none", GOOD), tmp_path / "none.ipynb")
+    with pytest.raises(ValueError, match="found 2"):
+        to_ipynb(write(tmp_path, "02_two", PARAMS, PARAMS), tmp_path / "two.ipynb")
+    assert not (tmp_path / "none.ipynb").exists()
+
+
+def test_output_dirs_layout(tmp_path):
+    d = output_dirs("smoke", tmp_path)
+    assert d["figures"] == tmp_path / "figures" / "smoke"
+    assert d["results"] == tmp_path / "results" / "smoke"
+    assert d["notebooks"] == tmp_path / "notebooks" / "smoke"
+    default = output_dirs("paper")  # the repository: executed notebooks under build/
+    assert default["figures"].parts[-2:] == ("figures", "paper")
+    assert default["notebooks"].parts[-3:] == ("build", "notebooks", "paper")
+
+
+def test_save_results_records_the_config(tmp_path):
+    cfg = load_params("smoke")
+    path = save_results(tmp_path / "r", "x", {"value": 1.5}, cfg)
+    data = load_json(path)
+    assert data["value"] == 1.5 and data["params"] == "smoke"
+    assert data["config"]["train"]["epochs"] == cfg.train.epochs
+    assert "python" in data["env"]
+
+
+@pytest.mark.slow
+def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path):
+    src = tmp_path / "src"
+    write(src, "00_good", PARAMS, GOOD)
+    write(src, "01_bad", PARAMS, BAD)
+    write(src, "02_never", PARAMS, GOOD)
+    out = tmp_path / "out"
+    summary = reproduce("smoke", out, ["00"], notebook_dir=src, progress=False,
+                        overrides=["train.epochs=3"])
+    assert list(summary["notebooks"]) == ["00_good"]
+    assert (out / "figures" / "smoke" / "tiny.png").is_file()
+    assert (out / "figures" / "smoke" / "tiny.svg").is_file()
+    result = load_json(out / "results" / "smoke" / "tiny.json")
+    assert result["epochs"] == 3 and result["config"]["train"]["epochs"] == 3  # overrides passed
+    executed = nbformat.read(out / "notebooks" / "smoke" / "00_good.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and json.dumps(str(out / "figures" / "smoke")) in injected[0].source
+    assert not list((out / "notebooks" / "smoke").glob(".*.ipynb"))  # build copies removed
+
+    with pytest.raises(NotebookError) as info:
+        reproduce("smoke", out, notebook_dir=src, progress=False)
+    err = info.value
+    # executed cells: parameters [1], injected [2], x = 1 [3], raise [4]; markdown is index 0
+    assert (err.notebook, err.cell, err.cell_index) == ("01_bad", 4, 4)
+    assert "01_bad" in str(err) and "broken on purpose" in str(err) and "[4]" in str(err)
+    assert not (out / "notebooks" / "smoke" / "02_never.ipynb").exists()  # the batch stopped
