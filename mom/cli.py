@@ -142,7 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="execute the notebooks for a parameter file (papermill)")
     _add_config_args(p)
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: the repository's figures/ and results/)")
+    p.add_argument("--notebooks", nargs="+", default=None, metavar="NAME",
+                   help="only these notebooks (default: all, in order)")
+    p.add_argument("--timeout", type=int, default=None, help="seconds per notebook cell")
     return parser
 
 
@@ -275,16 +279,21 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from .reproduce import reproduce
-    cfg_name = args.params
+    from .reproduce import NotebookError, reproduce
+    config_from_args(args)  # bad params or overrides fail here, before any notebook starts
     overrides = list(args.overrides)
     if args.data_root:
-        overrides.append(f"data.root={args.data_root}")
+        overrides.insert(0, f"data.root={args.data_root}")
     if args.device:
-        overrides += [f"embed.device={args.device}", f"train.device={args.device}"]
-    out = reproduce(cfg_name, args.out, overrides=overrides, progress=not args.quiet)
-    if out is not None:
-        print(out if isinstance(out, str) else json.dumps(out, indent=2, default=str))
+        overrides[:0] = [f"embed.device={args.device}", f"train.device={args.device}"]
+    try:
+        done = reproduce(args.params, args.out, notebooks=args.notebooks, overrides=overrides,
+                         timeout=args.timeout, progress=not args.quiet)
+    except NotebookError as exc:
+        print(f"mom reproduce: {exc}", file=sys.stderr)
+        return 1
+    for name, info in done.get("notebooks", {}).items():
+        print(f"{name}: {info.get('path')} ({info.get('seconds', 0):.0f} s)")
     return 0
 
 

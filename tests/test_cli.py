@@ -80,6 +80,8 @@ def test_mine_command_writes_a_loadable_pools_file(tmp_path, capsys):
     (["run", "--params", "smoke", "--set", "train.epoch=2", "--out", "{tmp}/o"], "epoch"),
     (["mine", "{tmp}/absent.npy", "--out", "{tmp}/p.npz"], "absent.npy"),
     (["evaluate", "{tmp}/absent.npy"], "--labels"),
+    (["reproduce", "--params", "no_such_params", "--out", "{tmp}/o"], "no_such_params"),
+    (["reproduce", "--params", "smoke", "--set", "mining.kpos=3", "--out", "{tmp}/o"], "kpos"),
 ])
 def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys, argv, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
