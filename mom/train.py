@@ -16,7 +16,6 @@ metrics, package versions, git commit) and, at the end, ``model.pt`` (weights
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
@@ -250,6 +249,8 @@ def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedCo
     if len(pools) == 0:
         raise ValueError(f"train: the {cfg.pools!r} pool set is empty (no anchor with non-empty "
                          "P+ and P-); nothing to train on - check the mining depths")
+    if resume and out_dir is None:
+        raise ValueError("train: resume=True needs the out_dir that holds checkpoint.pt")
     n_tuples = int(cfg.tuples_per_epoch or len(dataset))
     if n_tuples < cfg.batch_size:
         raise ValueError(f"train: {n_tuples} tuples per epoch give no full batch of {cfg.batch_size}")
@@ -277,6 +278,8 @@ def _train(model, dataset, pools, cfg, embed_cfg, out_dir, resume, progress, eva
         out.mkdir(parents=True, exist_ok=True)
 
     model.to(device)
+    if device.type == "cuda":  # the layout extract uses; set before DDP builds its buckets
+        model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("train: the model has no parameter with requires_grad")
@@ -314,7 +317,8 @@ def _train(model, dataset, pools, cfg, embed_cfg, out_dir, resume, progress, eva
         t0 = time.perf_counter()
         shard = torch.utils.data.Subset(dataset, range(info.rank, len(dataset), info.world_size))
         emb = extract(model, shard if info.active else dataset, test_tf, device=device,
-                      batch_size=embed_cfg.batch_size, num_workers=cfg.num_workers, progress=False)
+                      batch_size=embed_cfg.batch_size, num_workers=cfg.num_workers,
+                      progress=progress and info.is_main)
         emb = ddp.gather_rows(torch.from_numpy(np.ascontiguousarray(emb)).to(device),
                               len(dataset), info).cpu().numpy()  # (N, D)
         t1 = time.perf_counter()
@@ -332,13 +336,17 @@ def _train(model, dataset, pools, cfg, embed_cfg, out_dir, resume, progress, eva
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or not info.is_main,
                    leave=False)
         for step, (x, w) in enumerate(bar):
-            x, w = x.to(device, non_blocking=True), w.to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=use_amp) if use_amp else contextlib.nullcontext():
-                z = net(x.flatten(0, 1)).view(x.shape[0], x.shape[1], -1)  # (b, 2+K, D)
+            x, w = x.to(device, non_blocking=True), w.to(device, non_blocking=True)  # (b, 2+K, 3, H, W)
+            x = x.flatten(0, 1)  # (b * (2+K), 3, H, W): one forward pass for all images
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, enabled=use_amp):
+                z = net(x).view(len(w), 2 + cfg.n_negatives, -1)  # (b, 2+K, D)
                 loss = tuple_loss(z.float(), w, cfg)
             mean_loss = float(ddp.all_mean(loss.detach(), info))
             if not math.isfinite(mean_loss):
-                where = f" (last good checkpoint: {str(ckpt_path)!r})" if ckpt_path is not None else ""
+                good = ckpt_path is not None and ckpt_path.is_file()
+                where = f" (last good checkpoint kept: {str(ckpt_path)!r})" if good else ""
                 raise FloatingPointError(f"train: non-finite loss {mean_loss} at epoch {epoch + 1}, "
                                          f"step {step + 1}/{len(loader)}{where}; try a lower lr")
             opt.zero_grad(set_to_none=True)

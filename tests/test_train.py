@@ -207,6 +207,8 @@ def test_empty_pools_and_too_few_tuples():
                                 neg_offsets=p.neg_offsets[:1], baseline=None)
     with pytest.raises(ValueError, match="empty"):
         train(tiny_model(embed_cfg, cfg), TinyImages(), empty, cfg, embed_cfg, progress=False)
+    with pytest.raises(ValueError, match="resume=True needs"):
+        train(tiny_model(embed_cfg, cfg), TinyImages(), p, cfg, embed_cfg, resume=True, progress=False)
     with pytest.raises(ValueError, match="no full batch"):
         train(tiny_model(embed_cfg, cfg), TinyImages(), p, dataclasses.replace(cfg, tuples_per_epoch=5),
               embed_cfg, progress=False)
