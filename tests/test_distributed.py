@@ -54,7 +54,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     embed_cfg, cfg = tiny_configs(epochs=2, augment=False)
     res = train(tiny_model(embed_cfg, cfg), TinyImages(n=25), tiny_pools(n=25), cfg, embed_cfg,
-                out_dir=os.path.join(out, "run"), progress=False, distributed=True,
+                out_dir=os.path.join(out, "run"), progress=False, distributed=None,  # as torchrun
                 transforms=(_to_tensor, _to_tensor))
     torch.save({"state": state_of(res.model), "history": res.history},
                os.path.join(out, f"rank{rank}.pt"))
