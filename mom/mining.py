@@ -152,9 +152,13 @@ def capped_k_neg(k_neg: int, n: int) -> int:
     return int(min(k_neg, math.ceil(n / 2)))
 
 
-def _keyed(ids: np.ndarray, n: int) -> np.ndarray:
-    # (A, k) ids -> globally unique keys row * n + id, so set tests run on flat arrays
-    return np.arange(ids.shape[0], dtype=np.int64)[:, None] * (n + 1) + ids
+def _row_isin(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """(A, ka) bool: a[i, j] in set(b[i]), for ids in [-1, n); one sort, no Python loop."""
+    rows = np.arange(a.shape[0], dtype=np.int64)[:, None] * (n + 1)
+    keys = np.sort((rows + b).ravel())  # globally unique keys row * (n + 1) + id
+    q = (rows + a).ravel()
+    pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
+    return (keys[pos] == q).reshape(a.shape) if keys.size else np.zeros(a.shape, bool)
 
 
 def _to_lists(ids, vals, keep, pool_size):
@@ -184,12 +188,12 @@ def pools_from_neighbours(anchors, euclid_ids, manifold_ids, manifold_vals, k_po
     not_self_e = e != anchors[:, None]
     # P+: first k_pos by manifold, valid, not among the first k_pos Euclidean
     mk, ek = m[:, :k_pos], e[:, :k_pos]
-    in_e = np.isin(_keyed(mk, n), _keyed(ek, n)).reshape(mk.shape)
+    in_e = _row_isin(mk, ek, n)
     keep_p = m_valid[:, :k_pos] & ~in_e & not_self_m[:, :k_pos]
     pos, posw = _to_lists(mk, mv[:, :k_pos], keep_p, pool_size)
     # P-: first k_neg Euclidean, not among the first k_neg manifold neighbours
     ekn, mkn = e[:, :k_neg], m_neigh[:, :k_neg]
-    in_m = np.isin(_keyed(ekn, n), _keyed(mkn, n)).reshape(ekn.shape)
+    in_m = _row_isin(ekn, mkn, n)
     keep_n = (ekn >= 0) & ~in_m & not_self_e[:, :k_neg]
     neg, _ = _to_lists(ekn, ekn, keep_n, pool_size)
     return pos, posw, neg
@@ -232,6 +236,8 @@ def _check_config(cfg: MiningConfig, n: int) -> None:
     for name in ("k_graph", "k_pos", "k_neg", "pool_size", "cg_iterations", "block_size", "n_anchors"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"MiningConfig.{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.cg_dtype not in ("float32", "float64"):
+        raise ValueError(f"MiningConfig.cg_dtype must be float32 or float64, got {cfg.cg_dtype!r}")
     if cfg.k_pos > n:
         raise ValueError(f"MiningConfig.k_pos={cfg.k_pos} exceeds N={n}")
 
@@ -240,6 +246,10 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
          device: str = "auto") -> Pools:
     """Mine P+/P- (and the Euclidean baseline) from features (N, D), L2-normalised.
 
+    Steps: kNN (cfg.knn_index) -> mutual affinity -> anchors (cfg.anchors) -> truncated
+    CG (or exact) manifold top-k -> pools. ``pools.baseline`` holds the Euclidean pools of
+    the same kept anchors: positives NN^e_{k+} minus r (weight 1), negatives the pool_size
+    nearest points outside NN^e_{k-}, i.e. Euclidean ranks k-+1 ... k-+pool_size.
     float64 input is converted to float32; bad input raises ValueError.
     ``device`` "auto" runs faiss on a GPU where faiss has one.
     Example: ``pools = mine(x, MiningConfig(k_pos=50, k_neg=100)); pools.positives[0]``.
@@ -250,14 +260,20 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     _check_config(cfg, n)
     k_neg = capped_k_neg(cfg.k_neg, n)
     idx = build_index(x, cfg.knn_index, device, seed=cfg.seed)
-    sims, ids = search(idx, x, cfg.k_graph)  # (N, k_graph)
-    A = affinity(sims, ids, cfg.gamma)
+    k_e = min(n, max(cfg.k_pos, k_neg + cfg.pool_size))  # Euclidean depth the pools need
+    # every point an anchor: one search serves both the graph and the pools
+    k_all = max(cfg.k_graph, k_e) if cfg.anchors == "all" else cfg.k_graph
+    sims, ids = search(idx, x, k_all)  # (N, k_all)
+    A = affinity(sims[:, :cfg.k_graph], ids[:, :cfg.k_graph], cfg.gamma)
     anchors, pi = select_anchors(A, cfg, progress)
     k_m = max(cfg.k_pos, k_neg)
     mvals, mids = manifold_topk(normalize(A), anchors, cfg.alpha, k_m, cfg.cg_iterations,
-                                cfg.cg_tol, cfg.solver, cfg.block_size, progress)
-    k_e = min(n, max(cfg.k_pos, k_neg + cfg.pool_size))
-    _, eids = search(idx, x, k_e, rows=anchors)  # (A, k_e)
+                                cfg.cg_tol, cfg.solver, cfg.block_size, progress,
+                                dtype=np.dtype(cfg.cg_dtype))
+    if cfg.anchors == "all":
+        eids = ids[:, :k_e]  # (A, k_e), anchors = 0..N-1
+    else:
+        _, eids = search(idx, x, k_e, rows=anchors)  # (A, k_e)
     pos, posw, neg = pools_from_neighbours(anchors, eids, mids, mvals, cfg.k_pos, k_neg, cfg.pool_size)
     kept = np.array([len(p) > 0 and len(q) > 0 for p, q in zip(pos, neg)], dtype=bool)
     sel = np.flatnonzero(kept)

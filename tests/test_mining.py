@@ -103,6 +103,16 @@ def test_pools_from_neighbours_by_hand():
     assert bp[0].tolist() == [1, 2] and bw[0].tolist() == [1, 1] and bn[0].tolist() == [2, 3]
 
 
+def test_row_isin_against_sets():
+    from mom.mining import _row_isin
+    rng = np.random.default_rng(0)
+    a = rng.integers(-1, 12, (30, 7))
+    b = rng.integers(-1, 12, (30, 5))
+    got = _row_isin(a, b, 12)
+    for i in range(30):
+        assert got[i].tolist() == [v in set(b[i].tolist()) for v in a[i]]
+
+
 def test_anchor_choices():
     x, _ = clustered(n=200)
     sims, ids = knn(x, 8)
