@@ -244,7 +244,7 @@ def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedCo
             ``model.backbone.meta`` at ``cfg.image_size``.
     Returns ``TrainResult(model, history)``. Raises FloatingPointError on a non-finite loss.
     """
-    from .extract import extract, make_transform, resolve_device
+    from .extract import resolve_device
 
     pools = pools.select(cfg.pools) if hasattr(pools, "select") else pools
     if len(pools) == 0:
@@ -261,22 +261,26 @@ def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedCo
         if info.active and device.type == "cuda":
             device = torch.device("cuda", info.local_rank)
             torch.cuda.set_device(device)
-        return _train(model, dataset, pools, cfg, embed_cfg, out_dir, resume, progress, eval_fn,
-                      transforms, device, info, n_tuples, extract, make_transform)
+        out = Path(out_dir) if out_dir is not None else None
+        return _fit(model, dataset, pools, cfg, embed_cfg, out, resume, progress, eval_fn, transforms,
+                    device, info, n_tuples)
     finally:
         ddp.teardown(info)
 
 
-def _train(model, dataset, pools, cfg, embed_cfg, out_dir, resume, progress, eval_fn, transforms,
-           device, info, n_tuples, extract, make_transform) -> TrainResult:
+def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: Path | None, resume: bool,
+         progress: bool, eval_fn, transforms, device: torch.device, info: ddp.DistInfo,
+         n_tuples: int) -> TrainResult:
+    from .extract import make_transform
+
     if transforms is None:
         meta = model.backbone.meta
         transforms = (make_transform(meta, cfg.image_size, train=cfg.augment),
                       make_transform(meta, cfg.image_size, train=False))
     train_tf, test_tf = transforms
-    out = Path(out_dir) if out_dir is not None else None
     if out is not None and info.is_main:
         out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CHECKPOINT if out is not None else None
 
     model.to(device)
     if device.type == "cuda":  # the layout extract uses; set before DDP builds its buckets
@@ -286,78 +290,30 @@ def _train(model, dataset, pools, cfg, embed_cfg, out_dir, resume, progress, eva
         raise ValueError("train: the model has no parameter with requires_grad")
     opt, sched = make_optimizer(params, cfg)
     sampler_rng = np.random.default_rng(cfg.seed)  # same on every rank: same tuple list
-    history: list[dict] = []
-    start = 0
-    ckpt_path = out / CHECKPOINT if out is not None else None
-    if resume and ckpt_path is not None and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)  # our own file
-        if ck["config"] != _resumable_config(cfg):
-            diff = sorted(k for k in ck["config"] if ck["config"][k] != _resumable_config(cfg).get(k))
-            raise ValueError(f"resume: {str(ckpt_path)!r} was written with different settings {diff}")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        sampler_rng.bit_generator.state = ck["sampler_rng"]
-        _set_rng_state(ck["rng"][info.rank if len(ck["rng"]) == info.world_size else 0])
-        history, start = list(ck["history"]), int(ck["epoch"])
-    else:  # per-rank seeds: augmentation differs across ranks, tuples do not
-        random.seed(cfg.seed + info.rank)
-        np.random.seed(cfg.seed + info.rank)
-        torch.manual_seed(cfg.seed + info.rank)
+    history, start = _restore(ckpt_path if resume else None, model, opt, sched, sampler_rng, cfg, info)
 
     net = model
     if info.active:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    use_amp = bool(cfg.amp) and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=bool(cfg.amp) and device.type == "cuda")
     local = ddp.local_batches(n_tuples, cfg.batch_size, info)  # tuple ids of this rank
-    b = cfg.batch_size // info.world_size
+    env = env_info() if out is not None and info.is_main else None
 
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        shard = torch.utils.data.Subset(dataset, range(info.rank, len(dataset), info.world_size))
-        emb = extract(model, shard if info.active else dataset, test_tf, device=device,
-                      batch_size=embed_cfg.batch_size, num_workers=cfg.num_workers,
-                      progress=progress and info.is_main)
-        emb = ddp.gather_rows(torch.from_numpy(np.ascontiguousarray(emb)).to(device),
-                              len(dataset), info).cpu().numpy()  # (N, D)
+        emb = _embed_all(model, dataset, test_tf, cfg, embed_cfg, device, info, progress)  # (N, D)
         t1 = time.perf_counter()
         tup = sample_epoch(pools, emb, n_tuples, cfg.hard_negatives, cfg.n_negatives, sampler_rng)
         ids = np.concatenate([tup.anchor[:, None], tup.positive[:, None], tup.negative], axis=1)
         loader = torch.utils.data.DataLoader(
-            TupleImages(dataset, ids[local], tup.weight[local], train_tf), batch_size=b,
-            shuffle=False, drop_last=True, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+            TupleImages(dataset, ids[local], tup.weight[local], train_tf),
+            batch_size=cfg.batch_size // info.world_size, shuffle=False, drop_last=True,
+            num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
         t2 = time.perf_counter()
-        model.train()
-        if cfg.freeze_bn:
-            freeze_batchnorm(model)
         lr = opt.param_groups[0]["lr"]
-        losses = []
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or not info.is_main,
-                   leave=False)
-        for step, (x, w) in enumerate(bar):
-            x, w = x.to(device, non_blocking=True), w.to(device, non_blocking=True)  # (b, 2+K, 3, H, W)
-            x = x.flatten(0, 1)  # (b * (2+K), 3, H, W): one forward pass for all images
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, enabled=use_amp):
-                z = net(x).view(len(w), 2 + cfg.n_negatives, -1)  # (b, 2+K, D)
-                loss = tuple_loss(z.float(), w, cfg)
-            mean_loss = float(ddp.all_mean(loss.detach(), info))
-            if not math.isfinite(mean_loss):
-                good = ckpt_path is not None and ckpt_path.is_file()
-                where = f" (last good checkpoint kept: {str(ckpt_path)!r})" if good else ""
-                raise FloatingPointError(f"train: non-finite loss {mean_loss} at epoch {epoch + 1}, "
-                                         f"step {step + 1}/{len(loader)}{where}; try a lower lr")
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            losses.append(mean_loss)
-            bar.set_postfix(loss=f"{mean_loss:.4f}")
+        losses = _steps(net, model, loader, opt, scaler, cfg, device, info, epoch, ckpt_path, progress)
         sched.step()
-        model.eval()
         t3 = time.perf_counter()
         rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": lr, "steps": len(losses),
                "tuples": len(losses) * cfg.batch_size, "embed_s": round(t1 - t0, 3),
@@ -366,13 +322,13 @@ def _train(model, dataset, pools, cfg, embed_cfg, out_dir, resume, progress, eva
         if eval_fn is not None and info.is_main:
             rec.update(eval_fn(model, epoch + 1))
         history.append(rec)
-        states = ddp.gather_objects(_rng_state(), info)
+        states = ddp.gather_objects(_rng_state(), info)  # every rank's, for an exact resume
         if out is not None and info.is_main:
             _save_checkpoint(ckpt_path, {
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": states, "sampler_rng": sampler_rng.bit_generator.state,
                 "epoch": epoch + 1, "history": history, "config": _resumable_config(cfg)}, epoch + 1)
-            _write_log(out / LOG, cfg, embed_cfg, pools, history, info, done=False)
+            _write_log(out / LOG, cfg, embed_cfg, pools, history, info, env, done=False)
         ddp.barrier(info)
 
     if out is not None and info.is_main:
@@ -380,13 +336,82 @@ def _train(model, dataset, pools, cfg, embed_cfg, out_dir, resume, progress, eva
         with atomic_write(out / WEIGHTS, "wb") as fh:
             torch.save({"state_dict": model.state_dict(), "meta": meta,
                         "train_config": config_to_dict(cfg), "embed_config": config_to_dict(embed_cfg)}, fh)
-        _write_log(out / LOG, cfg, embed_cfg, pools, history, info, done=True)
+        _write_log(out / LOG, cfg, embed_cfg, pools, history, info, env, done=True)
     ddp.barrier(info)
     return TrainResult(model, history)
 
 
-def _write_log(path: Path, cfg, embed_cfg, pools, history, info, done: bool) -> None:
+def _restore(ckpt_path: Path | None, model, opt, sched, sampler_rng, cfg: TrainConfig,
+             info: ddp.DistInfo) -> tuple[list[dict], int]:
+    """Load ``ckpt_path`` if it exists -> (history, epochs done); else seed every RNG."""
+    if ckpt_path is None or not ckpt_path.is_file():
+        # per-rank seeds: augmentation differs across ranks, the tuples (sampler_rng) do not
+        random.seed(cfg.seed + info.rank)
+        np.random.seed(cfg.seed + info.rank)
+        torch.manual_seed(cfg.seed + info.rank)
+        return [], 0
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # our own file; RNG states stay on CPU
+    now = _resumable_config(cfg)
+    if ck["config"] != now:
+        diff = sorted(k for k in set(ck["config"]) | set(now) if ck["config"].get(k) != now.get(k))
+        raise ValueError(f"resume: {str(ckpt_path)!r} was written with different settings {diff}")
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])  # moves the momentum buffers to the parameters' device
+    sched.load_state_dict(ck["scheduler"])
+    sampler_rng.bit_generator.state = ck["sampler_rng"]
+    _set_rng_state(ck["rng"][info.rank if len(ck["rng"]) == info.world_size else 0])
+    return list(ck["history"]), int(ck["epoch"])
+
+
+def _embed_all(model, dataset, transform, cfg: TrainConfig, embed_cfg: EmbedConfig, device,
+               info: ddp.DistInfo, progress: bool) -> np.ndarray:
+    """The current embedding of the whole training set, (N, D) on every rank (rank r embeds r::W)."""
+    from .extract import extract
+
+    part = torch.utils.data.Subset(dataset, range(info.rank, len(dataset), info.world_size))
+    emb = extract(model, part if info.active else dataset, transform, device=device,
+                  batch_size=embed_cfg.batch_size, num_workers=cfg.num_workers,
+                  progress=progress and info.is_main)
+    if not info.active:
+        return emb
+    return ddp.gather_rows(torch.from_numpy(emb).to(device), len(dataset), info).cpu().numpy()
+
+
+def _steps(net, model, loader, opt, scaler, cfg: TrainConfig, device, info: ddp.DistInfo, epoch: int,
+           ckpt_path: Path | None, progress: bool) -> list[float]:
+    """One pass of SGD over ``loader``; returns each step's loss (mean over ranks)."""
+    model.train()
+    if cfg.freeze_bn:
+        freeze_batchnorm(model)
+    losses = []
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or not info.is_main,
+               leave=False)
+    for step, (x, w) in enumerate(bar):
+        x, w = x.to(device, non_blocking=True), w.to(device, non_blocking=True)  # (b, 2+K, 3, H, W)
+        x = x.flatten(0, 1)  # (b * (2+K), 3, H, W): one forward pass for all images
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, enabled=scaler.is_enabled()):
+            z = net(x).view(len(w), 2 + cfg.n_negatives, -1)  # (b, 2+K, D)
+            loss = tuple_loss(z.float(), w, cfg)
+        mean_loss = float(ddp.all_mean(loss.detach(), info))
+        if not math.isfinite(mean_loss):  # before the step: the weights stay finite
+            kept = ckpt_path is not None and ckpt_path.is_file()
+            where = f" (last good checkpoint kept: {str(ckpt_path)!r})" if kept else ""
+            raise FloatingPointError(f"train: non-finite loss {mean_loss} at epoch {epoch + 1}, "
+                                     f"step {step + 1}/{len(loader)}{where}; try a lower lr")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        losses.append(mean_loss)
+        bar.set_postfix(loss=f"{mean_loss:.4f}")
+    model.eval()
+    return losses
+
+
+def _write_log(path: Path, cfg, embed_cfg, pools, history, info, env, done: bool) -> None:
     save_json(path, {"train_config": config_to_dict(cfg), "embed_config": config_to_dict(embed_cfg),
                      "pools": {"method": getattr(pools, "method", cfg.pools), "n_anchors": len(pools)},
                      "world_size": info.world_size, "history": history, "finished": done,
-                     "weights": WEIGHTS if done else None, "env": env_info()})
+                     "weights": WEIGHTS if done else None, "env": env})
