@@ -14,6 +14,8 @@ Layout under ``out_dir`` (default: the repository, with executed notebooks in
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,6 +26,8 @@ from .io import atomic_write, env_info, save_json
 __all__ = ["NOTEBOOK_DIR", "REPO_ROOT", "NotebookError", "list_notebooks", "to_ipynb",
            "output_dirs", "reproduce", "save_results"]
 
+# figures must reach the executed notebook even when the caller set MPLBACKEND=Agg
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
@@ -109,9 +113,10 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
         build = to_ipynb(src, dirs["notebooks"] / f".{src.stem}.source.ipynb", kernel_name)
         target = dirs["notebooks"] / f"{src.stem}.ipynb"
         try:
-            pm.execute_notebook(str(build), str(target), parameters=parameters,
-                                kernel_name=kernel_name, cwd=str(src.parent),
-                                progress_bar=progress, execution_timeout=timeout)
+            with _kernel_env(MPLBACKEND=INLINE_BACKEND):
+                pm.execute_notebook(str(build), str(target), parameters=parameters,
+                                    kernel_name=kernel_name, cwd=str(src.parent),
+                                    progress_bar=progress, execution_timeout=timeout)
         except PapermillExecutionError as exc:
             raise NotebookError(src.stem, exc.exec_count, exc.cell_index,
                                 f"{exc.ename}: {exc.evalue}") from exc
@@ -122,6 +127,21 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
             "notebooks": done,
             "figures": sorted(str(p) for p in dirs["figures"].glob("*.png")),
             "results": sorted(str(p) for p in dirs["results"].glob("*.json"))}
+
+
+@contextlib.contextmanager
+def _kernel_env(**values: str):
+    """Set environment variables for the kernels started inside; restore them after."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def save_results(results_dir: str | Path, name: str, payload: dict[str, Any],

@@ -21,7 +21,8 @@ __all__ = ["project_2d", "plot_diffusion", "plot_stationary", "plot_pools_2d",
            "SAME", "OTHER"]
 
 SAME, OTHER = "tab:green", "tab:red"  # frame colours: same / other class as the anchor
-_GROUP_COLOURS = {"mom": "tab:blue", "euclidean": "tab:orange", "initial": "tab:gray"}
+_GROUP_COLOURS = {"mom": "tab:blue", "euclidean": "tab:orange", "initial": "tab:gray",
+                  "MoM (paper)": "lightsteelblue", "Cyclic match (paper)": "tab:purple"}
 
 
 def project_2d(features: np.ndarray) -> np.ndarray:

@@ -73,10 +73,11 @@ class PoolInspector:
 
     def add_run(self, run_dir, name: str | None = None) -> str:
         """Register a finished ``mom.pipeline.run`` folder (its training split, pools and
-        descriptors; labels for display); returns the source name (default: folder name)."""
-        name = name or Path(run_dir).name
-        self.add_source(name, *_run_source(run_dir))
-        return name
+        descriptors; labels for display); returns the source name (default: params name,
+        dataset, anchor choice and folder)."""
+        default, *data = _run_source(run_dir)
+        self.add_source(name or default, *data)
+        return name or default
 
     @classmethod
     def from_runs(cls, run_dirs: Sequence, **kwargs) -> "PoolInspector":
@@ -84,7 +85,8 @@ class PoolInspector:
         if not run_dirs:
             raise ValueError("PoolInspector.from_runs: no run folders given")
         first, *rest = run_dirs
-        inspector = cls(*_run_source(first), name=Path(first).name, **kwargs)
+        name, *data = _run_source(first)
+        inspector = cls(*data, name=name, **kwargs)
         for d in rest:
             inspector.add_run(d)
         return inspector
@@ -251,13 +253,15 @@ class PoolInspector:
         return w.VBox([w.HTML(f"<b>{title}</b>"), w.HBox(cells)])
 
 
-def _run_source(run_dir) -> tuple[Any, Any, np.ndarray, np.ndarray]:
-    """(training dataset, pools, descriptors, labels) of a finished run folder."""
+def _run_source(run_dir) -> tuple[str, Any, Any, np.ndarray, np.ndarray]:
+    """(name, training dataset, pools, descriptors, labels) of a finished run folder."""
     from .datasets import build_dataset
     from .runs import load_run
     art = load_run(run_dir)
     dataset = build_dataset(art.config.data, "train")
-    return dataset, art.pools, art.features, np.asarray(dataset.labels)
+    cfg = art.config
+    name = f"{cfg.name}: {cfg.data.dataset}, anchors {cfg.mining.anchors} ({Path(run_dir).name})"
+    return name, dataset, art.pools, art.features, np.asarray(dataset.labels)
 
 
 def _png(image) -> bytes:

@@ -26,12 +26,12 @@
 
 # %% tags=["parameters"]
 params = "smoke"  # smoke | default | paper | path to a YAML parameter file
-overrides = []  # list of "section.field=value" strings
+overrides = []  # parameter overrides, as for `mom run --set`
 figures_dir = "../figures/smoke"
 results_dir = "../results/smoke"
 runs_dir = "../runs/smoke"
 progress = False
-results_json = ""  # a results.json of an earlier `mom run`; empty = run (or reuse) the pipeline
+results_json = ""  # results.json of an earlier `mom run`; empty: run or reuse the pipeline
 
 # %%
 from mom import viz

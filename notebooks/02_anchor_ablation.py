@@ -25,12 +25,12 @@
 
 # %% tags=["parameters"]
 params = "smoke"  # smoke | default | paper | path to a YAML parameter file
-overrides = []  # list of "section.field=value" strings
+overrides = []  # parameter overrides, as for `mom run --set`
 figures_dir = "../figures/smoke"
 results_dir = "../results/smoke"
 runs_dir = "../runs/smoke"
 progress = False
-oxford_root = ""  # folder of roxford5k; with params="paper", adds the Oxford5k mAP ablation
+oxford_root = ""  # roxford5k folder; with the paper params, adds the Oxford5k mAP ablation
 
 # %%
 from mom import viz
@@ -72,7 +72,7 @@ viz.save_figure(fig, f"{figures_dir}/02_pool_diagnostics")
 # %%
 oxford = []
 if oxford_root and cfg.name == "paper":
-    ox_cfg = apply_overrides(cfg, [f"data.dataset=roxford5k", f"data.root={oxford_root}",
+    ox_cfg = apply_overrides(cfg, ["data.dataset=roxford5k", f"data.root={oxford_root}",
                                    "data.per_class=null", "mining.k_neg=10000",
                                    "train.loss=contrastive", "train.margin=0.7",
                                    "train.n_negatives=5"])

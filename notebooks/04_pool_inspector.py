@@ -25,7 +25,7 @@
 
 # %% tags=["parameters"]
 params = "smoke"  # smoke | default | paper | path to a YAML parameter file
-overrides = []  # list of "section.field=value" strings
+overrides = []  # parameter overrides, as for `mom run --set`
 figures_dir = "../figures/smoke"
 results_dir = "../results/smoke"
 runs_dir = "../runs/smoke"

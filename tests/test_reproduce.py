@@ -100,6 +100,9 @@ def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path):
     result = load_json(out / "results" / "smoke" / "tiny.json")
     assert result["epochs"] == 3 and result["config"]["train"]["epochs"] == 3  # overrides passed
     executed = nbformat.read(out / "notebooks" / "smoke" / "00_good.ipynb", as_version=4)
+    shown = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
+             if "image/png" in o.get("data", {})]
+    assert len(shown) == 1  # inline figures even though the tests run with MPLBACKEND=Agg
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and json.dumps(str(out / "figures" / "smoke")) in injected[0].source
     assert not list((out / "notebooks" / "smoke").glob(".*.ipynb"))  # build copies removed

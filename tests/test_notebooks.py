@@ -1,0 +1,95 @@
+"""The notebooks: one flat parameters cell, logic only in mom, and a full smoke batch."""
+import ast
+import time
+
+import jupytext
+import nbformat
+import pytest
+from papermill.translators import PythonTranslator
+
+from mom.io import load_json
+from mom.reproduce import list_notebooks, reproduce
+
+NOTEBOOKS = list_notebooks()
+COMMON = {"params": str, "overrides": list, "figures_dir": str, "results_dir": str,
+          "runs_dir": str, "progress": bool}
+EXPECTED = ["00_walkthrough", "01_table1", "02_anchor_ablation", "03_figure3_galleries",
+            "04_pool_inspector"]
+
+
+def code_cells(path):
+    nb = jupytext.read(path, fmt="py:percent")
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_the_five_notebooks_exist():
+    assert [p.stem for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_one_flat_typed_parameters_cell(path):
+    cells = code_cells(path)
+    tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    values = {}
+    for node in ast.parse(tagged[0].source).body:  # only `name = literal` lines
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
+        values[node.targets[0].id] = ast.literal_eval(node.value)
+    # papermill must read every one of them (it skips a line with a second "=")
+    assert [p.name for p in PythonTranslator.inspect(tagged[0])] == list(values)
+    for name, kind in COMMON.items():
+        assert isinstance(values.get(name), kind), (name, values.get(name))
+    assert values["params"] == "smoke" and values["overrides"] == []
+    for name, value in values.items():  # flat: scalars, or a list of strings
+        assert isinstance(value, (str, bool, int, float)) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)), name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_logic_lives_in_mom(path):
+    for cell in code_cells(path):
+        tree = ast.parse(cell.source)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+                assert node.end_lineno - node.lineno < 10, f"{path.stem}: {node.name} belongs in mom"
+            if isinstance(node, ast.Import):
+                roots = {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                roots = {node.module.split(".")[0]}
+            else:
+                continue
+            assert roots <= {"mom", "numpy"}, f"{path.stem} imports {roots}"
+
+
+@pytest.mark.slow
+def test_all_notebooks_run_with_smoke_params(tmp_path):
+    t0 = time.perf_counter()
+    summary = reproduce("smoke", tmp_path, progress=False)
+    seconds = time.perf_counter() - t0
+    print(f"smoke batch: {seconds:.0f} s", {k: v["seconds"] for k, v in summary["notebooks"].items()})
+    assert list(summary["notebooks"]) == EXPECTED
+    for name, info in summary["notebooks"].items():
+        nb = nbformat.read(info["path"], as_version=4)
+        assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code"), name
+        pngs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                if "image/png" in o.get("data", {})]
+        assert pngs, f"{name} shows no figure"
+        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                  if o.output_type == "error"]
+        assert not errors, name
+    figures = tmp_path / "figures" / "smoke"
+    stems = {p.stem for p in figures.glob("*.png")}
+    assert stems == {p.stem for p in figures.glob("*.svg")}
+    for prefix in ("00_", "01_", "02_", "03_", "04_"):
+        assert any(s.startswith(prefix) for s in stems), prefix
+    results = {p.stem: load_json(p) for p in (tmp_path / "results" / "smoke").glob("*.json")}
+    assert set(results) == {"00_walkthrough", "table1", "anchor_ablation", "figure3"}
+    for name, data in results.items():
+        assert data["params"] == "smoke" and data["config"]["name"] == "smoke", name
+    table = {r["method"]: r for r in results["table1"]["rows"]}
+    assert {"initial", "euclidean", "mom", "MoM (paper)"} <= set(table)
+    assert table["MoM (paper)"]["recall@1"] == 45.3
+    ablation = results["anchor_ablation"]["rows"]
+    assert {(r["anchors"], r["pools"]) for r in ablation} == {
+        (a, p) for a in ("all", "stationary", "random") for p in ("euclidean", "mom")}
+    assert all(0 <= r["value"] <= 100 for r in ablation)
