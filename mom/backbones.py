@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -213,20 +214,34 @@ class _ToRGB:
         return to_rgb(img)
 
 
-class _CaffeInput:
-    """[0, 1] RGB tensor -> BGR x 255 (Caffe-style networks, ``input_range`` 255)."""
+class _ToNormalizedTensor:
+    """RGB PIL image -> (3, H, W) float32 (x / 255 - mean) / std in one numpy pass
+    (ToTensor + Normalize, about twice as fast). ``bgr``: Caffe-style input,
+    channels reversed and kept in 0..255 units, (x - mean) / std."""
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flip(0) * 255.0
+    def __init__(self, mean, std, bgr: bool = False):
+        scale = 1.0 if bgr else 255.0
+        self.mean = (np.asarray(mean, np.float32) * scale)[:, None, None]  # (3, 1, 1)
+        self.inv_std = (1.0 / (np.asarray(std, np.float32) * scale))[:, None, None]
+        self.bgr = bgr
+
+    def __call__(self, img) -> torch.Tensor:
+        a = np.asarray(img).transpose(2, 0, 1)  # (3, H, W) uint8
+        if self.bgr:
+            a = a[::-1]
+        a = a.astype(np.float32)
+        a -= self.mean
+        a *= self.inv_std
+        return torch.from_numpy(a)
 
 
 def make_transform(meta: dict, image_size: int, train: bool = False, resize: int | None = None):
     """PIL image -> (3, image_size, image_size) float tensor normalised per ``meta``.
 
     Test: Resize(``resize``, default round(image_size * 256 / 224)) + CenterCrop.
-    Train: RandomResizedCrop(image_size) + RandomHorizontalFlip. Then ToTensor and
-    Normalize(meta mean, std); a ``channel_order="BGR"`` meta also gets x 255 and
-    BGR order (its mean/std then in 0..255 units, as Caffe's).
+    Train: RandomResizedCrop(image_size) + RandomHorizontalFlip. Then the
+    equivalent of ToTensor + Normalize(meta mean, std); a ``channel_order="BGR"``
+    meta gets BGR order in 0..255 units instead (mean/std in those units, as Caffe's).
     """
     from torchvision import transforms as T
     if image_size < 8:
@@ -236,10 +251,8 @@ def make_transform(meta: dict, image_size: int, train: bool = False, resize: int
     else:
         resize = round(image_size * 256 / 224) if resize is None else int(resize)
         steps = [_ToRGB(), T.Resize(resize), T.CenterCrop(image_size)]
-    steps.append(T.ToTensor())
-    if meta.get("channel_order", "RGB") == "BGR":
-        steps.append(_CaffeInput())
-    elif meta.get("channel_order", "RGB") != "RGB":
-        raise ValueError(f"unknown channel_order {meta['channel_order']!r} in backbone meta")
-    steps.append(T.Normalize(meta["mean"], meta["std"]))
+    order = meta.get("channel_order", "RGB")
+    if order not in ("RGB", "BGR"):
+        raise ValueError(f"unknown channel_order {order!r} in backbone meta")
+    steps.append(_ToNormalizedTensor(meta["mean"], meta["std"], bgr=order == "BGR"))
     return T.Compose(steps)

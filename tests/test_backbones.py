@@ -122,3 +122,11 @@ def test_caffe_style_meta_gives_bgr_times_255():
     np.testing.assert_allclose(x[:, 0, 0].numpy(), [51 - 10, 0 - 20, 255 - 30], atol=1e-3)
     with pytest.raises(ValueError, match="channel_order 'GBR'"):
         make_transform(dict(caffe, channel_order="GBR"), 8)
+
+
+def test_fast_normalisation_matches_torchvision():
+    from torchvision import transforms as T
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (40, 33, 3), dtype=np.uint8))
+    ref = T.Compose([T.Resize(18), T.CenterCrop(16), T.ToTensor(), T.Normalize(META["mean"], META["std"])])
+    torch.testing.assert_close(make_transform(META, 16)(img), ref(img), rtol=1e-5, atol=1e-5)
