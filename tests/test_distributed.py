@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -68,8 +69,14 @@ def test_two_gloo_ranks_match_the_single_process_run(tmp_path):
                    progress=False, distributed=False, transforms=(_to_tensor, _to_tensor))
     # fork after the single run: the children inherit every module it imported (torch's
     # optimiser pulls in torch._dynamo lazily, seconds in a fresh process)
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True,
-                       start_method="fork")
+    ctx = mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False,
+                             start_method="fork")
+    deadline = time.monotonic() + 180  # a hung collective fails the test instead of the suite
+    while not ctx.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("2-rank training did not finish within 180 s")
     ref = state_of(single.model)
     start = state_of(tiny_model(embed_cfg, cfg))
     assert not torch.allclose(ref["head.weight"], start["head.weight"])  # it did train
