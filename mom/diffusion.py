@@ -45,40 +45,72 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
     updating once ||r_j|| <= tol * ||b_j||. Each column follows exactly the
     single-vector CG recurrence (per-column alpha and beta). B (N, b) -> X (N, b)
     in ``dtype`` (float64, or float32 for half the memory traffic).
+
+    Rows no iterate can have reached yet are skipped: after t steps the
+    iterates live on the t-hop neighbourhood of B's nonzero rows, so early
+    steps (and every step, on a graph whose diameter exceeds ``iterations``)
+    work on that neighbourhood only. Skipped entries are exactly zero.
     """
     B = np.asarray(B, dtype=dtype)
     if B.ndim == 1:
         return cg_block(L, B[:, None], iterations, tol, dtype)[:, 0]
-    L = L.astype(dtype) if L.dtype != dtype else L
-    X = np.zeros_like(B)  # (N, b)
+    L = (L.astype(dtype) if L.dtype != dtype else L).tocsr()
+    n = L.shape[0]
     bnorm = np.linalg.norm(B.astype(np.float64), axis=0)  # (b,)
     active = np.flatnonzero(bnorm > 0)  # a zero right-hand side has the solution 0
-    R = B[:, active]  # residuals of the active columns (a copy)
+    rows = np.flatnonzero(np.any(B[:, active] != 0, axis=1))  # support of the iterates
+    full = rows.size == n
+    X = np.zeros((rows.size, active.size), dtype)  # compact (|rows|, b_active)
+    R = B[rows][:, active]  # residuals of the active columns
     P = R.copy()  # search directions
-    T = np.empty_like(R)  # scratch, so that no step allocates
+    done_cols, done_X = [], []  # converged columns, kept aside
     rs = _coldot(R, R)  # (b_active,) squared residual norms
     thresh = (tol * bnorm[active]) ** 2
+    Lsub = L if full else None
     for _ in range(iterations):
         live = rs > thresh
         if not live.all():  # drop the converged columns from the working set
+            done_cols.append(active[~live])
+            done_X.append((rows, X[:, ~live]))
             active, rs, thresh = active[live], rs[live], thresh[live]
-            R, P, T = R[:, live], P[:, live], T[:, live]
+            X, R, P = X[:, live], R[:, live], P[:, live]
         if active.size == 0:
             break
-        Q = L @ P  # (N, b_active)
+        if not full:  # grow the support by one hop
+            reach = np.zeros(n, bool)
+            reach[rows] = True
+            reach[L[rows].indices] = True
+            new = np.flatnonzero(reach)
+            full = new.size > 0.7 * n
+            if full:
+                new = np.arange(n)
+            if new.size > rows.size:
+                at = np.searchsorted(new, rows)
+                X, R, P = (_expand(M, at, new.size) for M in (X, R, P))
+                rows = new
+                Lsub = L if full else L[rows][:, rows]
+            elif Lsub is None:
+                Lsub = L[rows][:, rows]
+        Q = Lsub @ P  # (|rows|, b_active)
         a = rs / _coldot(P, Q)
-        np.multiply(P, a.astype(dtype), out=T)
-        if active.size == X.shape[1]:
-            X += T
-        else:
-            X[:, active] += T
+        X += P * a.astype(dtype)
         Q *= a.astype(dtype)
         R -= Q
         rs_new = _coldot(R, R)
         P *= (rs_new / rs).astype(dtype)
         P += R
         rs = rs_new
-    return X
+    out = np.zeros(B.shape, dtype)  # (N, b)
+    for cols, (at, Xc) in zip(done_cols + [active], done_X + [(rows, X)]):
+        out[np.ix_(at, cols)] = Xc
+    return out
+
+
+def _expand(M: np.ndarray, at: np.ndarray, size: int) -> np.ndarray:
+    """Rows of M placed at positions ``at`` of a zero array with ``size`` rows."""
+    out = np.zeros((size, M.shape[1]), M.dtype)
+    out[at] = M
+    return out
 
 
 def _coldot(U: np.ndarray, V: np.ndarray) -> np.ndarray:
@@ -127,13 +159,16 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
     bs = int(max(1, min(block_size, cap)))
     vals = np.empty((anchors.size, k), np.float64)
     ids = np.empty((anchors.size, k), np.int64)
+    # blocks of anchors that are close in the new numbering share most of their support
+    order = np.argsort(pos[anchors], kind="stable")
     starts = range(0, anchors.size, bs)
     for s in tqdm(starts, desc="manifold similarity", unit="block", disable=not progress):
-        a = pos[anchors[s:s + bs]]
+        sel = order[s:s + bs]
+        a = pos[anchors[sel]]
         B = np.zeros((n, a.size), dtype)  # (N, b) columns e_r
         B[a, np.arange(a.size)] = 1.0
         X = cg_block(L, B, iterations, tol, dtype) if lu is None else exact_block(lu, B)
-        vals[s:s + bs], ids[s:s + bs] = _sort_rows(*_topk_columns(X[pos], k))  # original order
+        vals[sel], ids[sel] = _sort_rows(*_topk_columns(X[pos], k))  # original numbering
     return vals, ids
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -88,6 +89,7 @@ class Pools:
     config: MiningConfig = field(default_factory=MiningConfig)
     baseline: "Pools | None" = None
     stationary: np.ndarray | None = None
+    timings: dict | None = None  # seconds per stage of mine() (not saved)
 
     @property
     def positives(self) -> Ragged:
@@ -259,17 +261,22 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     n = x.shape[0]
     _check_config(cfg, n)
     k_neg = capped_k_neg(cfg.k_neg, n)
+    clock = _Clock()
     idx = build_index(x, cfg.knn_index, device, seed=cfg.seed)
     k_e = min(n, max(cfg.k_pos, k_neg + cfg.pool_size))  # Euclidean depth the pools need
     # every point an anchor: one search serves both the graph and the pools
     k_all = max(cfg.k_graph, k_e) if cfg.anchors == "all" else cfg.k_graph
     sims, ids = search(idx, x, k_all)  # (N, k_all)
+    clock("knn")
     A = affinity(sims[:, :cfg.k_graph], ids[:, :cfg.k_graph], cfg.gamma)
+    clock("graph")
     anchors, pi = select_anchors(A, cfg, progress)
+    clock("anchors")
     k_m = max(cfg.k_pos, k_neg)
     mvals, mids = manifold_topk(normalize(A), anchors, cfg.alpha, k_m, cfg.cg_iterations,
                                 cfg.cg_tol, cfg.solver, cfg.block_size, progress,
                                 dtype=np.dtype(cfg.cg_dtype))
+    clock("diffusion")
     if cfg.anchors == "all":
         eids = ids[:, :k_e]  # (A, k_e), anchors = 0..N-1
     else:
@@ -282,8 +289,21 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     base = _make_pools(anchors[sel], bpos, bposw, bneg, n_skipped, "euclidean", cfg)
     pools = _make_pools(anchors[sel], [pos[i] for i in sel], [posw[i] for i in sel],
                         [neg[i] for i in sel], n_skipped, "mom", cfg)
-    pools.baseline, pools.stationary = base, pi
+    clock("pools")
+    pools.baseline, pools.stationary, pools.timings = base, pi, clock.laps
     return pools
+
+
+class _Clock:
+    """Wall seconds between successive calls, by stage name."""
+
+    def __init__(self):
+        self.laps, self.t = {}, time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self.t
+        self.t = now
 
 
 def _make_pools(anchors, pos, posw, neg, n_skipped, method, cfg) -> Pools:

@@ -173,6 +173,7 @@ def test_ragged_access():
 def test_reproducible():
     x, _ = clustered()
     a, b = mine(x, SMALL), mine(x, SMALL)
+    assert set(a.timings) == {"knn", "graph", "anchors", "diffusion", "pools"}
     np.testing.assert_array_equal(a.pos_ids, b.pos_ids)
     np.testing.assert_array_equal(a.neg_ids, b.neg_ids)
 
