@@ -196,3 +196,17 @@ def test_skip_corrupt_reports_and_keeps_the_rest(tmp_path, counted):
     again = _embed(ds, tmp_path / "cache", skip_corrupt=True)  # cached, skip list included
     assert again.skipped == res.skipped and again.kept.tolist() == res.kept.tolist()
     assert len(counted) == 2
+
+
+def test_worker_processes_give_the_same_rows_and_errors(tmp_path):
+    ds = ArrayDataset(_images(6), np.arange(6), name="tiny")
+    net = ex.EmbeddingNet(_tiny_backbone(), Pooling("mac"))
+    tf = make_transform(META, 32)
+    serial = ex.extract(net, ds, tf, device="cpu", batch_size=4, progress=False)
+    parallel = ex.extract(net, ds, tf, device="cpu", batch_size=4, num_workers=2, progress=False)
+    np.testing.assert_array_equal(serial, parallel)
+    bad = _write_images(tmp_path / "img")
+    with pytest.raises(ValueError, match="2.png"):
+        ex.extract(net, bad, tf, device="cpu", batch_size=4, num_workers=2, progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        ex.extract(net, ArrayDataset(_images(0), [], name="none"), tf, device="cpu", progress=False)
