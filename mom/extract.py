@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .backbones import backbone_meta, build_backbone, make_transform
+from .backbones import backbone_meta, build_backbone, make_transform, eval_resize
 from .config import EmbedConfig
 from .pooling import Pooling, l2n
 from .whitening import apply_whitening, learn_whitening, whitening_digest
@@ -177,7 +177,7 @@ def embed_cache_key(dataset, cfg: EmbedConfig, precision: str, skip_corrupt: boo
         "dataset": {"name": getattr(dataset, "name", type(dataset).__name__),
                     "fingerprint": dataset.fingerprint(), "n": len(dataset)},
         "backbone": {"name": cfg.backbone, "weights_sha256": meta["weights_sha256"]},
-        "transform": {"image_size": cfg.image_size, "resize": round(cfg.image_size * 256 / 224),
+        "transform": {"image_size": cfg.image_size, "resize": eval_resize(meta, cfg.image_size),
                       "mean": list(meta["mean"]), "std": list(meta["std"]),
                       "channel_order": meta["channel_order"], "scales": list(cfg.scales)},
         "pooling": Pooling(cfg.pooling, p=cfg.gem_p, levels=cfg.rmac_levels).params(),

@@ -130,3 +130,30 @@ def test_fast_normalisation_matches_torchvision():
     img = Image.fromarray(rng.integers(0, 256, (40, 33, 3), dtype=np.uint8))
     ref = T.Compose([T.Resize(18), T.CenterCrop(16), T.ToTensor(), T.Normalize(META["mean"], META["std"])])
     torch.testing.assert_close(make_transform(META, 16)(img), ref(img), rtol=1e-5, atol=1e-5)
+
+
+def test_googlenet_caffe_layout_and_caffe_named_file(tmp_path):
+    bb = build_backbone("googlenet_caffe", weights="none")
+    with torch.no_grad():
+        assert bb.features(torch.zeros(1, 3, 227, 227)).shape == (1, 1024, 7, 7)  # SPEC 7: 7x7 pool
+    assert len(bb.blocks) == 10 and not any(isinstance(m, nn.BatchNorm2d) for m in bb.modules())
+    with pytest.raises(FileNotFoundError, match="bvlc_googlenet.caffemodel"):
+        build_backbone("googlenet_caffe")
+    # a converted Caffe file: other names, Caffe layer order, plus an auxiliary head to ignore
+    torch.manual_seed(1)
+    src = build_backbone("googlenet_caffe", weights="none")
+    for p in src.parameters():
+        p.data.normal_()
+    caffe = {f"layer{i:03d}/{k.rsplit('.', 1)[1]}": v for i, (k, v) in enumerate(src.state_dict().items())}
+    caffe = {"loss1/conv.weight": torch.zeros(128, 512, 1, 1), **caffe}
+    torch.save(caffe, tmp_path / "bvlc.pth")
+    loaded = build_backbone("googlenet_caffe", weights=tmp_path / "bvlc.pth")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.classify(x), src.classify(x))
+    # preprocessing: Resize(256) + CenterCrop(227), BGR x 255 minus the mean pixel
+    tf = make_transform(loaded.meta, 227)
+    assert [getattr(t, "size", None) for t in tf.transforms[1:3]] == [256, (227, 227)]
+    x = tf(Image.new("RGB", (300, 260), (200, 100, 50)))
+    np.testing.assert_allclose(x[:, 5, 5].numpy(), [50 - 102.9801, 100 - 115.9465, 200 - 122.7717],
+                               atol=1e-3)
