@@ -196,9 +196,13 @@ def _cached(cache_dir, key: str, inputs: dict, compute):
     cache_dir = Path(cache_dir)
     npy, side = cache_dir / f"embed-{key[:32]}.npy", cache_dir / f"embed-{key[:32]}.json"
     if npy.is_file() and side.is_file():
-        info = load_json(side)
-        if info.get("key") == key:
-            return np.load(npy, mmap_mode="r"), info.get("extra", {})
+        try:
+            info = load_json(side)
+            arr = np.load(npy, mmap_mode="r")
+            if info.get("key") == key and list(arr.shape) == info.get("shape"):
+                return arr, info.get("extra", {})
+        except (ValueError, OSError):
+            pass  # an unreadable entry (e.g. edited by hand) is recomputed and replaced
     arr, extra = compute()
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(npy, "wb") as fh:
@@ -239,8 +243,8 @@ def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", i
         net = EmbeddingNet(bb, Pooling(cfg.pooling, p=cfg.gem_p, levels=cfg.rmac_levels),
                            scales=cfg.scales)
         feats, _, skipped = _extract(net, dataset, make_transform(bb.meta, cfg.image_size), dev,
-                                       cfg.batch_size, cfg.num_workers, progress,
-                                       skip_corrupt, cfg.image_size)
+                                     cfg.batch_size, cfg.num_workers, progress,
+                                     skip_corrupt, cfg.image_size)
         return feats, {"skipped": skipped}
 
     feats, extra = _cached(cache_dir, key, inputs, compute)
@@ -249,6 +253,9 @@ def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", i
     if whitening is True:
         mean, P = learn_whitening(feats, cfg.whiten_dim)
     elif whitening is not False:
+        if not (isinstance(whitening, (tuple, list)) and len(whitening) == 2):
+            raise ValueError("whitening must be None, True, False or a (mean, P) pair, "
+                             f"got {type(whitening).__name__}")
         mean, P = whitening
     if whitening is not False:
         digest = whitening_digest(mean, P)

@@ -210,3 +210,16 @@ def test_worker_processes_give_the_same_rows_and_errors(tmp_path):
         ex.extract(net, bad, tf, device="cpu", batch_size=4, num_workers=2, progress=False)
     with pytest.raises(ValueError, match="empty"):
         ex.extract(net, ArrayDataset(_images(0), [], name="none"), tf, device="cpu", progress=False)
+
+
+def test_unreadable_cache_entry_is_recomputed(tmp_path, counted):
+    ds = ArrayDataset(_images(3), np.zeros(3), name="tiny")
+    first = np.array(_embed(ds, tmp_path))
+    npy = next(tmp_path.glob("*.npy"))
+    npy.write_bytes(npy.read_bytes()[:100])  # truncated behind our back
+    np.testing.assert_array_equal(_embed(ds, tmp_path), first)
+    assert len(counted) == 2
+    np.testing.assert_array_equal(_embed(ds, tmp_path), first)  # and the entry was replaced
+    assert len(counted) == 2
+    with pytest.raises(ValueError, match="mean, P"):
+        _embed(ds, tmp_path, whitening="pca")
