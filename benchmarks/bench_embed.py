@@ -94,7 +94,8 @@ def main(argv=None) -> dict:
 
     res = {"device": str(device), "n": n, "image_size": args.image_size, "batch_size": args.batch_size,
            "num_workers": args.num_workers, "threads": torch.get_num_threads(),
-           "bare_img_s": n / t_bare, "input_img_s": n / t_input, "extract_img_s": n / t_ext, "embed_img_s": n / t_embed}
+           "bare_img_s": n / t_bare, "input_img_s": n / t_input, "extract_img_s": n / t_ext,
+           "embed_img_s": n / t_embed}
     res["ratio"] = res["extract_img_s"] / res["bare_img_s"]
     print(f"{args.backbone}+{args.pooling} on {device}, N={n}, {args.image_size}px, batch "
           f"{args.batch_size}, workers {args.num_workers}, torch threads {res['threads']}")

@@ -169,7 +169,8 @@ class EmbedResult:
     skipped: list[tuple[int, str]]
 
 
-def embed_cache_key(dataset, cfg: EmbedConfig, precision: str, skip_corrupt: bool = False) -> tuple[str, dict]:
+def embed_cache_key(dataset, cfg: EmbedConfig, precision: str,
+                    skip_corrupt: bool = False) -> tuple[str, dict]:
     """(sha256 hex, the inputs it hashes) for the raw (unwhitened) descriptors."""
     meta = backbone_meta(cfg.backbone, cfg.weights)
     inputs = {
