@@ -124,7 +124,7 @@ def weights_source(name: str, weights: str | os.PathLike | None = None) -> tuple
         else:
             path = _hub_file(name)
             if not path.is_file() and str(weights) == "download":
-                torch.hub.load_state_dict_from_url(_TV_URLS[name], progress=True)
+                torch.hub.load_state_dict_from_url(_TV_URLS[name], progress=True, check_hash=True)
             if not path.is_file():
                 raise FileNotFoundError(
                     f"no ImageNet weights for {name!r}: {str(path)!r} is not in the torch hub cache. "
