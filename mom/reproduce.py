@@ -7,10 +7,10 @@ keeps the executed notebook. The notebooks themselves save figures (PNG + SVG)
 and ``results/*.json`` (each with its config snapshot, see ``save_results``).
 
 Layout under ``out_dir`` (default: the repository, with executed notebooks in
-``build/``)::
+``build/executed``)::
 
     figures/<params>/*.png|svg   results/<params>/*.json
-    notebooks/<params>/*.ipynb   runs/<params>/ (cached pipeline runs)
+    executed/<params>/*.ipynb    runs/<params>/ (cached pipeline runs)
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def to_ipynb(source: str | Path, target: str | Path, kernel_name: str = "python3
 def output_dirs(params: str, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Folders one batch writes: figures, results, notebooks (executed), runs."""
     root = Path(out_dir) if out_dir is not None else REPO_ROOT
-    executed = root / "notebooks" if out_dir is not None else REPO_ROOT / "build" / "notebooks"
+    executed = root / "executed" if out_dir is not None else REPO_ROOT / "build" / "executed"
     name = Path(params).stem
     return {"figures": root / "figures" / name, "results": root / "results" / name,
             "notebooks": executed / name, "runs": root / "runs" / name}

@@ -2,10 +2,12 @@
 
 The notebooks share runs: Table 1, the ablation, the galleries and the
 inspector all need ``mom.pipeline.run`` for the same configuration. A run
-folder is named after a hash of the whole configuration, the package version
-and the git commit, so a cached run is reused only for exactly the inputs that
-made it; any other configuration (or commit) gets a new folder. Uncommitted
-edits are not seen: delete the runs folder after changing code by hand.
+folder is named after a hash of the whole configuration and the package
+version, so a cached run is reused only for exactly the configuration that
+made it; any other configuration gets a new folder. The code itself is not
+part of the key (a batch must not split when someone commits mid-way): after
+changing the code, delete the runs folder, or give ``reproduce`` a fresh
+``out_dir`` (CI does).
 """
 from __future__ import annotations
 
@@ -18,17 +20,15 @@ from typing import Any
 import numpy as np
 
 from .config import RunConfig, config_from_dict, config_to_dict
-from .io import env_info, load_json
+from .io import load_json
 
 __all__ = ["config_key", "run_dir_for", "cached_run", "finished_runs", "load_run", "RunArtifacts"]
 
 
 def config_key(cfg: RunConfig) -> str:
-    """12 hex digits of SHA-256 over the configuration, the package version and the
-    git commit (when there is one), so that new code never reuses an old run."""
+    """12 hex digits of SHA-256 over the configuration and the package version."""
     from . import __version__
-    code = {"mom": __version__, "commit": env_info()["git_commit"]}
-    blob = json.dumps({"config": config_to_dict(cfg), **code}, sort_keys=True)
+    blob = json.dumps({"config": config_to_dict(cfg), "mom": __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -70,10 +70,10 @@ def test_output_dirs_layout(tmp_path):
     d = output_dirs("smoke", tmp_path)
     assert d["figures"] == tmp_path / "figures" / "smoke"
     assert d["results"] == tmp_path / "results" / "smoke"
-    assert d["notebooks"] == tmp_path / "notebooks" / "smoke"
+    assert d["notebooks"] == tmp_path / "executed" / "smoke"
     default = output_dirs("paper")  # the repository: executed notebooks under build/
     assert default["figures"].parts[-2:] == ("figures", "paper")
-    assert default["notebooks"].parts[-3:] == ("build", "notebooks", "paper")
+    assert default["notebooks"].parts[-3:] == ("build", "executed", "paper")
 
 
 def test_save_results_records_the_config(tmp_path):
@@ -99,13 +99,13 @@ def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path):
     assert (out / "figures" / "smoke" / "tiny.svg").is_file()
     result = load_json(out / "results" / "smoke" / "tiny.json")
     assert result["epochs"] == 3 and result["config"]["train"]["epochs"] == 3  # overrides passed
-    executed = nbformat.read(out / "notebooks" / "smoke" / "00_good.ipynb", as_version=4)
+    executed = nbformat.read(out / "executed" / "smoke" / "00_good.ipynb", as_version=4)
     shown = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
              if "image/png" in o.get("data", {})]
     assert len(shown) == 1  # inline figures even though the tests run with MPLBACKEND=Agg
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and json.dumps(str(out / "figures" / "smoke")) in injected[0].source
-    assert not list((out / "notebooks" / "smoke").glob(".*.ipynb"))  # build copies removed
+    assert not list((out / "executed" / "smoke").glob(".*.ipynb"))  # build copies removed
 
     with pytest.raises(NotebookError) as info:
         reproduce("smoke", out, notebook_dir=src, progress=False)
@@ -113,4 +113,4 @@ def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path):
     # executed cells: parameters [1], injected [2], x = 1 [3], raise [4]; markdown is index 0
     assert (err.notebook, err.cell, err.cell_index) == ("01_bad", 4, 4)
     assert "01_bad" in str(err) and "broken on purpose" in str(err) and "[4]" in str(err)
-    assert not (out / "notebooks" / "smoke" / "02_never.ipynb").exists()  # the batch stopped
+    assert not (out / "executed" / "smoke" / "02_never.ipynb").exists()  # the batch stopped
