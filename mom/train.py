@@ -175,6 +175,9 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
     train_tf, test_tf = transforms
     if out is not None and info.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        for name in (CHECKPOINT, LOG, WEIGHTS):  # temp files of a run killed while writing
+            for tmp in out.glob(f".{name}.*.tmp"):  # (mom.io.atomic_write's naming)
+                tmp.unlink(missing_ok=True)
     ckpt_path = out / CHECKPOINT if out is not None else None
 
     model.to(device)

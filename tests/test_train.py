@@ -4,6 +4,9 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import multiprocessing
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -187,3 +190,40 @@ def test_full_disk_while_checkpointing(tmp_path, monkeypatch):
     res = train(tiny_model(embed_cfg, cfg), ds, pools, cfg, embed_cfg, out_dir=tmp_path, resume=True,
                 progress=False)
     assert [r["epoch"] for r in res.history] == [1, 2]
+
+
+def _killed_while_checkpointing(out_dir: str) -> None:
+    """Child process: train 2 epochs; SIGKILL itself half-way through writing epoch 2's checkpoint."""
+    real_save, saves = torch.save, []
+
+    def dying_save(obj, f, *a, **k):
+        saves.append(1)
+        if len(saves) == 2:
+            f.write(b"half a checkpoint")
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_save(obj, f, *a, **k)
+
+    torch.save = dying_save
+    embed_cfg, cfg = tiny_configs(epochs=2)
+    train(tiny_model(embed_cfg, cfg), TinyImages(), tiny_pools(), cfg, embed_cfg, out_dir=out_dir,
+          progress=False)
+
+
+def test_resume_after_sigkill_during_checkpoint_write(tmp_path):
+    embed_cfg, cfg = tiny_configs(epochs=2)
+    straight = train(tiny_model(embed_cfg, cfg), TinyImages(), tiny_pools(), cfg, embed_cfg, progress=False)
+    child = multiprocessing.get_context("fork").Process(target=_killed_while_checkpointing,
+                                                         args=(str(tmp_path),))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == -signal.SIGKILL
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(leftovers) == 1  # the half-written temp file; checkpoint.pt is still epoch 1
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    resumed = train(tiny_model(embed_cfg, cfg, seed=7), TinyImages(), tiny_pools(), cfg, embed_cfg,
+                    out_dir=tmp_path, resume=True, progress=False)
+    ref = state_of(straight.model)
+    for k, v in state_of(resumed.model).items():
+        torch.testing.assert_close(v, ref[k], rtol=0, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "model.pt", "train.json"]
