@@ -98,7 +98,7 @@ def part_cub(args) -> dict:
 
 
 def part_large(args) -> dict:
-    x, _ = clustered(args.large_n, args.dim, args.large_n // 60, args.seed)
+    x, _ = clustered(args.large_n, args.dim, args.large_n // 60, args.seed, spread=args.large_spread)
     cfg = MiningConfig(anchors="stationary", n_anchors=1500, knn_index=args.large_index,
                        block_size=args.block_size, seed=args.seed, cg_dtype=args.dtype)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -125,6 +125,9 @@ def main(argv=None) -> int:
     ap.add_argument("--large-only", action="store_true", help="run only the large part")
     ap.add_argument("--large-n", type=int, default=100_000)
     ap.add_argument("--large-index", default="ivf", choices=("flat", "ivf", "hnsw"))
+    ap.add_argument("--large-spread", type=float, default=2.0,
+                    help="cluster spread of the large data (tighter than part 1, so that an "
+                         "approximate index finds the clusters)")
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
     print(f"cpus available: {len(os.sched_getaffinity(0))}", file=sys.stderr)
