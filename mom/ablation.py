@@ -72,8 +72,13 @@ def ablation_grid(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]
 
 
 def diagnostics_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """``{"<anchors>/<pools>": {"P+ precision": .., "P- purity": ..}}`` for a bar chart."""
-    return {f"{r['anchors']}/{r['pools']}": r["diagnostics"] for r in rows if r["diagnostics"]}
+    """``{pools: {"<metric>\n<anchors>": value}}`` (P+ precision, P- purity) for a bar chart."""
+    table: dict[str, dict[str, float]] = {}
+    for metric in ("P+ precision", "P- purity"):
+        for r in rows:
+            if metric in r["diagnostics"]:
+                table.setdefault(r["pools"], {})[f"{metric}\n{r['anchors']}"] = r["diagnostics"][metric]
+    return table
 
 
 def _diagnostics(pool_stats: dict[str, Any], pools: str) -> dict[str, float]:

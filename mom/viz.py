@@ -144,7 +144,7 @@ def plot_grouped_bars(table: Mapping[str, Mapping[str, float]], *, title: str = 
     cats = list(dict.fromkeys(m for g in groups for m in table[g]))
     if not groups or not cats:
         raise ValueError("plot_grouped_bars: empty table")
-    fig, ax = plt.subplots(figsize=(1.6 + 1.8 * len(cats), 4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(2.6 + 0.45 * len(cats) * len(groups), 4), constrained_layout=True)
     width = 0.8 / len(groups)
     x = np.arange(len(cats))
     for i, g in enumerate(groups):
@@ -152,10 +152,11 @@ def plot_grouped_bars(table: Mapping[str, Mapping[str, float]], *, title: str = 
         bars = ax.bar(x + (i - (len(groups) - 1) / 2) * width, vals, width, label=g,
                       color=_GROUP_COLOURS.get(g))
         ax.bar_label(bars, fmt=fmt, fontsize=8)
-    ax.set_xticks(x, cats)
+    ax.set_xticks(x, cats, fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.margins(y=0.12)  # room for the value labels
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
@@ -209,7 +210,8 @@ def plot_metric_bars(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], 
     ax.set_xticks(x, list(columns))
     if title:
         ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, ncol=2)
+    ax.margins(y=0.12)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 

@@ -101,10 +101,16 @@ class PoolInspector:
         return src["dataset"], src["pools"], src["features"], src["labels"]
 
     def switch(self, name: str) -> dict[str, Any]:
-        """Show another registered source (anchor order and position reset)."""
+        """Show another registered source from its first anchor; the order and the
+        baseline toggle stay unless the new source cannot provide them."""
         if name not in self._sources:
             raise ValueError(f"unknown source {name!r}; known: {self.sources}")
+        src = self._sources[name]
         self.state.update(source=name, step=0)
+        if src["labels"] is None:
+            self.state["order"] = "index"
+        if src["pools"].baseline is None:
+            self.state["baseline"] = False
         return self._update()
 
     # --- callbacks -----------------------------------------------------------
@@ -118,9 +124,10 @@ class PoolInspector:
 
     def toggle_baseline(self, on: bool | None = None) -> dict[str, Any]:
         """Switch between MoM pools (P+, P-) and the Euclidean baseline pools."""
-        if self._src["pools"].baseline is None and (on or (on is None and not self.state["baseline"])):
+        new = (not self.state["baseline"]) if on is None else bool(on)
+        if new and self._src["pools"].baseline is None:
             raise ValueError("these pools carry no Euclidean baseline")
-        self.state["baseline"] = (not self.state["baseline"]) if on is None else bool(on)
+        self.state["baseline"] = new
         return self._update()
 
     def set_order(self, order: str) -> dict[str, Any]:
@@ -221,6 +228,8 @@ class PoolInspector:
         try:
             wd["source"].value = s["source"]
             wd["order"].value = s["order"]
+            wd["order"].disabled = src["labels"] is None
+            wd["baseline"].disabled = src["pools"].baseline is None
             wd["step"].max = len(src["pools"]) - 1
             wd["step"].value = s["step"]
             wd["baseline"].value = s["baseline"]

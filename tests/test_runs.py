@@ -85,8 +85,9 @@ def test_ablation_grid_from_runs(tmp_path, patched):
     assert ablation_grid(rows)["mom"] == {"all": 50.0, "stationary": 60.0, "random": 40.0}
     assert ablation_grid(rows)["initial"]["random"] == 30.0
     diag = diagnostics_table(rows)
-    assert diag["all/mom"] == {"P+ precision": 0.7, "P- purity": 0.8}
-    assert diag["all/euclidean"] == {"P+ precision": 0.6, "P- purity": 0.9}
+    assert list(diag) == ["euclidean", "mom"]
+    assert diag["mom"]["P+ precision\nall"] == 0.7 and diag["mom"]["P- purity\nrandom"] == 0.8
+    assert diag["euclidean"]["P+ precision\nstationary"] == 0.6 and len(diag["euclidean"]) == 6
     ablation(patched, tmp_path, anchors=("all",))  # cached: no new run
     assert fake_run.calls == ["all", "stationary", "random"]
     with pytest.raises(ValueError, match="unknown anchor"):

@@ -77,12 +77,15 @@ def test_switch_sources_and_label_free_use(data):
     ds, x, labels, pools = data
     ds2, x2, _, pools2 = toy(seed=5, n_per=12, classes=3)
     insp = PoolInspector(ds, pools, x, labels, name="a")
+    insp.set_order("worst first")
     insp.set_anchor(2)
-    insp.add_source("b", ds2, pools2, x2)  # no labels: browsing still works
+    insp.controls  # noqa: B018 - build the widgets, so that switching re-renders them
+    insp.add_source("b", ds2, pools2, x2)  # no labels: browsing still works, by index
+    assert insp.controls["source"].options == ("a", "b")
     insp.switch("b")
     s = insp.state
-    assert (s["source"], s["position"], s["anchor"]) == ("b", 0, int(pools2.anchors[0]))
-    assert "precision" not in s
+    assert (s["source"], s["order"], s["position"], s["anchor"]) == ("b", "index", 0, int(pools2.anchors[0]))
+    assert "precision" not in s and insp.controls["order"].disabled
     with pytest.raises(ValueError, match="labels"):
         insp.set_order("worst first")
     with pytest.raises(ValueError, match="unknown source"):
