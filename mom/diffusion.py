@@ -9,6 +9,9 @@ each f(r) are kept, so memory stays O(N * block + A * k), never N x N.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
@@ -126,7 +129,7 @@ def exact_block(lu, B: np.ndarray) -> np.ndarray:
 def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
                   iterations: int = 20, tol: float = 1e-10, solver: str = "cg",
                   block_size: int = 1024, progress: bool = False,
-                  dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+                  dtype=np.float64, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` manifold similarities f(r)_j for each anchor r.
 
     Args: ``S`` (N, N) normalised affinity; ``anchors`` (A,) node indices;
@@ -135,7 +138,10 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
     not fit in about 4 MiB of cache, where CG gets slower per column, and for
     "exact" when the block would exceed 1 GiB); ``dtype`` of the CG working arrays.
     Nodes are renumbered by reverse Cuthill-McKee inside (same numbers, better
-    memory locality for the sparse x block product).
+    memory locality for the sparse x block product). Blocks run on ``threads``
+    threads (default: the CPUs this process may use, at most 4); scipy's sparse
+    product and numpy release the GIL, and each block is independent, so the
+    result does not depend on the thread count.
     Returns (vals (A, k) float64 descending, ids (A, k) int64); ties: lower id first.
     """
     if solver not in ("cg", "exact"):
@@ -159,16 +165,31 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
     bs = int(max(1, min(block_size, cap)))
     vals = np.empty((anchors.size, k), np.float64)
     ids = np.empty((anchors.size, k), np.int64)
+    L = L.astype(dtype) if lu is None else L
     # blocks of anchors that are close in the new numbering share most of their support
     order = np.argsort(pos[anchors], kind="stable")
-    starts = range(0, anchors.size, bs)
-    for s in tqdm(starts, desc="manifold similarity", unit="block", disable=not progress):
-        sel = order[s:s + bs]
+    blocks = [order[s:s + bs] for s in range(0, anchors.size, bs)]
+
+    def solve(sel):
         a = pos[anchors[sel]]
         B = np.zeros((n, a.size), dtype)  # (N, b) columns e_r
         B[a, np.arange(a.size)] = 1.0
         X = cg_block(L, B, iterations, tol, dtype) if lu is None else exact_block(lu, B)
         vals[sel], ids[sel] = _sort_rows(*_topk_columns(X[pos], k))  # original numbering
+
+    threads = threads or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                             else os.cpu_count() or 1)
+    bar = tqdm(total=len(blocks), desc="manifold similarity", unit="block", disable=not progress)
+    if threads <= 1 or len(blocks) <= 1 or lu is not None:  # splu's solve is not thread-safe
+        for sel in blocks:
+            solve(sel)
+            bar.update()
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for fut in [pool.submit(solve, sel) for sel in blocks]:
+                fut.result()
+                bar.update()
+    bar.close()
     return vals, ids
 
 

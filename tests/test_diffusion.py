@@ -149,3 +149,12 @@ def test_modes_strict_local_maxima():
     np.testing.assert_array_equal(modes(A, pi), [0])
     pi = np.array([0.1, 0.2, 0.1, 0.4, 0.1, 0.0])
     np.testing.assert_array_equal(modes(A, pi), [3, 1])  # sorted by value
+
+
+def test_threads_do_not_change_the_result():
+    S = normalize(graph(n=200, seed=4))
+    anchors = np.arange(0, 200, 3)
+    one = manifold_topk(S, anchors, k=20, block_size=4, threads=1)
+    many = manifold_topk(S, anchors, k=20, block_size=4, threads=3)
+    np.testing.assert_array_equal(one[1], many[1])
+    np.testing.assert_array_equal(one[0], many[0])
