@@ -16,9 +16,9 @@ from matplotlib.figure import Figure
 from .io import atomic_write
 
 __all__ = ["project_2d", "plot_diffusion", "plot_stationary", "plot_pools_2d",
-           "plot_grouped_bars", "pool_diagnostics_groups", "plot_pool_diagnostics", "plot_recalls", "plot_metric_bars", "plot_history", "gallery_ids",
-           "plot_gallery", "gallery_figure", "thumbnail", "save_figure",
-           "SAME", "OTHER"]
+           "plot_grouped_bars", "pool_diagnostics_groups", "plot_pool_diagnostics",
+           "plot_recalls", "plot_metric_bars", "plot_history", "gallery_ids", "plot_gallery",
+           "gallery_figure", "thumbnail", "save_figure", "SAME", "OTHER"]
 
 SAME, OTHER = "tab:green", "tab:red"  # frame colours: same / other class as the anchor
 _GROUP_COLOURS = {"mom": "tab:blue", "euclidean": "tab:orange", "initial": "tab:gray",
@@ -50,17 +50,17 @@ def plot_diffusion(coords: np.ndarray, euclidean: np.ndarray, manifold: np.ndarr
     """
     coords, n = _coords(coords), len(coords)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
-    for ax, values, name in ((axes[0], euclidean, "Euclidean similarity"),
-                             (axes[1], manifold, "manifold similarity (diffusion)")):
+    for ax, values, name, log in ((axes[0], euclidean, "Euclidean similarity", False),
+                                  (axes[1], manifold, "manifold similarity (diffusion)", True)):
         values = _vector(values, n, name)
         shown = values
-        if name.startswith("manifold"):  # log scale; unreached nodes (<= 0) sit at the floor
+        if log:  # manifold similarities span decades; unreached nodes (<= 0) sit at the floor
             reached = values[values > 0]
             floor = max(reached.min(), reached.max() * 1e-6) if len(reached) else 1.0
             shown = np.log10(np.clip(values, floor, None))
         order = np.argsort(shown)  # draw the strongest last, on top
         sc = ax.scatter(coords[order, 0], coords[order, 1], c=shown[order], s=6, cmap="viridis")
-        fig.colorbar(sc, ax=ax, label=("log10 " if name.startswith("manifold") else "") + name)
+        fig.colorbar(sc, ax=ax, label=("log10 " if log else "") + name)
         ranked = [j for j in np.argsort(-values, kind="stable") if j != anchor][:top]
         ax.scatter(coords[ranked, 0], coords[ranked, 1], s=28, facecolors="none",
                    edgecolors="k", linewidths=0.8, label=f"top {len(ranked)}")
@@ -111,12 +111,12 @@ def plot_stationary(pi: np.ndarray, modes: np.ndarray, coords: np.ndarray | None
     return fig
 
 
-def plot_pools_2d(coords: np.ndarray, anchor: int, groups: Mapping[str, np.ndarray],
+def plot_pools_2d(coords: np.ndarray, anchor: int,
+                  groups: Mapping[str, Mapping[str, np.ndarray]],
                   labels: np.ndarray | None = None) -> Figure:
-    """One panel per pool family on the 2-D projection, e.g.
-    ``{"P+": ids, "NN^e (positives)": ids}`` and ``{"P-": ..., "Euclidean negatives": ...}``
-    given as ``groups = {"positives": {...}, "negatives": {...}}``. With ``labels``
-    each marker's edge is green (anchor's class) or red (another class)."""
+    """One panel per entry of ``groups = {panel: {pool name: ids}}`` on the 2-D
+    projection, e.g. ``{"positives": {"P+": ids, "NN^e": ids}, "negatives": {...}}``.
+    With ``labels`` each marker's edge is green (anchor's class) or red (another)."""
     coords = _coords(coords)
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.8),
                              constrained_layout=True, squeeze=False)
@@ -137,9 +137,9 @@ def plot_pools_2d(coords: np.ndarray, anchor: int, groups: Mapping[str, np.ndarr
 
 
 def plot_grouped_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "",
-                      ylabel: str = "", fmt: str = "%.2f") -> Figure:
-    """Grouped bars: ``table[group][category] -> value``; one colour per group,
-    one cluster of bars per category."""
+                      ylabel: str = "", fmt: str = "%.2f", hatched: Sequence[str] = ()) -> Figure:
+    """Grouped bars: ``table[group][category] -> value``; one colour per group (the
+    groups in ``hatched`` hatched), one cluster of bars per category; NaN: no bar."""
     groups = list(table)
     cats = list(dict.fromkeys(m for g in groups for m in table[g]))
     if not groups or not cats:
@@ -150,8 +150,8 @@ def plot_grouped_bars(table: Mapping[str, Mapping[str, float]], *, title: str = 
     for i, g in enumerate(groups):
         vals = [float(table[g].get(m, np.nan)) for m in cats]
         bars = ax.bar(x + (i - (len(groups) - 1) / 2) * width, vals, width, label=g,
-                      color=_GROUP_COLOURS.get(g))
-        ax.bar_label(bars, fmt=fmt, fontsize=8)
+                      color=_GROUP_COLOURS.get(g), hatch="//" if g in hatched else None)
+        ax.bar_label(bars, fmt=fmt, fontsize=7)
     ax.set_xticks(x, cats, fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
@@ -194,25 +194,14 @@ def plot_recalls(results: Mapping[str, Mapping[str, float]], ks: Sequence[int] =
 
 
 def plot_metric_bars(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *,
-                     label: str = "method", title: str | None = None) -> Figure:
-    """Grouped bars, one group per column (metric), one bar per row (method)."""
+                     label: str = "method", title: str = "") -> Figure:
+    """Grouped bars, one cluster per column (metric), one bar per row (method);
+    rows with ``source == "paper"`` are hatched."""
     if not rows:
         raise ValueError("plot_metric_bars: no rows")
-    fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(columns), 4.2), constrained_layout=True)
-    width = 0.8 / len(rows)
-    x = np.arange(len(columns))
-    for i, row in enumerate(rows):
-        vals = [float(row.get(c, np.nan)) for c in columns]
-        bars = ax.bar(x + (i - (len(rows) - 1) / 2) * width, vals, width,
-                      label=str(row[label]), color=_GROUP_COLOURS.get(str(row[label])),
-                      hatch="//" if row.get("source") == "paper" else None)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
-    ax.set_xticks(x, list(columns))
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.margins(y=0.12)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return fig
+    table = {str(r[label]): {c: r.get(c, np.nan) for c in columns} for r in rows}
+    return plot_grouped_bars(table, title=title, fmt="%.1f",
+                             hatched=[str(r[label]) for r in rows if r.get("source") == "paper"])
 
 
 def plot_history(histories: Mapping[str, Sequence[Mapping[str, float]]], key: str = "loss") -> Figure:

@@ -130,6 +130,8 @@ def test_plot_recalls_and_metric_bars():
     # the cyclic-match row has no NMI: a NaN bar, never a zero
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert sum(np.isnan(heights)) == 1 and 45.3 in heights
+    hatched = [p.get_height() for p in fig.axes[0].patches if p.get_hatch()]
+    assert 45.3 in hatched and 10 not in hatched and len(hatched) == 10  # the paper's two rows
 
 
 def test_table1_rows_and_format():
