@@ -33,14 +33,25 @@ def headline_metric(metrics: dict[str, Any]) -> str:
 
 def ablation(cfg: RunConfig, runs_dir: str | Path, *, anchors: Sequence[str] = ANCHORS,
              progress: bool = False) -> list[dict[str, Any]]:
-    """Rows ``{"anchors", "pools", "metric", "value", "n_anchors", "run_dir", **diagnostics}``,
-    one per anchor choice x pool family, in ``anchors`` x ``POOLS`` order."""
+    """Rows ``{"anchors", "pools", "metric", "value", "initial", "n_anchors", "run_dir",
+    "diagnostics"}``, one per anchor choice x pool family, in ``anchors`` x ``POOLS`` order.
+
+    Random anchors are as many as the stationary modes chosen (when both run):
+    the graph may have fewer modes than ``n_anchors``, and the comparison is
+    between anchor choices, not anchor counts.
+    """
     rows = []
+    n_stationary = None
     for mode in anchors:
         if mode not in ANCHORS:
             raise ValueError(f"unknown anchor choice {mode!r}; known: {ANCHORS}")
-        variant = dataclasses.replace(cfg, mining=dataclasses.replace(cfg.mining, anchors=mode))
-        results, run_dir = cached_run(variant, runs_dir, progress=progress)
+        mining = dataclasses.replace(cfg.mining, anchors=mode)
+        if mode == "random" and n_stationary is not None:
+            mining = dataclasses.replace(mining, n_anchors=n_stationary)
+        results, run_dir = cached_run(dataclasses.replace(cfg, mining=mining), runs_dir,
+                                      progress=progress)
+        if mode == "stationary":  # modes chosen, before anchors with an empty pool were skipped
+            n_stationary = int(results["pools"]["n_anchors"]) + int(results["pools"]["n_skipped"])
         for pools in POOLS:
             metric = headline_metric(results[pools])
             rows.append({"anchors": mode, "pools": pools, "metric": metric,

@@ -40,8 +40,8 @@ from mom.paper import ABLATION_CLAIM, format_table
 from mom.reproduce import save_results
 
 cfg = apply_overrides(load_params(params), overrides)
-print(f"params {cfg.name!r}, dataset {cfg.data.dataset!r}, n_anchors {cfg.mining.n_anchors} "
-      f"(stationary and random), k+ {cfg.mining.k_pos}, k- {cfg.mining.k_neg}")
+print(f"params {cfg.name!r}, dataset {cfg.data.dataset!r}: at most {cfg.mining.n_anchors} stationary "
+      f"modes, as many random anchors; k+ {cfg.mining.k_pos}, k- {cfg.mining.k_neg}")
 
 # %%
 rows = ablation(cfg, runs_dir, progress=progress)

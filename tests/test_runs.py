@@ -32,12 +32,13 @@ def fake_run(cfg, out_dir, progress=True, cache_dir=None):
                          "baseline_pos_precision": 0.6, "baseline_neg_purity": 0.9}}
     save_json(out / "results.json", results)
     fake_run.calls.append(cfg.mining.anchors)
+    fake_run.n_anchors[cfg.mining.anchors] = cfg.mining.n_anchors
     return results
 
 
 @pytest.fixture
 def patched(monkeypatch):
-    fake_run.calls = []
+    fake_run.calls, fake_run.n_anchors = [], {}
     monkeypatch.setattr(mom.pipeline, "run", fake_run)
     return apply_overrides(load_params("smoke"), ["data.per_class=6"])
 
@@ -77,6 +78,8 @@ def test_load_run_and_inspector_over_runs(tmp_path, patched):
 
 def test_ablation_grid_from_runs(tmp_path, patched):
     rows = ablation(patched, tmp_path)
+    # random anchors: as many as the stationary run chose (n_anchors 10 + n_skipped 0)
+    assert fake_run.n_anchors["random"] == 10 and fake_run.n_anchors["stationary"] == 1500
     assert [(r["anchors"], r["pools"]) for r in rows] == [
         (a, p) for a in ("all", "stationary", "random") for p in ("euclidean", "mom")]
     assert fake_run.calls == ["all", "stationary", "random"]
