@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .viz import OTHER, SAME, thumbnail
+from .viz import thumbnail
 
 __all__ = ["PoolInspector", "euclidean_ranks", "ORDERS"]
 
@@ -255,7 +255,7 @@ class PoolInspector:
             frame = "#1f77b4" if i == anchor and title == "anchor" else "#999"
             if src["labels"] is not None and title != "anchor":
                 same = np.asarray(src["labels"])[i] == np.asarray(src["labels"])[anchor]
-                frame = {SAME: "green", OTHER: "red"}[SAME if same else OTHER]
+                frame = "green" if same else "red"  # as viz.SAME / viz.OTHER
             image = w.Image(value=_png(thumbnail(src["dataset"], i, self.thumb_size)), format="png",
                             layout=w.Layout(border=f"3px solid {frame}"))
             cells.append(w.VBox([image, w.HTML(f"<small>#{i}<br>{caption}</small>")]))

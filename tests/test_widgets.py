@@ -105,8 +105,12 @@ def test_widgets_reflect_state(data):
     insp.set_anchor(1)  # and the other way round: the slider follows the state
     assert c["step"].value == 1
     view = insp.widget.children[2].children  # anchor row, positives row, negatives row
-    shown = len(view[1].children[1].children)
-    assert shown == min(3, len(pools.baseline.positives[1]))
+    cells = view[1].children[1].children
+    assert len(cells) == min(3, len(pools.baseline.positives[1]))
+    first = int(pools.baseline.positives[1][0])
+    colour = "green" if labels[first] == labels[insp.state["anchor"]] else "red"
+    assert cells[0].children[0].layout.border == f"3px solid {colour}"
+    assert f"#{first}" in cells[0].children[1].value
     assert "euclidean" in insp.widget.children[1].value
 
 
