@@ -30,6 +30,7 @@ figures_dir = "../figures/smoke"
 results_dir = "../results/smoke"
 runs_dir = "../runs/smoke"
 progress = False
+more_runs_dirs = []  # other folders of cached runs to switch to, e.g. another params' runs
 
 # %%
 from mom import viz
@@ -39,7 +40,7 @@ from mom.widgets import PoolInspector
 
 cfg = apply_overrides(load_params(params), overrides)
 _, current = cached_run(cfg, runs_dir, progress=progress)
-others = [d for d in finished_runs(runs_dir) if d != current]
+others = [d for folder in [runs_dir, *more_runs_dirs] for d in finished_runs(folder) if d != current]
 inspector = PoolInspector.from_runs([current, *others])
 print(f"sources: {inspector.sources}")
 inspector
