@@ -141,7 +141,7 @@ def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedCo
     """
     from .extract import resolve_device
 
-    pools = pools.select(cfg.pools) if hasattr(pools, "select") else pools
+    pools = pools.select(cfg.pools)
     if len(pools) == 0:
         raise ValueError(f"train: the {cfg.pools!r} pool set is empty (no anchor with non-empty "
                          "P+ and P-); nothing to train on - check the mining depths")
