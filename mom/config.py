@@ -196,7 +196,7 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 def load_params(name_or_path: str | Path) -> RunConfig:
     """Load ``smoke``/``default``/``paper`` (bundled) or a YAML file path."""
     p = Path(name_or_path)
-    if not p.suffix and not p.exists():
+    if not p.suffix and not p.is_file():
         p = PARAMS_DIR / f"{name_or_path}.yaml"
     if not p.is_file():
         avail = sorted(q.stem for q in PARAMS_DIR.glob("*.yaml"))
