@@ -26,8 +26,11 @@ __all__ = ["laplacian", "cg_block", "exact_block", "manifold_topk", "stationary"
 BLOCK_BYTES = 1 << 30
 # one (N, b) array of at most this many bytes, so that the block stays in cache: the
 # sparse x block product gains nothing from wider blocks (measured: 1024 columns at
-# N = 5 864 were 2-3x slower per column than 64-256)
+# N = 5 864 were 2-3x slower per column than 64-256) ...
 CACHE_BYTES = 4 << 20
+# ... but never fewer columns than this: at N = 100 000, 16 columns cost 1.5x more per
+# column than 64 (the index of each stored entry is read once per block)
+MIN_BLOCK = 64
 
 
 def laplacian(S: sp.spmatrix, alpha: float) -> sp.csr_matrix:
@@ -161,7 +164,8 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
     L = L[perm][:, perm].tocsr()
     lu = splu(L.tocsc()) if solver == "exact" else None
     itemsize = np.dtype(dtype).itemsize
-    cap = max(16, CACHE_BYTES // (itemsize * n)) if solver == "cg" else BLOCK_BYTES // (6 * itemsize * n)
+    cap = (max(MIN_BLOCK, CACHE_BYTES // (itemsize * n)) if solver == "cg"
+           else BLOCK_BYTES // (6 * itemsize * n))
     bs = int(max(1, min(block_size, cap)))
     vals = np.empty((anchors.size, k), np.float64)
     ids = np.empty((anchors.size, k), np.int64)
