@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import RunConfig, config_to_dict
+from .config import RunConfig, apply_overrides, config_to_dict, load_params
 from .io import atomic_write, env_info, save_json
 
 __all__ = ["NOTEBOOK_DIR", "REPO_ROOT", "NotebookError", "list_notebooks", "to_ipynb",
@@ -100,6 +100,7 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    apply_overrides(load_params(params), overrides)  # a bad name or override fails here, not in a kernel
     sources = list_notebooks(notebooks, notebook_dir)
     dirs = output_dirs(params, out_dir)
     for d in dirs.values():

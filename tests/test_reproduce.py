@@ -76,6 +76,16 @@ def test_output_dirs_layout(tmp_path):
     assert default["notebooks"].parts[-3:] == ("build", "executed", "paper")
 
 
+def test_bad_params_fail_before_any_kernel(tmp_path):
+    write(tmp_path / "src", "00_a", PARAMS, GOOD)
+    with pytest.raises(FileNotFoundError, match="nosuch"):
+        reproduce("nosuch", tmp_path / "out", notebook_dir=tmp_path / "src", progress=False)
+    with pytest.raises(ValueError, match="no field"):
+        reproduce("smoke", tmp_path / "out", notebook_dir=tmp_path / "src", progress=False,
+                  overrides=["train.epoch=2"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_save_results_records_the_config(tmp_path):
     cfg = load_params("smoke")
     path = save_results(tmp_path / "r", "x", {"value": 1.5}, cfg)
