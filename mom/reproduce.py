@@ -115,12 +115,14 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
         target = dirs["notebooks"] / f"{src.stem}.ipynb"
         try:
             with _kernel_env(MPLBACKEND=INLINE_BACKEND):
+                # the caller's working directory: relative paths (a params file, data.root,
+                # out_dir) mean in the kernel what they meant to the caller
                 pm.execute_notebook(str(build), str(target), parameters=parameters,
-                                    kernel_name=kernel_name, cwd=str(src.parent),
+                                    kernel_name=kernel_name, cwd=os.getcwd(),
                                     progress_bar=progress, execution_timeout=timeout)
         except PapermillExecutionError as exc:
             raise NotebookError(src.stem, exc.exec_count, exc.cell_index,
-                                f"{exc.ename}: {exc.evalue}") from exc
+                                f"{exc.ename}: {exc.evalue} (executed notebook: {target})") from exc
         finally:
             build.unlink(missing_ok=True)
         done[src.stem] = {"path": str(target), "seconds": round(time.perf_counter() - t0, 1)}

@@ -96,26 +96,29 @@ def test_save_results_records_the_config(tmp_path):
 
 
 @pytest.mark.slow
-def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path):
+def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path, monkeypatch):
     src = tmp_path / "src"
     write(src, "00_good", PARAMS, GOOD)
     write(src, "01_bad", PARAMS, BAD)
     write(src, "02_never", PARAMS, GOOD)
     out = tmp_path / "out"
-    summary = reproduce("smoke", out, ["00"], notebook_dir=src, progress=False,
+    monkeypatch.chdir(tmp_path)  # relative paths are the caller's: "out", "my.yaml"
+    (tmp_path / "my.yaml").write_text("name: mine\ntrain:\n  epochs: 7\n")
+    summary = reproduce("my.yaml", "out", ["00"], notebook_dir=src, progress=False,
                         overrides=["train.epochs=3"])
     assert list(summary["notebooks"]) == ["00_good"]
-    assert (out / "figures" / "smoke" / "tiny.png").is_file()
-    assert (out / "figures" / "smoke" / "tiny.svg").is_file()
-    result = load_json(out / "results" / "smoke" / "tiny.json")
+    assert (out / "figures" / "my" / "tiny.png").is_file()
+    assert (out / "figures" / "my" / "tiny.svg").is_file()
+    result = load_json(out / "results" / "my" / "tiny.json")
     assert result["epochs"] == 3 and result["config"]["train"]["epochs"] == 3  # overrides passed
-    executed = nbformat.read(out / "executed" / "smoke" / "00_good.ipynb", as_version=4)
+    assert result["params"] == "mine"
+    executed = nbformat.read(out / "executed" / "my" / "00_good.ipynb", as_version=4)
     shown = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
              if "image/png" in o.get("data", {})]
     assert len(shown) == 1  # inline figures even though the tests run with MPLBACKEND=Agg
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert len(injected) == 1 and json.dumps(str(out / "figures" / "smoke")) in injected[0].source
-    assert not list((out / "executed" / "smoke").glob(".*.ipynb"))  # build copies removed
+    assert len(injected) == 1 and json.dumps("out/figures/my") in injected[0].source
+    assert not list((out / "executed" / "my").glob(".*.ipynb"))  # build copies removed
 
     with pytest.raises(NotebookError) as info:
         reproduce("smoke", out, notebook_dir=src, progress=False)
