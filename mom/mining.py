@@ -217,7 +217,7 @@ def baseline_from_neighbours(anchors, euclid_ids, k_pos: int, k_neg: int, pool_s
     return pos, posw, neg
 
 
-def select_anchors(A, cfg: MiningConfig, progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def select_anchors(A, cfg: MiningConfig) -> tuple[np.ndarray, np.ndarray | None]:
     """Anchor indices for cfg.anchors: all | stationary (top n_anchors modes) | random.
     Returns (anchors (A,) int64 sorted as chosen, stationary vector or None)."""
     n = A.shape[0]
@@ -270,7 +270,7 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     clock("knn")
     A = affinity(sims[:, :cfg.k_graph], ids[:, :cfg.k_graph], cfg.gamma)
     clock("graph")
-    anchors, pi = select_anchors(A, cfg, progress)
+    anchors, pi = select_anchors(A, cfg)
     clock("anchors")
     k_m = max(cfg.k_pos, k_neg)
     mvals, mids = manifold_topk(normalize(A), anchors, cfg.alpha, k_m, cfg.cg_iterations,
