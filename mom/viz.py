@@ -128,7 +128,7 @@ def plot_pools_2d(coords: np.ndarray, anchor: int,
             edge = _label_colours(labels, anchor, ids)
             title = name if labels is None else f"{name}: {np.mean(edge == SAME) if len(ids) else 0:.0%} same class"
             ax.scatter(coords[ids, 0], coords[ids, 1], s=30, marker=marker, alpha=0.8,
-                       edgecolors=edge if labels is not None else "k", linewidths=1.0, label=title)
+                       edgecolors=edge if labels is not None else "k", linewidths=1.6, label=title)
         ax.scatter(*coords[anchor], marker="*", s=260, c="red", edgecolors="k", label="anchor")
         ax.set_title(panel, fontsize=10)
         ax.legend(fontsize=8)

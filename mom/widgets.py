@@ -139,6 +139,16 @@ class PoolInspector:
         self.state.update(order=order, step=0)
         return self._update()
 
+    def summary(self, n: int = 5) -> dict[str, Any]:
+        """The state in brief: anchor, pools, precision / purity, and the first ``n``
+        members of each pool as (id, weight, Euclidean rank) / (id, Euclidean rank)."""
+        s = self.state
+        out = {k: s[k] for k in ("source", "anchor", "pools", "precision", "purity") if k in s}
+        out["positives"] = [(i, round(w, 4), r) for i, w, r in
+                            zip(s["positives"][:n], s["positive_weights"], s["positive_ranks"])]
+        out["negatives"] = list(zip(s["negatives"][:n], s["negative_ranks"]))
+        return out
+
     # --- state ---------------------------------------------------------------
     @property
     def _src(self) -> dict[str, Any]:

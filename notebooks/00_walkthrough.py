@@ -98,7 +98,7 @@ e_r = np.zeros(len(features))
 e_r[anchor] = 1.0
 f = cg_block(laplacian(S, mc.alpha), e_r, mc.cg_iterations, mc.cg_tol)  # (N,)
 fig = viz.plot_diffusion(coords, features @ features[anchor], f, anchor, top=mc.k_pos, labels=labels)
-viz.save_figure(fig, f"{figures_dir}/00_diffusion")
+viz.save_figure(fig, f"{figures_dir}/00_diffusion");
 
 # %% [markdown]
 # ## 4 · Stationary distribution and its modes
@@ -111,7 +111,7 @@ pi = stationary(A, mc.power_iterations)  # (N,)
 graph_modes = modes(A, pi)
 print(f"{len(graph_modes)} modes; the top {min(mc.n_anchors, len(graph_modes))} would be anchors")
 fig = viz.plot_stationary(pi, graph_modes, coords, n_anchors=mc.n_anchors)
-viz.save_figure(fig, f"{figures_dir}/00_stationary")
+viz.save_figure(fig, f"{figures_dir}/00_stationary");
 
 # %% [markdown]
 # ## 5 · P+ and P− against Euclidean neighbours
@@ -132,7 +132,7 @@ fig = viz.plot_pools_2d(coords, shown, {
     "negatives": {"P- (MoM)": pools.negatives[position],
                   "beyond NN^e_k- (Euclidean)": pools.baseline.negatives[position]},
 }, labels)
-viz.save_figure(fig, f"{figures_dir}/00_pools")
+viz.save_figure(fig, f"{figures_dir}/00_pools");
 
 # %% [markdown]
 # Over all anchors: the fraction of P+ that shares the anchor's class (precision) and
@@ -167,4 +167,4 @@ viz.save_figure(fig, f"{figures_dir}/00_before_after")
 save_results(results_dir, "00_walkthrough", {
     "before": before, "after": after, "history": result.history, "anchor": shown,
     "pool_diagnostics": viz.pool_diagnostics_groups(diag), "n_anchors": len(pools),
-    "n_skipped": pools.n_skipped}, derive(cfg, train=tcfg))
+    "n_skipped": pools.n_skipped}, derive(cfg, train=tcfg));

@@ -66,11 +66,11 @@ print("\nLater label-free methods, CUB Recall@1:",
 
 # %%
 fig = viz.plot_recalls(ours, cfg.eval.ks, reference=TABLE1)
-viz.save_figure(fig, f"{figures_dir}/01_recall_at_k")
+viz.save_figure(fig, f"{figures_dir}/01_recall_at_k");
 
 # %%
 fig = viz.plot_metric_bars(rows, TABLE1_COLUMNS, title="Table 1: ours (solid) and the paper (hatched)")
-viz.save_figure(fig, f"{figures_dir}/01_table1")
+viz.save_figure(fig, f"{figures_dir}/01_table1");
 
 # %% [markdown]
 # ## Training curves
@@ -78,8 +78,8 @@ viz.save_figure(fig, f"{figures_dir}/01_table1")
 
 # %%
 fig = viz.plot_history(results["history"])
-viz.save_figure(fig, f"{figures_dir}/01_loss")
+viz.save_figure(fig, f"{figures_dir}/01_loss");
 
 # %%
 save_results(results_dir, "table1", {"rows": rows, "source": str(source), "pools": results["pools"],
-                                     "run_config": results["config"]}, cfg)
+                                     "run_config": results["config"]}, cfg);

@@ -52,7 +52,7 @@ print(f"metric: {rows[0]['metric']}.  Paper: {ABLATION_CLAIM}")
 # %%
 fig = viz.plot_grouped_bars(ablation_grid(rows), ylabel=rows[0]["metric"], fmt="%.1f",
                             title=f"anchor ablation on {cfg.data.dataset}")
-viz.save_figure(fig, f"{figures_dir}/02_anchor_ablation")
+viz.save_figure(fig, f"{figures_dir}/02_anchor_ablation");
 
 # %% [markdown]
 # ## Pool diagnostics
@@ -62,7 +62,7 @@ viz.save_figure(fig, f"{figures_dir}/02_anchor_ablation")
 # %%
 fig = viz.plot_grouped_bars(diagnostics_table(rows), ylabel="fraction",
                             title="pool diagnostics (labels used for display only)")
-viz.save_figure(fig, f"{figures_dir}/02_pool_diagnostics")
+viz.save_figure(fig, f"{figures_dir}/02_pool_diagnostics");
 
 # %% [markdown]
 # ## Oxford5k (paper parameters only)
@@ -83,4 +83,4 @@ else:
     print("Oxford5k ablation skipped (needs params='paper' and oxford_root)")
 
 # %%
-save_results(results_dir, "anchor_ablation", {"rows": rows, "table": table, "oxford": oxford}, cfg)
+save_results(results_dir, "anchor_ablation", {"rows": rows, "table": table, "oxford": oxford}, cfg);

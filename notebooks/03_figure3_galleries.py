@@ -54,7 +54,7 @@ print(f"{len(pools)} anchors in {run.run_dir.name}; showing anchors {pools.ancho
 
 # %%
 fig = viz.gallery_figure(train_ds, pools, run.features, positions, n=n_images, labels=labels, seed=seed)
-viz.save_figure(fig, f"{figures_dir}/03_figure3")
+viz.save_figure(fig, f"{figures_dir}/03_figure3");
 
 # %% [markdown]
 # Over *all* anchors, not only the ones shown (the run's pool diagnostics): P+ precision
@@ -65,4 +65,4 @@ viz.save_figure(fig, f"{figures_dir}/03_figure3")
 fig = viz.plot_pool_diagnostics(run.results["pools"])
 viz.save_figure(fig, f"{figures_dir}/03_pool_diagnostics")
 save_results(results_dir, "figure3", {"anchors": pools.anchors[positions].tolist(),
-                                      "pools": run.results["pools"], "run_dir": str(run.run_dir)}, cfg)
+                                      "pools": run.results["pools"], "run_dir": str(run.run_dir)}, cfg);

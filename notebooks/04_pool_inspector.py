@@ -50,13 +50,13 @@ inspector
 # then its Euclidean baseline.
 
 # %%
-state = inspector.set_order("worst first")
-print({k: state[k] for k in ("anchor", "pools", "precision", "purity", "positives", "positive_ranks")})
-state = inspector.toggle_baseline()
-print({k: state[k] for k in ("anchor", "pools", "precision", "purity", "positives", "positive_ranks")})
-inspector.toggle_baseline(False)
+inspector.set_order("worst first")
+print("MoM pools:", inspector.summary())
+inspector.toggle_baseline()
+print("Euclidean:", inspector.summary())
+print("back to", inspector.toggle_baseline(False)["pools"], "pools")
 
 # %%
 src_ds, src_pools, src_feats, src_labels = inspector.source_data()
 fig = viz.gallery_figure(src_ds, src_pools, src_feats, [inspector.state["position"]], n=8, labels=src_labels)
-viz.save_figure(fig, f"{figures_dir}/04_worst_anchor")
+viz.save_figure(fig, f"{figures_dir}/04_worst_anchor");

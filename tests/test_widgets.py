@@ -52,6 +52,10 @@ def test_state_follows_the_callbacks(data):
 
     insp.set_anchor(3)
     assert insp.state["anchor"] == int(pools.anchors[3])
+    brief = insp.summary(n=2)
+    assert brief["anchor"] == insp.state["anchor"] and len(brief["positives"]) <= 2
+    assert brief["positives"][0][0] == int(pools.positives[3][0])
+    assert brief["positives"][0][2] == insp.state["positive_ranks"][0]
     assert insp.state["positives"] == pools.positives[3].tolist()
 
     insp.toggle_baseline()
