@@ -96,7 +96,7 @@ def part_cub(args) -> dict:
             "n_skipped": pools.n_skipped, "time_mine_s": t_mine, "time_reference_s": t_ref,
             "speedup": t_ref / t_mine, "cpu_time_mine_s": c_mine, "cpu_time_reference_s": c_ref,
             "speedup_cpu_time": c_ref / c_mine, "jaccard_pos": float(np.mean(jp)),
-            "jaccard_neg": float(np.mean(jn))}
+            "jaccard_neg": float(np.mean(jn)), **{f"t_{k}_s": v for k, v in pools.timings.items()}}
 
 
 def part_large(args) -> dict:

@@ -10,6 +10,7 @@ each f(r) are kept, so memory stays O(N * block + A * k), never N x N.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -31,6 +32,17 @@ CACHE_BYTES = 4 << 20
 # ... but never fewer columns than this: at N = 100 000, 16 columns cost 1.5x more per
 # column than 64 (the index of each stored entry is read once per block)
 MIN_BLOCK = 64
+# the torch backend's sparse product is fastest on narrower blocks that stay in L2
+TORCH_CACHE_BYTES = 1 << 20
+
+
+def _device(device: str) -> str:
+    """"auto" -> "cuda" where torch sees a GPU, else "cpu"; other names pass through."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
 
 
 def laplacian(S: sp.spmatrix, alpha: float) -> sp.csr_matrix:
@@ -44,41 +56,49 @@ def laplacian(S: sp.spmatrix, alpha: float) -> sp.csr_matrix:
 
 
 def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1e-10,
-             dtype=np.float64) -> np.ndarray:
+             dtype=np.float64, backend: str = "numpy", device: str = "cpu",
+             as_numpy: bool = True):
     """Truncated CG for L X = B, column by column, all columns in one pass.
 
     Starts from X = 0 and runs at most ``iterations`` steps; column j stops
     updating once ||r_j|| <= tol * ||b_j||. Each column follows exactly the
     single-vector CG recurrence (per-column alpha and beta). B (N, b) -> X (N, b)
     in ``dtype`` (float64, or float32 for half the memory traffic).
+    ``backend`` "numpy" (scipy sparse products) or "torch" (torch sparse CSR
+    products and fused in-place updates, on ``device``); ``as_numpy=False``
+    returns the torch backend's tensor where it lies.
 
     Rows no iterate can have reached yet are skipped: after t steps the
     iterates live on the t-hop neighbourhood of B's nonzero rows, so early
     steps (and every step, on a graph whose diameter exceeds ``iterations``)
     work on that neighbourhood only. Skipped entries are exactly zero.
     """
+    if backend not in ("numpy", "torch"):
+        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
     B = np.asarray(B, dtype=dtype)
     if B.ndim == 1:
-        return cg_block(L, B[:, None], iterations, tol, dtype)[:, 0]
+        return cg_block(L, B[:, None], iterations, tol, dtype, backend, device, as_numpy)[:, 0]
+    ops = _NumpyOps(dtype) if backend == "numpy" else _TorchOps(dtype, device)
     L = (L.astype(dtype) if L.dtype != dtype else L).tocsr()
     n = L.shape[0]
     bnorm = np.linalg.norm(B.astype(np.float64), axis=0)  # (b,)
     active = np.flatnonzero(bnorm > 0)  # a zero right-hand side has the solution 0
     rows = np.flatnonzero(np.any(B[:, active] != 0, axis=1))  # support of the iterates
     full = rows.size == n
-    X = np.zeros((rows.size, active.size), dtype)  # compact (|rows|, b_active)
-    R = B[rows][:, active]  # residuals of the active columns
-    P = R.copy()  # search directions
+    R = ops.array(B[rows][:, active])  # (|rows|, b_active) residuals of the active columns
+    X = ops.zeros(R.shape)  # compact iterates
+    P = ops.copy(R)  # search directions
     done_cols, done_X = [], []  # converged columns, kept aside
-    rs = _coldot(R, R)  # (b_active,) squared residual norms
-    thresh = (tol * bnorm[active]) ** 2
-    Lsub = L if full else None
+    rs = ops.coldot(R, R)  # (b_active,) squared residual norms
+    thresh = ops.array((tol * bnorm[active]) ** 2, ops.float64)
+    Lsub = ops.matrix(L) if full else None
     for _ in range(iterations):
         live = rs > thresh
-        if not live.all():  # drop the converged columns from the working set
-            done_cols.append(active[~live])
+        if not bool(live.all()):  # drop the converged columns from the working set
+            dead = ops.to_numpy(~live).astype(bool)
+            done_cols.append(active[dead])
             done_X.append((rows, X[:, ~live]))
-            active, rs, thresh = active[live], rs[live], thresh[live]
+            active, rs, thresh = active[~dead], rs[live], thresh[live]
             X, R, P = X[:, live], R[:, live], P[:, live]
         if active.size == 0:
             break
@@ -92,36 +112,119 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
                 new = np.arange(n)
             if new.size > rows.size:
                 at = np.searchsorted(new, rows)
-                X, R, P = (_expand(M, at, new.size) for M in (X, R, P))
+                X, R, P = (ops.expand(M, at, new.size) for M in (X, R, P))
                 rows = new
-                Lsub = L if full else L[rows][:, rows]
+                Lsub = ops.matrix(L if full else L[rows][:, rows])
             elif Lsub is None:
-                Lsub = L[rows][:, rows]
+                Lsub = ops.matrix(L[rows][:, rows])
         Q = Lsub @ P  # (|rows|, b_active)
-        a = rs / _coldot(P, Q)
-        X += P * a.astype(dtype)
-        Q *= a.astype(dtype)
-        R -= Q
-        rs_new = _coldot(R, R)
-        P *= (rs_new / rs).astype(dtype)
-        P += R
-        rs = rs_new
-    out = np.zeros(B.shape, dtype)  # (N, b)
+        a = rs / ops.coldot(P, Q)
+        rs = ops.step(X, R, P, Q, a, rs)
+    out = ops.zeros(B.shape)  # (N, b)
     for cols, (at, Xc) in zip(done_cols + [active], done_X + [(rows, X)]):
+        ops.place(out, at, cols, Xc)
+    return ops.to_numpy(out) if as_numpy else out
+
+
+class _NumpyOps:
+    """Array operations of cg_block on numpy arrays and scipy matrices."""
+
+    float64 = np.float64
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+    def array(self, a, dtype=None):
+        return np.array(a, dtype=dtype or self.dtype)
+
+    def zeros(self, shape):
+        return np.zeros(shape, self.dtype)
+
+    copy = staticmethod(np.copy)
+    matrix = staticmethod(lambda L: L)
+    to_numpy = staticmethod(np.asarray)
+
+    @staticmethod
+    def coldot(U, V):
+        """Column-wise inner products (b,) as float64 (accumulated in the arrays' dtype)."""
+        return np.einsum("ij,ij->j", U, V).astype(np.float64)
+
+    @staticmethod
+    def expand(M, at, size):
+        """Rows of M placed at positions ``at`` of a zero array with ``size`` rows."""
+        out = np.zeros((size, M.shape[1]), M.dtype)
+        out[at] = M
+        return out
+
+    @staticmethod
+    def step(X, R, P, Q, a, rs):
+        """x += a p, r -= a q, p = r + beta p, in place; returns the new r.r (b,)."""
+        a = a.astype(X.dtype)
+        Q *= a
+        R -= Q
+        np.multiply(P, a, out=Q)  # Q is free again: reuse it as scratch
+        X += Q
+        rs_new = _NumpyOps.coldot(R, R)
+        P *= (rs_new / rs).astype(X.dtype)
+        P += R
+        return rs_new
+
+    @staticmethod
+    def place(out, at, cols, Xc):
         out[np.ix_(at, cols)] = Xc
-    return out
 
 
-def _expand(M: np.ndarray, at: np.ndarray, size: int) -> np.ndarray:
-    """Rows of M placed at positions ``at`` of a zero array with ``size`` rows."""
-    out = np.zeros((size, M.shape[1]), M.dtype)
-    out[at] = M
-    return out
+class _TorchOps:
+    """The same operations on torch tensors (sparse CSR matrices), on ``device``."""
 
+    def __init__(self, dtype, device):
+        import torch
 
-def _coldot(U: np.ndarray, V: np.ndarray) -> np.ndarray:
-    """Column-wise inner products (b,) as float64 (accumulated in the arrays' dtype)."""
-    return np.einsum("ij,ij->j", U, V).astype(np.float64)
+        self.torch, self.float64 = torch, torch.float64
+        self.dtype = getattr(torch, np.dtype(dtype).name)
+        self.device = torch.device(device)
+
+    def array(self, a, dtype=None):
+        return self.torch.as_tensor(np.ascontiguousarray(a), dtype=dtype or self.dtype, device=self.device)
+
+    def zeros(self, shape):
+        return self.torch.zeros(tuple(shape), dtype=self.dtype, device=self.device)
+
+    def copy(self, M):
+        return M.clone()
+
+    def matrix(self, L):
+        L = L.tocsr()
+        itype = self.torch.int32 if L.nnz < 2**31 - 1 else self.torch.int64
+        t = self.torch
+        return t.sparse_csr_tensor(t.as_tensor(L.indptr, dtype=itype), t.as_tensor(L.indices, dtype=itype),
+                                   t.as_tensor(L.data, dtype=self.dtype), size=L.shape,
+                                   device=self.device, check_invariants=False)
+
+    def to_numpy(self, M):
+        return M.cpu().numpy()
+
+    def coldot(self, U, V):
+        return self.torch.linalg.vecdot(U, V, dim=0).double()
+
+    def expand(self, M, at, size):
+        out = self.torch.zeros((size, M.shape[1]), dtype=M.dtype, device=M.device)
+        out[self.torch.as_tensor(at, device=M.device)] = M
+        return out
+
+    def step(self, X, R, P, Q, a, rs):
+        a = a.to(X.dtype)
+        X.addcmul_(P, a)
+        R.addcmul_(Q, a, value=-1)
+        rs_new = self.coldot(R, R)
+        P.mul_((rs_new / rs).to(X.dtype)).add_(R)
+        return rs_new
+
+    def place(self, out, at, cols, Xc):
+        t = self.torch
+        at = t.as_tensor(at, device=out.device)
+        cols = t.as_tensor(cols, device=out.device)
+        out[at[:, None], cols[None, :]] = Xc
 
 
 def exact_block(lu, B: np.ndarray) -> np.ndarray:
@@ -132,7 +235,8 @@ def exact_block(lu, B: np.ndarray) -> np.ndarray:
 def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
                   iterations: int = 20, tol: float = 1e-10, solver: str = "cg",
                   block_size: int = 1024, progress: bool = False,
-                  dtype=np.float64, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  dtype=np.float64, threads: int | None = None, backend: str = "numpy",
+                  device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` manifold similarities f(r)_j for each anchor r.
 
     Args: ``S`` (N, N) normalised affinity; ``anchors`` (A,) node indices;
@@ -145,6 +249,10 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
     threads (default: the CPUs this process may use, at most 4); scipy's sparse
     product and numpy release the GIL, and each block is independent, so the
     result does not depend on the thread count.
+    ``backend`` "torch" runs the CG on torch tensors on ``device`` ("cpu", "cuda",
+    "auto" = CUDA where available). On the CPU its blocks run on the same thread
+    pool, each block on one torch thread (torch's OpenMP threads spin-wait, which
+    on a busy machine made 2 threads 7x slower than 1); on a GPU one after another.
     Returns (vals (A, k) float64 descending, ids (A, k) int64); ties: lower id first.
     """
     if solver not in ("cg", "exact"):
@@ -157,6 +265,9 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
         raise ValueError(f"manifold_topk: k={k} must be between 1 and N={n}")
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
+    if backend not in ("numpy", "torch"):
+        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    device = _device(device) if backend == "torch" else "cpu"
     L = laplacian(S, alpha)
     perm = reverse_cuthill_mckee(L, symmetric_mode=True).astype(np.int64)  # new -> old
     pos = np.empty(n, np.int64)
@@ -164,8 +275,10 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
     L = L[perm][:, perm].tocsr()
     lu = splu(L.tocsc()) if solver == "exact" else None
     itemsize = np.dtype(dtype).itemsize
-    cap = (max(MIN_BLOCK, CACHE_BYTES // (itemsize * n)) if solver == "cg"
-           else BLOCK_BYTES // (6 * itemsize * n))
+    if solver == "exact" or device != "cpu":  # a GPU takes the widest block that fits
+        cap = BLOCK_BYTES // (6 * itemsize * n)
+    else:
+        cap = max(MIN_BLOCK, (TORCH_CACHE_BYTES if backend == "torch" else CACHE_BYTES) // (itemsize * n))
     bs = int(max(1, min(block_size, cap)))
     vals = np.empty((anchors.size, k), np.float64)
     ids = np.empty((anchors.size, k), np.int64)
@@ -178,23 +291,43 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
         a = pos[anchors[sel]]
         B = np.zeros((n, a.size), dtype)  # (N, b) columns e_r
         B[a, np.arange(a.size)] = 1.0
-        X = cg_block(L, B, iterations, tol, dtype) if lu is None else exact_block(lu, B)
+        X = (cg_block(L, B, iterations, tol, dtype, backend, device) if lu is None
+             else exact_block(lu, B))
         vals[sel], ids[sel] = _sort_rows(*_topk_columns(X[pos], k))  # original numbering
 
     threads = threads or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                              else os.cpu_count() or 1)
+    if device != "cpu":  # one GPU: its blocks run one after another
+        threads = 1
     bar = tqdm(total=len(blocks), desc="manifold similarity", unit="block", disable=not progress)
-    if threads <= 1 or len(blocks) <= 1 or lu is not None:  # splu's solve is not thread-safe
-        for sel in blocks:
-            solve(sel)
-            bar.update()
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for fut in [pool.submit(solve, sel) for sel in blocks]:
-                fut.result()
+    with _torch_threads(1 if backend == "torch" and device == "cpu" else None):
+        if threads <= 1 or len(blocks) <= 1 or lu is not None:  # splu's solve is not thread-safe
+            for sel in blocks:
+                solve(sel)
                 bar.update()
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                for fut in [pool.submit(solve, sel) for sel in blocks]:
+                    fut.result()
+                    bar.update()
     bar.close()
     return vals, ids
+
+
+@contextmanager
+def _torch_threads(n: int | None):
+    """torch's intra-op threads set to ``n`` inside the block (None: unchanged)."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _topk_columns(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
