@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 __all__ = ["TABLE1", "LATER_LABEL_FREE_R1", "ABLATION_CLAIM", "TABLE1_COLUMNS",
            "table1_rows", "format_table"]
 
@@ -60,10 +62,12 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = TAB
         cells = [str(row.get(label, ""))]
         for c in columns:
             v = row.get(c)
-            if isinstance(v, (int, float)) and not math.isnan(v):
+            if isinstance(v, (int, np.integer)):
+                cells.append(str(v))
+            elif isinstance(v, (float, np.floating)) and not math.isnan(v):
                 cells.append(f"{v:.{digits}f}")
             else:
-                cells.append("" if v is None or isinstance(v, float) else str(v))
+                cells.append("" if v is None or isinstance(v, (float, np.floating)) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

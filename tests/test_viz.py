@@ -139,6 +139,8 @@ def test_table1_rows_and_format():
     assert [r["source"] for r in rows] == ["ours", "paper", "paper"]
     assert np.isnan(rows[0]["nmi"])
     text = format_table(rows)
+    assert format_table([{"anchors": "all", "n": 55, "r": 1.25}], ("n", "r"), label="anchors") \
+        .endswith("| all | 55 | 1.2 |")  # counts stay integers
     assert "| mom | 50.0 |  |" in text and "| MoM (paper) | 45.3 | 57.8 | 68.6 | 78.4 | 55.0 |" in text
 
 
