@@ -125,10 +125,12 @@ def plot_pools_2d(coords: np.ndarray, anchor: int,
         ax.scatter(coords[:, 0], coords[:, 1], s=3, c="lightgray")
         for (name, ids), marker in zip(pools.items(), markers):
             ids = np.asarray(ids, dtype=np.int64)
-            edge = _label_colours(labels, anchor, ids)
-            title = name if labels is None else f"{name}: {np.mean(edge == SAME) if len(ids) else 0:.0%} same class"
+            edge = _label_colours(labels, anchor, ids)  # "k" everywhere without labels
+            title = name
+            if labels is not None:
+                title += f": {np.mean(edge == SAME) if len(ids) else 0:.0%} same class"
             ax.scatter(coords[ids, 0], coords[ids, 1], s=30, marker=marker, alpha=0.8,
-                       edgecolors=edge if labels is not None else "k", linewidths=1.6, label=title)
+                       edgecolors=edge, linewidths=1.6, label=title)
         ax.scatter(*coords[anchor], marker="*", s=260, c="red", edgecolors="k", label="anchor")
         ax.set_title(panel, fontsize=10)
         ax.legend(fontsize=8)

@@ -250,9 +250,9 @@ class PoolInspector:
         if "precision" in s:
             info += f"; P+ precision {_fmt(s['precision'])}, P- purity {_fmt(s['purity'])}"
         wd["info"].value = info
+        pos_captions = [f"w {w_:.3g} | e#{r}" for w_, r in zip(s["positive_weights"], s["positive_ranks"])]
         rows = [self._row("anchor", [s["anchor"]], ["anchor"]),
-                self._row(names[0], s["positives"][:self.n_show],
-                          [f"w {w_:.3g} | e#{r}" for w_, r in zip(s["positive_weights"], s["positive_ranks"])]),
+                self._row(names[0], s["positives"][:self.n_show], pos_captions),
                 self._row(names[1], s["negatives"][:self.n_show],
                           [f"e#{r}" for r in s["negative_ranks"]])]
         wd["view"].children = rows

@@ -141,7 +141,8 @@ def test_inspector_in_a_live_kernel(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(LIVE.format(tests=str(pathlib.Path(__file__).parent))),
                 nbformat.v4.new_code_cell(CHANGE)]
-    NotebookClient(nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(nb, kernel_name="python3", timeout=120,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
     shown = nb.cells[0].outputs
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in shown)
     out = json.loads("".join(o["text"] for o in nb.cells[1].outputs if o["output_type"] == "stream"))
