@@ -158,3 +158,55 @@ def test_threads_do_not_change_the_result():
     many = manifold_topk(S, anchors, k=20, block_size=4, threads=3)
     np.testing.assert_array_equal(one[1], many[1])
     np.testing.assert_array_equal(one[0], many[0])
+
+
+torch = pytest.importorskip("torch")
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("iterations", [1, 3, 20])
+def test_torch_block_cg_equals_per_column_cg_and_numpy(iterations, device):
+    A = graph(isolated=2)
+    L = laplacian(normalize(A), 0.99)
+    n = L.shape[0]
+    cols = [0, 5, 17, n - 1, n - 2]
+    B = np.zeros((n, len(cols)))
+    B[cols, np.arange(len(cols))] = 1.0
+    B[:, 2] += np.linspace(0, 1, n)
+    Xt = cg_block(L, B, iterations, 1e-10, backend="torch", device=device)
+    assert isinstance(Xt, np.ndarray) and Xt.dtype == np.float64
+    for j in range(len(cols)):
+        np.testing.assert_allclose(Xt[:, j], reference_cg(L, B[:, j], iterations, 1e-10),
+                                   rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(Xt, cg_block(L, B, iterations, 1e-10), rtol=1e-12, atol=1e-15)
+    X32 = cg_block(L, B, iterations, 1e-10, np.float32, backend="torch", device=device)
+    assert X32.dtype == np.float32
+    np.testing.assert_allclose(X32, Xt, atol=1e-4 * np.abs(Xt).max())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("block_size,threads", [(1, 1), (3, 2), (64, 1)])
+def test_manifold_topk_torch_matches_numpy_and_dense(block_size, threads, device):
+    S = normalize(graph(isolated=1))
+    anchors = np.array([0, 3, 3, 40, 80])
+    F = dense_topk(S, anchors, 0.99, 10, 20)
+    before = torch.get_num_threads()
+    vals, ids = manifold_topk(S, anchors, 0.99, 10, 20, 1e-10, "cg", block_size, threads=threads,
+                              backend="torch", device=device)
+    assert torch.get_num_threads() == before  # restored after the call
+    nv, ni = manifold_topk(S, anchors, 0.99, 10, 20, 1e-10, "cg", block_size)
+    np.testing.assert_array_equal(ids, ni)
+    np.testing.assert_allclose(vals, nv, rtol=1e-12, atol=1e-15)
+    for a in range(len(anchors)):
+        np.testing.assert_allclose(vals[a], np.sort(F[a])[::-1][:10], rtol=1e-8, atol=1e-12)
+    assert ids[4, 0] == 80 and vals[4, 0] == pytest.approx(1.0)
+    np.testing.assert_array_equal(ids[4, 1:], np.arange(9))
+
+
+def test_bad_backend():
+    S = normalize(graph())
+    with pytest.raises(ValueError, match="backend"):
+        manifold_topk(S, [0], k=5, backend="jax")
+    with pytest.raises(ValueError, match="backend"):
+        cg_block(laplacian(S, 0.99), np.eye(80)[:, :1], backend="cupy")
