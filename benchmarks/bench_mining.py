@@ -8,12 +8,16 @@ Part 2 (``--large``): N = 100 000 with (up to) 1 500 stationary anchors and an
 IVF index (exact search would cost N^2 D); prints wall and CPU time, the time of
 each stage and peak memory (ru_maxrss). ``--dtype float32`` runs the CG in single
 precision (the reference stays float64), which is where most of the speed is.
+``--backend torch`` runs mine's block CG on torch (``mom.diffusion.manifold_topk``'s
+backend argument; MiningConfig has no such field yet, so the benchmark passes it
+to mine's call of manifold_topk); ``--cg-device cuda`` puts that CG on a GPU.
 
 Usage: python benchmarks/bench_mining.py [--large] [--n 5864] [--dim 512]
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
 import sys
@@ -22,8 +26,9 @@ import time
 import numpy as np
 from scipy.sparse.linalg import cg
 
+import mom.mining
 from mom import MiningConfig, mine
-from mom.diffusion import _sort_rows, _topk_columns, laplacian
+from mom.diffusion import _sort_rows, _topk_columns, laplacian, manifold_topk
 from mom.graph import affinity, normalize
 from mom.knn import build_index, search
 from mom.mining import capped_k_neg, pools_from_neighbours
@@ -92,7 +97,7 @@ def part_cub(args) -> dict:
     empty = (set(), set())
     jp = [jaccard(mom_sets.get(a, empty)[0], ref.get(a, empty)[0]) for a in common]
     jn = [jaccard(mom_sets.get(a, empty)[1], ref.get(a, empty)[1]) for a in common]
-    return {"N": args.n, "D": args.dim, "cg_dtype": args.dtype, "anchors_mom": len(pools), "anchors_ref": len(ref),
+    return {"N": args.n, "D": args.dim, "cg_dtype": args.dtype, "backend": args.backend, "anchors_mom": len(pools), "anchors_ref": len(ref),
             "n_skipped": pools.n_skipped, "time_mine_s": t_mine, "time_reference_s": t_ref,
             "speedup": t_ref / t_mine, "cpu_time_mine_s": c_mine, "cpu_time_reference_s": c_ref,
             "speedup_cpu_time": c_ref / c_mine, "jaccard_pos": float(np.mean(jp)),
@@ -108,7 +113,8 @@ def part_large(args) -> dict:
     pools = mine(x, cfg, progress=args.progress, device="cpu")
     t, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"N": args.large_n, "D": args.dim, "knn_index": args.large_index, "cg_dtype": args.dtype, "anchors": len(pools),
+    return {"N": args.large_n, "D": args.dim, "knn_index": args.large_index, "cg_dtype": args.dtype,
+            "backend": args.backend, "anchors": len(pools),
             "n_skipped": pools.n_skipped, "time_s": t, "cpu_time_s": cpu, "peak_rss_gb": rss / 2**20,
             "peak_rss_before_gb": rss0 / 2**20, "features_gb": x.nbytes / 2**30,
             **{f"t_{k}_s": v for k, v in pools.timings.items()}}
@@ -123,6 +129,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", default=MiningConfig.cg_dtype, choices=("float32", "float64"),
                     help="CG working precision of mine (the reference always uses float64)")
+    ap.add_argument("--backend", default="numpy", choices=("numpy", "torch"),
+                    help="array backend of mine's block CG")
+    ap.add_argument("--cg-device", default="cpu", help="device of the torch backend (cpu, cuda, auto)")
     ap.add_argument("--large", action="store_true", help="also run the N = 100 000 part")
     ap.add_argument("--large-only", action="store_true", help="run only the large part")
     ap.add_argument("--large-n", type=int, default=100_000)
@@ -133,6 +142,11 @@ def main(argv=None) -> int:
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
     print(f"cpus available: {len(os.sched_getaffinity(0))}", file=sys.stderr)
+    if args.backend != "numpy":  # route mine's manifold similarity through the chosen backend
+        import torch  # noqa: F401  loaded before timing, as in the pipeline (which embeds with torch)
+
+        mom.mining.manifold_topk = functools.partial(manifold_topk, backend=args.backend,
+                                                     device=args.cg_device)
     if not args.large_only:
         r = part_cub(args)
         print("CUB-size, all anchors: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()))
