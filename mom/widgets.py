@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .viz import thumbnail
+from .gallery import thumbnail
 
 __all__ = ["PoolInspector", "euclidean_ranks", "ORDERS"]
 
@@ -265,7 +265,7 @@ class PoolInspector:
             frame = "#1f77b4" if i == anchor and title == "anchor" else "#999"
             if src["labels"] is not None and title != "anchor":
                 same = np.asarray(src["labels"])[i] == np.asarray(src["labels"])[anchor]
-                frame = "green" if same else "red"  # as viz.SAME / viz.OTHER
+                frame = "green" if same else "red"  # as gallery.SAME / gallery.OTHER
             image = w.Image(value=_png(thumbnail(src["dataset"], i, self.thumb_size)), format="png",
                             layout=w.Layout(border=f"3px solid {frame}"))
             cells.append(w.VBox([image, w.HTML(f"<small>#{i}<br>{caption}</small>")]))

@@ -1,0 +1,117 @@
+"""Figure 3 galleries: thumbnails in rows, framed by the anchor's class.
+
+For an anchor, the rows are P+, its Euclidean NN^e_3, P- and random points
+outside NN^e_3. Frames are green (same class as the anchor) or red (another
+class); the labels only colour the frames.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["SAME", "OTHER", "label_colours", "gallery_ids", "plot_gallery", "gallery_figure",
+           "thumbnail"]
+
+SAME, OTHER = "tab:green", "tab:red"  # frame colours: same / other class as the anchor
+
+
+def label_colours(labels: np.ndarray | None, anchor: int, ids: np.ndarray) -> np.ndarray:
+    """Per id, ``SAME`` or ``OTHER`` by the anchor's label ("k" for all without labels)."""
+    if labels is None:
+        return np.array(["k"] * len(ids), dtype=object)
+    labels = np.asarray(labels)
+    return np.where(labels[np.asarray(ids, dtype=np.int64)] == labels[anchor], SAME, OTHER).astype(object)
+
+
+def gallery_ids(pools: Any, features: np.ndarray, position: int, n: int = 5,
+                seed: int = 0) -> dict[str, np.ndarray]:
+    """Rows of Figure 3 for the anchor at ``position`` in ``pools``: the first ``n``
+    of P+, its Euclidean NN^e_3 (anchor excluded), the first ``n`` of P-, and ``n``
+    random points of X minus NN^e_3 (seeded)."""
+    anchor = int(pools.anchors[position])
+    sims = np.asarray(features) @ np.asarray(features)[anchor]  # (N,)
+    order = np.argsort(-sims, kind="stable")
+    nn3 = order[order != anchor][:3]
+    rest = np.setdiff1d(np.arange(len(sims)), np.append(nn3, anchor))
+    rng = np.random.default_rng(seed)
+    return {
+        "P+": np.asarray(pools.positives[position][:n], dtype=np.int64),
+        "NN^e_3": nn3.astype(np.int64),
+        "P-": np.asarray(pools.negatives[position][:n], dtype=np.int64),
+        "X \\ NN^e_3": rng.choice(rest, size=min(n, len(rest)), replace=False).astype(np.int64),
+    }
+
+
+def plot_gallery(blocks: Sequence[tuple[Any, Mapping[str, Sequence[tuple[Any, str | None, str]]]]],
+                 *, thumb_inches: float = 1.1) -> Figure:
+    """Image grid: each block is ``(anchor_image, {row_name: [(image, frame, caption)]})``.
+
+    The anchor sits in column 0 of the block's first row, the row names in column 1,
+    the images from column 2 on; ``frame`` is a colour
+    (e.g. ``SAME``/``OTHER``) or None for no frame.
+    """
+    n_rows = sum(len(rows) for _, rows in blocks)
+    # column 0: the anchor (first row of its block); column 1: the row's name; then images
+    n_cols = 2 + max((len(items) for _, rows in blocks for items in rows.values()), default=0)
+    if n_rows == 0:
+        raise ValueError("plot_gallery: nothing to show")
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(thumb_inches * n_cols, thumb_inches * 1.15 * n_rows),
+                             squeeze=False)
+    r = 0
+    for anchor_image, rows in blocks:
+        for j, (name, items) in enumerate(rows.items()):
+            for c in range(n_cols):
+                _blank(axes[r, c])
+            if j == 0:
+                _show(axes[r, 0], anchor_image, "tab:blue", "anchor")
+            axes[r, 1].text(0.95, 0.5, name, ha="right", va="center", fontsize=10,
+                            transform=axes[r, 1].transAxes)
+            for c, (image, frame, caption) in enumerate(items, start=2):
+                _show(axes[r, c], image, frame, caption)
+            r += 1
+    fig.subplots_adjust(wspace=0.08, hspace=0.35, left=0.01, right=0.99, top=0.98, bottom=0.02)
+    return fig
+
+
+def gallery_figure(dataset: Any, pools: Any, features: np.ndarray, positions: Sequence[int],
+                   *, n: int = 5, labels: np.ndarray | None = None, size: int = 96,
+                   seed: int = 0) -> Figure:
+    """Figure 3: for each anchor position, rows P+, NN^e_3, P-, X minus NN^e_3, framed
+    green (anchor's class) or red (another class) when ``labels`` are given."""
+    blocks = []
+    for p in positions:
+        anchor = int(pools.anchors[p])
+        rows = {}
+        for name, ids in gallery_ids(pools, features, p, n=n, seed=seed + int(p)).items():
+            frames = label_colours(labels, anchor, ids) if labels is not None else [None] * len(ids)
+            rows[name] = [(thumbnail(dataset, j, size), f, f"#{j}") for j, f in zip(ids, frames)]
+        blocks.append((thumbnail(dataset, anchor, size), rows))
+    return plot_gallery(blocks)
+
+
+def thumbnail(dataset: Any, i: int, size: int = 96):
+    """``dataset.thumbnail(i, size)`` where the dataset has one, else a resized ``dataset[i][0]``."""
+    if hasattr(dataset, "thumbnail"):
+        return dataset.thumbnail(int(i), size)
+    image = dataset[int(i)][0].copy()
+    image.thumbnail((size, size))
+    return image
+
+
+def _show(ax, image, frame: str | None, caption: str | None) -> None:
+    ax.imshow(np.asarray(image), cmap="gray" if np.asarray(image).ndim == 2 else None)
+    _blank(ax, frame)
+    if caption:
+        ax.set_title(caption, fontsize=7, pad=2)
+
+
+def _blank(ax, frame: str | None = None) -> None:
+    ax.set_xticks([]), ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(frame is not None)
+        if frame is not None:
+            spine.set_edgecolor(frame)
+            spine.set_linewidth(3)
