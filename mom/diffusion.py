@@ -6,6 +6,8 @@ residual). Many anchors are solved at once as one block of right-hand sides:
 the columns are independent CG runs that share each sparse x dense product, and
 a column stops updating once it has converged. Only the top ``k`` entries of
 each f(r) are kept, so memory stays O(N * block + A * k), never N x N.
+The block CG runs on numpy/scipy (default) or on torch (backend="torch"): torch's
+sparse CSR product on the CPU or on a GPU (device="cuda").
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ CACHE_BYTES = 4 << 20
 # ... but never fewer columns than this: at N = 100 000, 16 columns cost 1.5x more per
 # column than 64 (the index of each stored entry is read once per block)
 MIN_BLOCK = 64
-# torch's sparse product (MKL) is fastest on narrower blocks: measured at N = 5 864,
+# torch's sparse product is fastest on narrower blocks: measured at N = 5 864,
 # one (N, b) array of about 1.5 MiB (64 columns float32, 32 float64) per block
 TORCH_CACHE_BYTES = 3 << 19
 TORCH_MIN_BLOCK = 32
@@ -59,8 +61,7 @@ def laplacian(S: sp.spmatrix, alpha: float) -> sp.csr_matrix:
 
 
 def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1e-10,
-             dtype=np.float64, backend: str = "numpy", device: str = "cpu",
-             as_numpy: bool = True):
+             dtype=np.float64, backend: str = "numpy", device: str = "cpu") -> np.ndarray:
     """Truncated CG for L X = B, column by column, all columns in one pass.
 
     Starts from X = 0 and runs at most ``iterations`` steps; column j stops
@@ -68,8 +69,8 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
     single-vector CG recurrence (per-column alpha and beta). B (N, b) -> X (N, b)
     in ``dtype`` (float64, or float32 for half the memory traffic).
     ``backend`` "numpy" (scipy sparse products) or "torch" (torch sparse CSR
-    products and fused in-place updates, on ``device``); ``as_numpy=False``
-    returns the torch backend's tensor where it lies.
+    products and fused in-place updates, on ``device``); same recurrence, same
+    numbers up to rounding, X returned as numpy either way.
 
     Rows no iterate can have reached yet are skipped: after t steps the
     iterates live on the t-hop neighbourhood of B's nonzero rows, so early
@@ -80,7 +81,7 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
         raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
     B = np.asarray(B, dtype=dtype)
     if B.ndim == 1:
-        return cg_block(L, B[:, None], iterations, tol, dtype, backend, device, as_numpy)[:, 0]
+        return cg_block(L, B[:, None], iterations, tol, dtype, backend, device)[:, 0]
     ops = _NumpyOps(dtype) if backend == "numpy" else _TorchOps(dtype, device)
     L = (L.astype(dtype) if L.dtype != dtype else L).tocsr()
     n = L.shape[0]
@@ -126,7 +127,7 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
     out = ops.zeros(B.shape)  # (N, b)
     for cols, (at, Xc) in zip(done_cols + [active], done_X + [(rows, X)]):
         ops.place(out, at, cols, Xc)
-    return ops.to_numpy(out) if as_numpy else out
+    return ops.to_numpy(out)
 
 
 class _NumpyOps:
