@@ -204,8 +204,10 @@ def test_manifold_topk_torch_matches_numpy_and_dense(block_size, threads, device
     np.testing.assert_array_equal(ids[4, 1:], np.arange(9))
 
 
-def test_bad_backend():
+def test_bad_backend_and_auto_device():
     S = normalize(graph())
+    auto = manifold_topk(S, [0, 7], k=5, backend="torch", device="auto")  # CUDA where available
+    np.testing.assert_array_equal(auto[1], manifold_topk(S, [0, 7], k=5)[1])
     with pytest.raises(ValueError, match="backend"):
         manifold_topk(S, [0], k=5, backend="jax")
     with pytest.raises(ValueError, match="backend"):
