@@ -43,6 +43,9 @@ class DataConfig:
     # fashion_mnist only: images per class taken from the source (None = all)
     per_class: int | None = None
     download: bool = False
+    # retrieval datasets only: an image folder of unlabeled training images
+    # (default: mine and train on the searched database itself)
+    train_root: str | None = None
 
 
 @dataclass(frozen=True)

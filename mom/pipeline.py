@@ -78,10 +78,36 @@ def embed_with_model(model, dataset, cfg: RunConfig, progress=True) -> np.ndarra
 
 
 def evaluate_model(model, dataset, cfg: RunConfig, progress=True) -> tuple[dict, np.ndarray]:
-    """(metrics, embeddings) of ``model`` on a labelled ``dataset``."""
+    """(metrics, embeddings) of ``model`` on a labelled ``dataset``.
+
+    A retrieval benchmark (:func:`mom.retrieval.load_benchmark`) is scored by
+    mAP of its queries against its database; the database embeddings are returned.
+    """
     from .evaluate import evaluate_embeddings
+    if hasattr(dataset, "gnd"):
+        from .retrieval import evaluate_retrieval
+        return evaluate_retrieval(lambda ds: embed_with_model(model, ds, cfg, progress=progress),
+                                  dataset)
     emb = embed_with_model(model, dataset, cfg, progress=progress)  # (N, d)
     return evaluate_embeddings(emb, np.asarray(dataset.labels), cfg.eval), emb
+
+
+def build_splits(cfg: RunConfig):
+    """(training images, what the test rows are scored on) for ``cfg.data``.
+
+    Labelled datasets: the train and test splits. Retrieval datasets: the
+    unlabeled database (or the image folder ``data.train_root``) and the
+    benchmark itself (queries + ground truth).
+    """
+    from .datasets import build_dataset
+    from .retrieval import is_retrieval, load_benchmark
+    if not is_retrieval(cfg.data):
+        return build_dataset(cfg.data, "train"), build_dataset(cfg.data, "test")
+    bench = load_benchmark(cfg.data)
+    if cfg.data.train_root:
+        folder = dataclasses.replace(cfg.data, dataset="folder", root=cfg.data.train_root)
+        return build_dataset(folder, "all"), bench
+    return bench.database, bench
 
 
 def load_model(path: str | Path, device: str = "cpu"):
@@ -125,7 +151,6 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     by the embed config and the dataset fingerprint.
     """
     check_config(cfg)  # before the heavy imports: bad input fails fast
-    from .datasets import build_dataset
     from .mining import mine, pool_diagnostics
     from .train import build_model, train
 
@@ -140,10 +165,12 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
         log.info("%s done in %.1f s", stage, timings[stage])
 
     t0 = time.perf_counter()
-    train_ds = build_dataset(cfg.data, "train")
-    test_ds = build_dataset(cfg.data, "test")
+    train_ds, test_ds = build_splits(cfg)
+    retrieval = hasattr(test_ds, "gnd")
     lap("data", t0)
-    log.info("data: %d train, %d test images (%s)", len(train_ds), len(test_ds), cfg.data.dataset)
+    log.info("data: %d train images, %d test %s (%s)", len(train_ds),
+             len(test_ds.queries) if retrieval else len(test_ds),
+             "queries" if retrieval else "images", cfg.data.dataset)
 
     t0 = time.perf_counter()
     features, raw = embed_split(cfg, train_ds, cache_dir=cache_dir, progress=progress)  # (N, D)
@@ -154,10 +181,12 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     pools = mine(features, cfg.mining, progress=progress)
     pools.save(out / "pools.npz")
     # the only use of training labels: reported diagnostics, never a choice
-    diagnostics = pool_diagnostics(pools, features, np.asarray(train_ds.labels))
-    per_anchor = {k: np.asarray(v) for k, v in diagnostics.items() if np.ndim(v) > 0}
-    save_npz(out / "pool_diagnostics.npz", **per_anchor)  # for the figures
-    diagnostics = {k: v for k, v in diagnostics.items() if np.ndim(v) == 0}
+    diagnostics = {}
+    if np.any(np.asarray(train_ds.labels) >= 0):  # unlabeled collections have none
+        diagnostics = pool_diagnostics(pools, features, np.asarray(train_ds.labels))
+        per_anchor = {k: np.asarray(v) for k, v in diagnostics.items() if np.ndim(v) > 0}
+        save_npz(out / "pool_diagnostics.npz", **per_anchor)  # for the figures
+        diagnostics = {k: v for k, v in diagnostics.items() if np.ndim(v) == 0}
     lap("mine", t0)
     log.info("mining: %d anchors, %d skipped", len(pools), pools.n_skipped)
 
@@ -166,7 +195,8 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     initial = build_model(cfg.embed, cfg.train, init_features=raw)
     results["initial"], emb = evaluate_model(initial, test_ds, cfg, progress=progress)
     save_array(out / "features" / "test_initial.npy", emb)
-    save_array(out / "features" / "test_labels.npy", np.asarray(test_ds.labels))
+    if not retrieval:
+        save_array(out / "features" / "test_labels.npy", np.asarray(test_ds.labels))
     del initial
     lap("evaluate_initial", t0)
 
@@ -196,9 +226,10 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
                   "mean_pos_size": float(np.mean(pools.positives.sizes())),
                   "mean_neg_size": float(np.mean(pools.negatives.sizes()))},
         "history": histories,
-        "data": {"train": len(train_ds), "test": len(test_ds),
+        "data": {"train": len(train_ds),
+                 "test": len(test_ds.queries) if retrieval else len(test_ds),
                  "train_fingerprint": train_ds.fingerprint(),
-                 "test_fingerprint": test_ds.fingerprint()},
+                 "test_fingerprint": (test_ds.database if retrieval else test_ds).fingerprint()},
         "timings_s": timings,
         "env": env_info(),
     })
