@@ -345,13 +345,18 @@ def _topk_columns(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     b, n = Xt.shape
     if k >= n:
         return Xt.astype(np.float64), np.broadcast_to(np.arange(n), (b, n)).astype(np.int64)
-    part = np.argpartition(-Xt, k - 1, axis=1)[:, :k]
+    part = np.argpartition(Xt, n - k, axis=1)[:, n - k:]  # the k largest, ties arbitrary
     kth = np.take_along_axis(Xt, part, axis=1).min(axis=1, keepdims=True)  # (b, 1)
     above = Xt > kth
     tied = Xt == kth
     # of the tied entries, keep the first (k - #above) in row order
-    take = tied & (np.cumsum(tied, axis=1) <= k - above.sum(axis=1, keepdims=True))
-    rows = np.nonzero(above | take)[1].reshape(b, k)  # row-major: exactly k per column
+    need = k - above.sum(axis=1)  # (b,)
+    keep = above | tied
+    excess = np.flatnonzero(tied.sum(axis=1) > need)  # rows with more ties than places
+    if excess.size:
+        t = tied[excess]
+        keep[excess] = above[excess] | (t & (np.cumsum(t, axis=1) <= need[excess, None]))
+    rows = np.nonzero(keep)[1].reshape(b, k)  # row-major: exactly k per column
     return np.take_along_axis(Xt, rows, axis=1).astype(np.float64), rows.astype(np.int64)
 
 

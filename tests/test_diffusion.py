@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mom.diffusion import cg_block, laplacian, manifold_topk, modes, stationary
+from mom.diffusion import _topk_columns, cg_block, laplacian, manifold_topk, modes, stationary
 from mom.graph import affinity, normalize
 from mom.knn import knn
 
@@ -99,6 +99,19 @@ def test_manifold_topk_matches_dense(solver, block_size):
     # the isolated anchor: itself with f = 1 / (1 - 0) = 1, then zeros tied, lowest ids first
     assert ids[4, 0] == 80 and vals[4, 0] == pytest.approx(1.0)
     np.testing.assert_array_equal(ids[4, 1:], np.arange(9))
+
+
+def test_topk_columns_ties_take_lowest_rows():
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        n, b = int(rng.integers(2, 40)), int(rng.integers(1, 5))
+        k = int(rng.integers(1, n))
+        X = rng.integers(0, 3, (n, b)).astype(float) if trial % 2 else rng.random((n, b))
+        vals, rows = _topk_columns(X, k)
+        for j in range(b):  # brute force: by value descending, then row ascending
+            best = np.lexsort((np.arange(n), -X[:, j]))[:k]
+            assert set(rows[j]) == set(best)
+            np.testing.assert_array_equal(vals[j], X[rows[j], j])
 
 
 def test_exact_solver_equals_dense_on_disconnected_graph():
