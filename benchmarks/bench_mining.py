@@ -8,9 +8,10 @@ Part 2 (``--large``): N = 100 000 with (up to) 1 500 stationary anchors and an
 IVF index (exact search would cost N^2 D); prints wall and CPU time, the time of
 each stage and peak memory (ru_maxrss). ``--dtype float32`` runs the CG in single
 precision (the reference stays float64), which is where most of the speed is.
-``--backend torch`` runs mine's block CG on torch (``mom.diffusion.manifold_topk``'s
-backend argument; MiningConfig has no such field yet, so the benchmark passes it
-to mine's call of manifold_topk); ``--cg-device cuda`` puts that CG on a GPU.
+``--backend`` picks the array backend of mine's block CG (``mom.diffusion.manifold_topk``'s
+backend argument, default torch; MiningConfig has no such field yet, so the benchmark
+passes it to mine's call of manifold_topk); ``--cg-device cuda`` puts that CG on a GPU.
+torch is imported before timing, as in the pipeline (which embeds with torch first).
 
 Usage: python benchmarks/bench_mining.py [--large] [--n 5864] [--dim 512]
 """
@@ -129,7 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", default=MiningConfig.cg_dtype, choices=("float32", "float64"),
                     help="CG working precision of mine (the reference always uses float64)")
-    ap.add_argument("--backend", default="numpy", choices=("numpy", "torch"),
+    ap.add_argument("--backend", default="torch", choices=("numpy", "torch"),
                     help="array backend of mine's block CG")
     ap.add_argument("--cg-device", default="cpu", help="device of the torch backend (cpu, cuda, auto)")
     ap.add_argument("--large", action="store_true", help="also run the N = 100 000 part")
@@ -142,11 +143,10 @@ def main(argv=None) -> int:
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
     print(f"cpus available: {len(os.sched_getaffinity(0))}", file=sys.stderr)
-    if args.backend != "numpy":  # route mine's manifold similarity through the chosen backend
-        import torch  # noqa: F401  loaded before timing, as in the pipeline (which embeds with torch)
+    import torch  # noqa: F401  loaded before timing, as in the pipeline (which embeds with torch)
 
-        mom.mining.manifold_topk = functools.partial(manifold_topk, backend=args.backend,
-                                                     device=args.cg_device)
+    # route mine's manifold similarity through the chosen backend
+    mom.mining.manifold_topk = functools.partial(manifold_topk, backend=args.backend, device=args.cg_device)
     if not args.large_only:
         r = part_cub(args)
         print("CUB-size, all anchors: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()))
