@@ -98,7 +98,8 @@ def part_cub(args) -> dict:
     empty = (set(), set())
     jp = [jaccard(mom_sets.get(a, empty)[0], ref.get(a, empty)[0]) for a in common]
     jn = [jaccard(mom_sets.get(a, empty)[1], ref.get(a, empty)[1]) for a in common]
-    return {"N": args.n, "D": args.dim, "cg_dtype": args.dtype, "backend": args.backend, "anchors_mom": len(pools), "anchors_ref": len(ref),
+    return {"N": args.n, "D": args.dim, "cg_dtype": args.dtype, "backend": args.backend,
+            "anchors_mom": len(pools), "anchors_ref": len(ref),
             "n_skipped": pools.n_skipped, "time_mine_s": t_mine, "time_reference_s": t_ref,
             "speedup": t_ref / t_mine, "cpu_time_mine_s": c_mine, "cpu_time_reference_s": c_ref,
             "speedup_cpu_time": c_ref / c_mine, "jaccard_pos": float(np.mean(jp)),

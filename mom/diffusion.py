@@ -287,7 +287,8 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
     if solver == "exact" or device != "cpu":  # a GPU takes the widest block that fits
         cap = BLOCK_BYTES // (6 * itemsize * n)
     else:
-        cache, least = (TORCH_CACHE_BYTES, TORCH_MIN_BLOCK) if backend == "torch" else (CACHE_BYTES, MIN_BLOCK)
+        cache, least = ((TORCH_CACHE_BYTES, TORCH_MIN_BLOCK) if backend == "torch"
+                        else (CACHE_BYTES, MIN_BLOCK))
         cap = max(least, cache // (itemsize * n))
     bs = int(max(1, min(block_size, cap)))
     vals = np.empty((anchors.size, k), np.float64)
@@ -310,7 +311,7 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
     if device != "cpu":  # one GPU: its blocks run one after another
         threads = 1
     bar = tqdm(total=len(blocks), desc="manifold similarity", unit="block", disable=not progress)
-    with _torch_threads(1 if backend == "torch" and device == "cpu" else None):
+    with _torch_threads(1 if backend == "torch" and device == "cpu" and lu is None else None):
         if threads <= 1 or len(blocks) <= 1 or lu is not None:  # splu's solve is not thread-safe
             for sel in blocks:
                 solve(sel)
