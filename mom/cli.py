@@ -223,16 +223,15 @@ def _cmd_mine(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .datasets import build_dataset
     from .mining import Pools
-    from .pipeline import check_config, embed_split
+    from .pipeline import build_splits, check_config, embed_split
     from .train import build_model, train
     cfg = config_from_args(args)
     if args.method:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, pools=args.method))
     check_config(cfg)
     pools = Pools.load(args.pools)
-    ds = build_dataset(cfg.data, "train")
+    ds = build_splits(cfg)[0]
     feats = (_load_npy(args.features, "features") if args.features
              else embed_split(cfg, ds, progress=not args.quiet)[1])
     if feats.shape[0] != len(ds):
@@ -255,11 +254,10 @@ def _cmd_evaluate(args) -> int:
     from .io import save_json
     cfg = config_from_args(args)
     if args.checkpoint:
-        from .datasets import build_dataset
-        from .pipeline import check_config, evaluate_model
-        from .pipeline import load_model
+        from .pipeline import build_splits, check_config, evaluate_model, load_model
         check_config(cfg)
-        ds = build_dataset(cfg.data, args.split)
+        # retrieval datasets: "test" is the benchmark (queries ranked against the database)
+        ds = dict(zip(("train", "test"), build_splits(cfg)))[args.split]
         model = load_model(args.checkpoint, device=cfg.train.device)
         metrics, _ = evaluate_model(model, ds, cfg, progress=not args.quiet)
     elif args.embeddings:

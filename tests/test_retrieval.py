@@ -47,11 +47,10 @@ def test_benchmark_needs_a_retrieval_dataset_and_root(tmp_path):
 def test_run_on_oxford_layout_reports_map(tmp_path):
     make_oxford(tmp_path / "data", n_db=24, n_q=3)
     out = tmp_path / "run"
-    rc = main(["-q", "run", "--params", "smoke", "--out", str(out),
-               "--set", "data.dataset=roxford5k", "--set", f"data.root={tmp_path / 'data'}",
-               "--set", "data.per_class=null", "--set", "mining.k_graph=5",
-               "--set", "mining.k_pos=4", "--set", "mining.k_neg=8", "--set", "mining.pool_size=3"])
-    assert rc == 0
+    sets = ["--set", "data.dataset=roxford5k", "--set", f"data.root={tmp_path / 'data'}",
+            "--set", "data.per_class=null", "--set", "mining.k_graph=5",
+            "--set", "mining.k_pos=4", "--set", "mining.k_neg=8", "--set", "mining.pool_size=3"]
+    assert main(["-q", "run", "--params", "smoke", "--out", str(out), *sets]) == 0
     results = json.loads((out / "results.json").read_text())
     for row in ("initial", "euclidean", "mom"):
         for key in ("map_easy", "map_medium", "map_hard", "map"):
@@ -59,3 +58,9 @@ def test_run_on_oxford_layout_reports_map(tmp_path):
         assert "recall@1" not in results[row]
     assert results["data"] == {**results["data"], "train": 24, "test": 3}
     assert not (out / "pool_diagnostics.npz").exists()  # no labels, no diagnostics
+
+    # the stage command scores the saved model the same way
+    assert main(["-q", "evaluate", "--params", "smoke", *sets, "--checkpoint", str(out / "mom"),
+                 "--out", str(tmp_path / "m.json")]) == 0
+    again = json.loads((tmp_path / "m.json").read_text())
+    assert again["map"] == pytest.approx(results["mom"]["map"], abs=1e-6)
