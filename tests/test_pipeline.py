@@ -58,3 +58,41 @@ def test_evaluate_command_reproduces_a_row_from_files(smoke_run, capsys):
     again = json.loads(capsys.readouterr().out)
     for key in KEYS:
         assert again[key] == pytest.approx(results["mom"][key])
+
+
+class _Relabelled:
+    """A dataset with the same images and different labels (``ds[i]`` included)."""
+
+    def __init__(self, ds, labels):
+        self._ds, self.labels, self.name = ds, np.asarray(labels, np.int64), ds.name
+
+    def __len__(self):
+        return len(self._ds)
+
+    def __getitem__(self, i):
+        return self._ds[i][0], int(self.labels[i])
+
+    def fingerprint(self):
+        return self._ds.fingerprint()
+
+
+@pytest.mark.slow
+def test_training_labels_change_only_the_pool_diagnostics(smoke_run, tmp_path, monkeypatch):
+    """The label-free rule: scrambled training labels leave every row identical."""
+    import mom.datasets
+    real = mom.datasets.build_dataset
+
+    def scrambled(data_cfg, split):
+        ds = real(data_cfg, split)
+        if split != "train":
+            return ds
+        rng = np.random.default_rng(0)
+        return _Relabelled(ds, rng.permutation(np.asarray(ds.labels)))
+
+    monkeypatch.setattr(mom.datasets, "build_dataset", scrambled)
+    assert main(["-q", "run", "--params", "smoke", "--out", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "results.json").read_text())
+    _, results = smoke_run
+    for row in ROWS:
+        assert again[row] == results[row], row
+    assert again["pools"]["pos_precision"] != results["pools"]["pos_precision"]
