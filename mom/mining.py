@@ -238,6 +238,8 @@ def _check_config(cfg: MiningConfig, n: int) -> None:
     for name in ("k_graph", "k_pos", "k_neg", "pool_size", "cg_iterations", "block_size", "n_anchors"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"MiningConfig.{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.cg_backend not in ("torch", "numpy"):
+        raise ValueError(f"MiningConfig.cg_backend must be torch or numpy, got {cfg.cg_backend!r}")
     if cfg.cg_dtype not in ("float32", "float64"):
         raise ValueError(f"MiningConfig.cg_dtype must be float32 or float64, got {cfg.cg_dtype!r}")
     if cfg.k_pos > n:
@@ -253,7 +255,8 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     the same kept anchors: positives NN^e_{k+} minus r (weight 1), negatives the pool_size
     nearest points outside NN^e_{k-}, i.e. Euclidean ranks k-+1 ... k-+pool_size.
     float64 input is converted to float32; bad input raises ValueError.
-    ``device`` "auto" runs faiss on a GPU where faiss has one.
+    ``device`` "auto" runs faiss (where it has a GPU) and the torch block CG on CUDA
+    when available; ``cfg.cg_backend`` picks torch or numpy kernels for the CG.
     Example: ``pools = mine(x, MiningConfig(k_pos=50, k_neg=100)); pools.positives[0]``.
     """
     cfg = cfg or MiningConfig()
@@ -275,7 +278,8 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     k_m = max(cfg.k_pos, k_neg)
     mvals, mids = manifold_topk(normalize(A), anchors, cfg.alpha, k_m, cfg.cg_iterations,
                                 cfg.cg_tol, cfg.solver, cfg.block_size, progress,
-                                dtype=np.dtype(cfg.cg_dtype))
+                                dtype=np.dtype(cfg.cg_dtype), backend=cfg.cg_backend,
+                                device=device)
     clock("diffusion")
     if cfg.anchors == "all":
         eids = ids[:, :k_e]  # (A, k_e), anchors = 0..N-1
