@@ -218,7 +218,8 @@ def _cmd_mine(args) -> int:
         if labels.shape != (feats.shape[0],):
             raise ValueError(f"labels file {args.labels!r}: shape {labels.shape}, "
                              f"expected ({feats.shape[0]},)")
-        _print_json(pool_diagnostics(pools, feats, labels))
+        diagnostics = pool_diagnostics(pools, feats, labels)
+        _print_json({k: v for k, v in diagnostics.items() if np.ndim(v) == 0})  # means only
     return 0
 
 

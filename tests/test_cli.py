@@ -1,5 +1,6 @@
 """mom.cli: argument parsing, `mom mine` from a file, clear errors on bad input."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -63,7 +64,10 @@ def test_mine_command_writes_a_loadable_pools_file(tmp_path, capsys):
                "--k-pos", "8", "--k-neg", "20", "--pool-size", "4", "--labels",
                str(tmp_path / "l.npy")])
     assert rc == 0 and out.is_file()
-    assert "anchors" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "anchors" in printed
+    diagnostics = json.loads(printed[printed.index("{"):])
+    assert 0.0 <= diagnostics["pos_precision"] <= 1.0 and "neg_purity" in diagnostics
     pools = Pools.load(out)
     assert 0 < len(pools) <= len(x)
     assert pools.config.k_pos == 8 and pools.config.pool_size == 4
