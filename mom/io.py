@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -72,9 +73,24 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
 
 
+def _strict(obj: Any) -> Any:
+    # strict JSON has no NaN/Infinity: a missing number (e.g. a metric the paper
+    # did not report) is written as null rather than as an unreadable token
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return _strict(_json_default(obj))
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def save_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as JSON (indent 2, sorted keys) atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
+    """Write ``obj`` as strict JSON (indent 2, sorted keys, NaN/inf as null) atomically."""
+    text = json.dumps(_strict(obj), indent=2, sort_keys=True, default=_json_default,
+                      allow_nan=False)
     with atomic_write(path, "w") as fh:
         fh.write(text + "\n")
 

@@ -78,3 +78,16 @@ def test_env_info_keys():
     for key in ("python", "torch", "numpy", "faiss", "mom", "git_commit"):
         assert key in info
     json.dumps(info)
+
+
+def test_save_json_writes_non_finite_numbers_as_null(tmp_path):
+    import json as _json
+
+    import numpy as _np
+
+    from mom.io import save_json
+    path = tmp_path / "r.json"
+    save_json(path, {"a": float("nan"), "b": [_np.float32(_np.inf), 1.5], "c": _np.array([_np.nan, 2.0])})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert _json.loads(text) == {"a": None, "b": [None, 1.5], "c": [None, 2.0]}
