@@ -225,7 +225,7 @@ def _cmd_mine(args) -> int:
 
 def _cmd_train(args) -> int:
     from .mining import Pools
-    from .pipeline import build_splits, check_config, embed_split
+    from .pipeline import build_splits, check_config, embed_split, head_features
     from .train import build_model, train
     cfg = config_from_args(args)
     if args.method:
@@ -234,7 +234,8 @@ def _cmd_train(args) -> int:
     pools = Pools.load(args.pools)
     ds = build_splits(cfg)[0]
     feats = (_load_npy(args.features, "features") if args.features
-             else embed_split(cfg, ds, progress=not args.quiet)[1])
+             else head_features(cfg, ds, embed_split(cfg, ds, progress=not args.quiet)[1],
+                                progress=not args.quiet))
     if feats.shape[0] != len(ds):
         raise ValueError(f"features {args.features!r} have {feats.shape[0]} rows, "
                          f"the training split {len(ds)}")

@@ -99,6 +99,10 @@ class TrainConfig:
     n_negatives: int = 1  # negatives per tuple (contrastive uses 5)
     hard_negatives: int = 10  # negative drawn among this many nearest P- members
     embedding_dim: int = 64
+    # pooling of the trained network; None = the mining descriptor's (embed.pooling
+    # and embed.scales). SPEC 7 trains GoogLeNet + average pooling ("gap") at
+    # image_size while mining used multi-scale R-MAC: set "gap" there.
+    pooling: str | None = None
     head_init: str = "pca"  # pca (label-free, from training features) | random
     trainable: str = "all"  # all | head | last:K (last K backbone blocks + head)
     freeze_bn: bool = True  # keep BN statistics frozen (SPEC 11)

@@ -13,7 +13,8 @@ from torch import nn
 
 from .config import EmbedConfig, TrainConfig
 
-__all__ = ["NormLinear", "pca_head", "build_model", "set_trainable", "freeze_batchnorm"]
+__all__ = ["NormLinear", "pca_head", "build_model", "network_embed_config", "set_trainable",
+           "freeze_batchnorm"]
 
 
 class NormLinear(nn.Linear):
@@ -45,6 +46,19 @@ def pca_head(features: np.ndarray, dim: int) -> NormLinear:
     return head
 
 
+def network_embed_config(embed_cfg: EmbedConfig, train_cfg: TrainConfig) -> EmbedConfig:
+    """The EmbedConfig of the trained network's pooled descriptor (before the head).
+
+    Same as the mining descriptor unless ``train_cfg.pooling`` names another
+    pooling: then single-scale at ``train_cfg.image_size`` (SPEC 7). No whitening.
+    """
+    import dataclasses
+    if train_cfg.pooling is None:
+        return dataclasses.replace(embed_cfg, whitening=False)
+    return dataclasses.replace(embed_cfg, pooling=train_cfg.pooling, scales=(1.0,),
+                               image_size=train_cfg.image_size, whitening=False)
+
+
 def build_model(embed_cfg: EmbedConfig, train_cfg: TrainConfig, init_features: np.ndarray | None = None,
                 backbone: nn.Module | None = None) -> nn.Module:
     """Backbone + pooling (+ multi-scale sum) + L2 + Linear(C, embedding_dim) + L2 (an EmbeddingNet).
@@ -52,8 +66,8 @@ def build_model(embed_cfg: EmbedConfig, train_cfg: TrainConfig, init_features: n
     Args:
         embed_cfg: backbone name/weights and pooling.
         train_cfg: ``embedding_dim``, ``head_init`` ("pca" | "random"), ``trainable``.
-        init_features: (N, C) descriptors of the training images -- the mining
-            descriptors of ``mom.embed`` without whitening, C = backbone.out_channels --
+        init_features: (N, C) descriptors of the training images by the network's own
+            pooling (``mom.embed`` with ``network_embed_config``), C = backbone.out_channels --
             required for ``head_init="pca"``; the untrained model then embeds by their PCA.
         backbone: any module with the Backbone interface, instead of building
             ``embed_cfg.backbone`` (tests use a tiny one).
@@ -79,8 +93,9 @@ def build_model(embed_cfg: EmbedConfig, train_cfg: TrainConfig, init_features: n
         head = NormLinear(c, dim)
     else:
         raise ValueError(f"train.head_init must be 'pca' or 'random', got {train_cfg.head_init!r}")
-    pooling = Pooling(embed_cfg.pooling, p=embed_cfg.gem_p, levels=embed_cfg.rmac_levels)
-    model = EmbeddingNet(backbone, pooling, head, scales=embed_cfg.scales)
+    net = network_embed_config(embed_cfg, train_cfg)
+    pooling = Pooling(net.pooling, p=net.gem_p, levels=net.rmac_levels)
+    model = EmbeddingNet(backbone, pooling, head, scales=net.scales)
     set_trainable(model, train_cfg.trainable)
     return model.eval()
 

@@ -68,6 +68,22 @@ def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True
     return np.asarray(apply_whitening(raw, mean, P), dtype=np.float32), raw
 
 
+def head_features(cfg: RunConfig, dataset, raw: np.ndarray, cache_dir=None,
+                  progress=True) -> np.ndarray:
+    """(N, C) descriptors that initialise the PCA head: the network's own pooling.
+
+    They are the raw mining descriptors unless ``train.pooling`` differs
+    (SPEC 7: mining by multi-scale R-MAC, training GoogLeNet with average pooling).
+    """
+    from .extract import embed
+    from .model import network_embed_config
+    net = network_embed_config(cfg.embed, cfg.train)
+    if net == dataclasses.replace(cfg.embed, whitening=False):
+        return raw
+    return np.asarray(embed(dataset, cfg=net, cache_dir=cache_dir, progress=progress),
+                      dtype=np.float32)
+
+
 def embed_with_model(model, dataset, cfg: RunConfig, progress=True) -> np.ndarray:
     """Embeddings of ``dataset`` by a training-architecture model, test transform. (N, d)"""
     from .extract import extract, make_transform
@@ -175,6 +191,7 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     t0 = time.perf_counter()
     features, raw = embed_split(cfg, train_ds, cache_dir=cache_dir, progress=progress)  # (N, D)
     save_array(out / "features" / "train.npy", features)
+    init = head_features(cfg, train_ds, raw, cache_dir=cache_dir, progress=progress)  # (N, C)
     lap("embed", t0)
 
     t0 = time.perf_counter()
@@ -192,7 +209,7 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
 
     results: dict[str, Any] = {}
     t0 = time.perf_counter()
-    initial = build_model(cfg.embed, cfg.train, init_features=raw)
+    initial = build_model(cfg.embed, cfg.train, init_features=init)
     results["initial"], emb = evaluate_model(initial, test_ds, cfg, progress=progress)
     save_array(out / "features" / "test_initial.npy", emb)
     if not retrieval:
@@ -205,7 +222,7 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
         t0 = time.perf_counter()
         tcfg = dataclasses.replace(cfg.train, pools=method)
         (out / method).mkdir(exist_ok=True)
-        model = build_model(cfg.embed, tcfg, init_features=raw)
+        model = build_model(cfg.embed, tcfg, init_features=init)
         result = train(model, train_ds, pools, tcfg, cfg.embed, out_dir=out / method,
                        progress=progress)
         histories[method] = result.history

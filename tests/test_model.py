@@ -81,3 +81,23 @@ def test_set_trainable_modes():
     for bad in ("last:7", "last:x", "some"):
         with pytest.raises(ValueError, match="trainable"):
             set_trainable(model, bad)
+
+
+def test_train_pooling_overrides_the_mining_descriptor():
+    # SPEC 7: mining by multi-scale R-MAC, the trained network pools by average
+    from mom.config import EmbedConfig, TrainConfig
+    from mom.model import network_embed_config
+    emb = EmbedConfig(pooling="rmac", scales=(1.0, 0.5), image_size=512, whitening=True)
+    same = network_embed_config(emb, TrainConfig())
+    assert (same.pooling, same.scales, same.image_size, same.whitening) == ("rmac", (1.0, 0.5), 512, False)
+    net = network_embed_config(emb, TrainConfig(pooling="gap", image_size=227))
+    assert (net.pooling, net.scales, net.image_size, net.whitening) == ("gap", (1.0,), 227, False)
+
+
+def test_build_model_uses_the_training_pooling():
+    embed_cfg, cfg = tiny_configs(pooling="mac")
+    embed_cfg = dataclasses.replace(embed_cfg, pooling="gem", scales=(1.0, 0.5))
+    model = build_model(embed_cfg, cfg, backbone=TinyBackbone())
+    assert model.pooling.name == "mac" and tuple(model.scales) == (1.0,)
+    same = build_model(embed_cfg, dataclasses.replace(cfg, pooling=None), backbone=TinyBackbone())
+    assert same.pooling.name == "gem" and tuple(same.scales) == (1.0, 0.5)
