@@ -183,6 +183,14 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     t0 = time.perf_counter()
     train_ds, test_ds = build_splits(cfg)
     retrieval = hasattr(test_ds, "gnd")
+    if not retrieval:
+        classes = np.unique(np.asarray(test_ds.labels))
+        # before any heavy work: Recall@K and NMI need labelled test images of 2+ classes
+        unknown = classes.min(initial=0) < 0
+        if len(classes) < 2 or unknown:
+            what = "unknown labels" if unknown else f"{len(classes)} class(es)"
+            raise ValueError(f"test split of {cfg.data.dataset!r} ({test_ds.name}) has {what}: "
+                             "Recall@K and NMI need at least 2 labelled classes")
     lap("data", t0)
     log.info("data: %d train images, %d test %s (%s)", len(train_ds),
              len(test_ds.queries) if retrieval else len(test_ds),

@@ -96,3 +96,15 @@ def test_training_labels_change_only_the_pool_diagnostics(smoke_run, tmp_path, m
     for row in ROWS:
         assert again[row] == results[row], row
     assert again["pools"]["pos_precision"] != results["pools"]["pos_precision"]
+
+
+def test_run_refuses_a_test_split_with_one_class_before_any_work(tmp_path, capsys):
+    from data_fixtures import make_folder
+    make_folder(tmp_path / "data" / "train", classes=("a", "b"), per_class=3)
+    make_folder(tmp_path / "data" / "test", classes=("c",), per_class=3)
+    out = tmp_path / "run"
+    rc = main(["-q", "run", "--params", "smoke", "--out", str(out), "--set", "data.dataset=folder",
+               "--set", f"data.root={tmp_path / 'data'}", "--set", "data.per_class=null"])
+    assert rc == 2
+    assert "1 class(es)" in capsys.readouterr().err
+    assert not (out / "results.json").exists() and not (out / "pools.npz").exists()
