@@ -49,7 +49,7 @@ from mom.graph import affinity, largest_component, normalize
 from mom.knn import knn
 from mom.mining import mine, pool_diagnostics
 from mom.paper import format_table
-from mom.pipeline import embed_split, evaluate_model
+from mom.pipeline import embed_split, evaluate_model, head_features
 from mom.reproduce import save_results
 from mom.train import build_model, train
 
@@ -66,7 +66,7 @@ print(cfg.name, cfg.data, cfg.embed, mc, sep="\n")
 # %%
 train_ds = build_dataset(cfg.data, "train")
 test_ds = build_dataset(cfg.data, "test")
-# mining descriptors (N, D), and the raw pooled ones (N, C) that initialise the training head
+# mining descriptors (N, D), and the raw pooled ones (N, C) before any whitening
 features, raw = embed_split(cfg, train_ds, cache_dir=f"{runs_dir}/cache", progress=progress)
 labels = np.asarray(train_ds.labels)  # display and diagnostics only
 coords = viz.project_2d(features)  # (N, 2)
@@ -153,7 +153,7 @@ viz.pool_diagnostics_groups(diag)
 
 # %%
 tcfg = derive(cfg.train, epochs=train_epochs)
-model = build_model(cfg.embed, tcfg, init_features=raw)
+model = build_model(cfg.embed, tcfg, init_features=head_features(cfg, train_ds, raw))
 before, _ = evaluate_model(model, test_ds, cfg, progress=progress)
 result = train(model, train_ds, pools, tcfg, cfg.embed, progress=progress)
 after, _ = evaluate_model(result.model, test_ds, cfg, progress=progress)
