@@ -173,7 +173,8 @@ def _cmd_embed(args) -> int:
     import numpy as np
 
     from .datasets import build_dataset
-    from .pipeline import check_config, embed_split, embed_with_model, save_array
+    from .io import save_npy
+    from .pipeline import check_config, embed_split, embed_with_model
     cfg = config_from_args(args)
     check_config(cfg)
     ds = build_dataset(cfg.data, args.split)
@@ -183,9 +184,9 @@ def _cmd_embed(args) -> int:
                                  progress=not args.quiet)
     else:
         feats = embed_split(cfg, ds, cache_dir=args.cache_dir, progress=not args.quiet)[0]
-    save_array(args.out, feats)
+    save_npy(args.out, feats)
     if args.labels_out:
-        save_array(args.labels_out, np.asarray(ds.labels))
+        save_npy(args.labels_out, np.asarray(ds.labels))
     print(f"wrote {args.out}: {feats.shape[0]} x {feats.shape[1]} ({ds.name}, {args.split})")
     return 0
 

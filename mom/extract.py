@@ -193,7 +193,7 @@ def _cached(cache_dir, key: str, inputs: dict, compute):
     else ``compute() -> (array, extra sidecar dict)`` and store both atomically."""
     if cache_dir is None:
         return compute()
-    from .io import atomic_write, load_json, save_json
+    from .io import load_json, save_json, save_npy
     cache_dir = Path(cache_dir)
     npy, side = cache_dir / f"embed-{key[:32]}.npy", cache_dir / f"embed-{key[:32]}.json"
     if npy.is_file() and side.is_file():
@@ -206,8 +206,7 @@ def _cached(cache_dir, key: str, inputs: dict, compute):
             pass  # an unreadable entry (e.g. edited by hand) is recomputed and replaced
     arr, extra = compute()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_write(npy, "wb") as fh:
-        np.save(fh, np.ascontiguousarray(arr, dtype=np.float32))
+    save_npy(npy, np.ascontiguousarray(arr, dtype=np.float32))
     save_json(side, {"key": key, "inputs": inputs, "shape": list(arr.shape), "extra": extra})
     return arr, extra
 

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_write", "save_json", "load_json", "save_npz", "load_npz",
+__all__ = ["atomic_write", "save_json", "load_json", "save_npy", "save_npz", "load_npz",
            "sha256_file", "env_info"]
 
 
@@ -102,6 +102,12 @@ def load_json(path: str | os.PathLike) -> Any:
             return json.load(fh)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+
+
+def save_npy(path: str | os.PathLike, array: Any) -> None:
+    """Write one array as ``.npy`` atomically (``path`` is used as is)."""
+    with atomic_write(path, "wb") as fh:
+        np.save(fh, np.asarray(array))
 
 
 def save_npz(path: str | os.PathLike, **arrays: Any) -> None:

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from .config import RunConfig, config_to_dict
-from .io import env_info, save_json, save_npz
+from .io import env_info, save_json, save_npy, save_npz
 
 __all__ = ["run", "check_config", "embed_split", "embed_with_model", "evaluate_model",
-           "save_array", "format_results", "load_model", "METHODS"]
+           "format_results", "load_model", "METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,6 @@ def check_config(cfg: RunConfig) -> None:
         raise ValueError(f"data.root {cfg.data.root!r} does not exist")
     if cfg.train.pools not in METHODS:
         raise ValueError(f"train.pools must be one of {METHODS}, got {cfg.train.pools!r}")
-
-
-def save_array(path: str | Path, array: np.ndarray) -> None:
-    """``np.save`` through an atomic write (``path`` used as is)."""
-    from .io import atomic_write
-    with atomic_write(path, "wb") as fh:
-        np.save(fh, np.asarray(array))
 
 
 def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True
@@ -198,7 +191,7 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
 
     t0 = time.perf_counter()
     features, raw = embed_split(cfg, train_ds, cache_dir=cache_dir, progress=progress)  # (N, D)
-    save_array(out / "features" / "train.npy", features)
+    save_npy(out / "features" / "train.npy", features)
     init = head_features(cfg, train_ds, raw, cache_dir=cache_dir, progress=progress)  # (N, C)
     lap("embed", t0)
 
@@ -219,9 +212,9 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     t0 = time.perf_counter()
     initial = build_model(cfg.embed, cfg.train, init_features=init)
     results["initial"], emb = evaluate_model(initial, test_ds, cfg, progress=progress)
-    save_array(out / "features" / "test_initial.npy", emb)
+    save_npy(out / "features" / "test_initial.npy", emb)
     if not retrieval:
-        save_array(out / "features" / "test_labels.npy", np.asarray(test_ds.labels))
+        save_npy(out / "features" / "test_labels.npy", np.asarray(test_ds.labels))
     del initial
     lap("evaluate_initial", t0)
 
@@ -237,7 +230,7 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
         lap(f"train_{method}", t0)
         t0 = time.perf_counter()
         results[method], emb = evaluate_model(result.model, test_ds, cfg, progress=progress)
-        save_array(out / "features" / f"test_{method}.npy", emb)
+        save_npy(out / "features" / f"test_{method}.npy", emb)
         lap(f"evaluate_{method}", t0)
         del model, result
 

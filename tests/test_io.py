@@ -91,3 +91,13 @@ def test_save_json_writes_non_finite_numbers_as_null(tmp_path):
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert _json.loads(text) == {"a": None, "b": [None, 1.5], "c": [None, 2.0]}
+
+
+def test_save_npy_round_trips_and_leaves_no_temp_file(tmp_path):
+    import numpy as _np
+
+    from mom.io import save_npy
+    path = tmp_path / "a.npy"
+    save_npy(path, _np.arange(6, dtype=_np.float32).reshape(2, 3))
+    assert _np.array_equal(_np.load(path), _np.arange(6, dtype=_np.float32).reshape(2, 3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
