@@ -2,6 +2,7 @@
 import json
 import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def reference_pools(x, cfg, anchors):
 
 def test_mine_equals_set_formulas():
     x, _ = clustered()
-    pools = mine(x, SMALL)
+    pools = mine(x, replace(SMALL, cg_dtype="float64"))  # the dense reference is float64
     ref = reference_pools(x, SMALL, range(x.shape[0]))
     kept = [r for r, v in ref.items() if v[0] and v[2]]
     np.testing.assert_array_equal(pools.anchors, kept)
@@ -78,6 +79,25 @@ def test_mine_equals_set_formulas():
         assert np.all(base.positive_weights[i] == 1.0)
     assert pools.positive_weights[0].dtype == np.float32
     assert pools.positives[0].dtype == pools.negatives[0].dtype == np.int64
+
+
+def test_float32_cg_gives_the_float64_pools():
+    """The default single-precision CG against the double-precision one (itself checked
+    against the dense reference above): same anchors, same P+ and P- sets, weights
+    within float32 rounding; order may differ only between near-tied members."""
+    for seed in (0, 1, 2):
+        x, _ = clustered(n=400, seed=seed)
+        cfg = replace(SMALL, k_pos=40, k_neg=100, pool_size=30)
+        a = mine(x, replace(cfg, cg_dtype="float64"))
+        b = mine(x, replace(cfg, cg_dtype="float32"))
+        np.testing.assert_array_equal(a.anchors, b.anchors)
+        assert len(a) > 300 and a.pos_ids.size > 3000  # not vacuous
+        for p, q, w, v in zip(a.positives, b.positives, a.positive_weights, b.positive_weights):
+            assert set(p.tolist()) == set(q.tolist())
+            order = np.argsort(q)[np.argsort(np.argsort(p))]  # b's weights in a's order
+            np.testing.assert_allclose(v[order], w, rtol=1e-4)
+        for p, q in zip(a.negatives, b.negatives):
+            assert set(p.tolist()) == set(q.tolist())
 
 
 def test_exact_solver_pools_close_to_cg():
