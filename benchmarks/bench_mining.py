@@ -6,8 +6,10 @@ with ``scipy.sparse.linalg.cg`` (x0 = 0, maxiter = cg_iterations). Prints both
 times, the speed ratio and the agreement of the pools (mean Jaccard of P+ and P-).
 Part 2 (``--large``): N = 100 000 with (up to) 1 500 stationary anchors and an
 IVF index (exact search would cost N^2 D); prints wall and CPU time, the time of
-each stage and peak memory (ru_maxrss). ``--dtype float32`` runs the CG in single
-precision (the reference stays float64), which is where most of the speed is.
+each stage and peak memory (ru_maxrss). ``--dtype`` is mine's CG precision: float32
+(MiningConfig's default: half the memory traffic of the sparse x block product, which
+is where most of the speed is) or float64 (the release's); the reference stays float64,
+so the Jaccard columns also measure what single precision changes in the pools.
 ``--backend`` picks the array backend of mine's block CG (``mom.diffusion.manifold_topk``'s
 backend argument, default torch; MiningConfig has no such field yet, so the benchmark
 passes it to mine's call of manifold_topk); ``--cg-device cuda`` puts that CG on a GPU.
@@ -130,7 +132,7 @@ def main(argv=None) -> int:
     ap.add_argument("--block-size", type=int, default=MiningConfig.block_size)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", default=MiningConfig.cg_dtype, choices=("float32", "float64"),
-                    help="CG working precision of mine (the reference always uses float64)")
+                    help="CG working precision of mine (default: MiningConfig's; the reference always uses float64)")
     ap.add_argument("--backend", default="torch", choices=("numpy", "torch"),
                     help="array backend of mine's block CG")
     ap.add_argument("--cg-device", default="cpu", help="device of the torch backend (cpu, cuda, auto)")

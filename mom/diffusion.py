@@ -124,6 +124,8 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
         Q = Lsub @ P  # (|rows|, b_active)
         a = rs / ops.coldot(P, Q)
         rs = ops.step(X, R, P, Q, a, rs)
+    if not done_cols and active.size == B.shape[1] and rows.size == n:
+        return ops.to_numpy(X)  # every column ran all steps on every row: X is the result
     out = ops.zeros(B.shape)  # (N, b)
     for cols, (at, Xc) in zip(done_cols + [active], done_X + [(rows, X)]):
         ops.place(out, at, cols, Xc)
@@ -224,7 +226,7 @@ class _TorchOps:
         X.addcmul_(P, a)
         R.addcmul_(Q, a, value=-1)
         rs_new = self.coldot(R, R)
-        P.mul_((rs_new / rs).to(X.dtype)).add_(R)
+        self.torch.addcmul(R, P, (rs_new / rs).to(X.dtype), out=P)  # p = r + beta p, one pass
         return rs_new
 
     def place(self, out, at, cols, Xc):
