@@ -10,9 +10,8 @@ each stage and peak memory (ru_maxrss). ``--dtype`` is mine's CG precision: floa
 (MiningConfig's default: half the memory traffic of the sparse x block product, which
 is where most of the speed is) or float64 (the release's); the reference stays float64,
 so the Jaccard columns also measure what single precision changes in the pools.
-``--backend`` picks the array backend of mine's block CG (``mom.diffusion.manifold_topk``'s
-backend argument, default torch; MiningConfig has no such field yet, so the benchmark
-passes it to mine's call of manifold_topk); ``--cg-device cuda`` puts that CG on a GPU.
+``--backend`` is mine's ``MiningConfig.cg_backend`` (torch or numpy kernels for the block
+CG); ``--device cuda`` runs mine (faiss where it has a GPU, and the torch CG) on a GPU.
 torch is imported before timing, as in the pipeline (which embeds with torch first).
 
 Usage: python benchmarks/bench_mining.py [--large] [--n 5864] [--dim 512]
@@ -20,7 +19,6 @@ Usage: python benchmarks/bench_mining.py [--large] [--n 5864] [--dim 512]
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import resource
 import sys
@@ -29,9 +27,8 @@ import time
 import numpy as np
 from scipy.sparse.linalg import cg
 
-import mom.mining
 from mom import MiningConfig, mine
-from mom.diffusion import _sort_rows, _topk_columns, laplacian, manifold_topk
+from mom.diffusion import _sort_rows, _topk_columns, laplacian
 from mom.graph import affinity, normalize
 from mom.knn import build_index, search
 from mom.mining import capped_k_neg, pools_from_neighbours
@@ -60,9 +57,9 @@ def reference_mine(x: np.ndarray, cfg: MiningConfig):
     """The same algorithm with one scipy CG solve per anchor (all anchors)."""
     n = x.shape[0]
     k_neg = capped_k_neg(cfg.k_neg, n)
-    idx = build_index(x, "flat")
-    sims, ids = search(idx, x, cfg.k_graph)
-    L = laplacian(normalize(affinity(sims, ids, cfg.gamma)), cfg.alpha)
+    k_e = min(n, max(cfg.k_pos, k_neg + cfg.pool_size))  # Euclidean depth of the pools
+    sims, ids = search(build_index(x, "flat"), x, max(cfg.k_graph, k_e))  # one search, as mine
+    L = laplacian(normalize(affinity(sims[:, :cfg.k_graph], ids[:, :cfg.k_graph], cfg.gamma)), cfg.alpha)
     k_m = max(cfg.k_pos, k_neg)
     mvals = np.empty((n, k_m))
     mids = np.empty((n, k_m), np.int64)
@@ -74,8 +71,7 @@ def reference_mine(x: np.ndarray, cfg: MiningConfig):
         v, i = _sort_rows(*_topk_columns(f[:, None], k_m))
         mvals[r], mids[r] = v[0], i[0]
     anchors = np.arange(n)
-    _, eids = search(idx, x, min(n, max(cfg.k_pos, k_neg + cfg.pool_size)))
-    pos, _, neg = pools_from_neighbours(anchors, eids, mids, mvals, cfg.k_pos, k_neg, cfg.pool_size)
+    pos, _, neg = pools_from_neighbours(anchors, ids[:, :k_e], mids, mvals, cfg.k_pos, k_neg, cfg.pool_size)
     keep = np.array([len(p) > 0 and len(q) > 0 for p, q in zip(pos, neg)])
     return {int(a): (set(pos[a].tolist()), set(neg[a].tolist())) for a in anchors[keep]}
 
@@ -87,9 +83,9 @@ def jaccard(a: set, b: set) -> float:
 def part_cub(args) -> dict:
     x, _ = clustered(args.n, args.dim, args.clusters, args.seed)
     cfg = MiningConfig(anchors="all", block_size=args.block_size, seed=args.seed,
-                       cg_dtype=args.dtype)
+                       cg_dtype=args.dtype, cg_backend=args.backend)
     t0, c0 = time.perf_counter(), time.process_time()
-    pools = mine(x, cfg, progress=args.progress, device="cpu")
+    pools = mine(x, cfg, progress=args.progress, device=args.device)
     t_mine, c_mine = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
     ref = reference_mine(x, cfg)
@@ -111,10 +107,11 @@ def part_cub(args) -> dict:
 def part_large(args) -> dict:
     x, _ = clustered(args.large_n, args.dim, args.large_n // 60, args.seed, spread=args.large_spread)
     cfg = MiningConfig(anchors="stationary", n_anchors=1500, knn_index=args.large_index,
-                       block_size=args.block_size, seed=args.seed, cg_dtype=args.dtype)
+                       block_size=args.block_size, seed=args.seed, cg_dtype=args.dtype,
+                       cg_backend=args.backend)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0, c0 = time.perf_counter(), time.process_time()
-    pools = mine(x, cfg, progress=args.progress, device="cpu")
+    pools = mine(x, cfg, progress=args.progress, device=args.device)
     t, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"N": args.large_n, "D": args.dim, "knn_index": args.large_index, "cg_dtype": args.dtype,
@@ -133,9 +130,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", default=MiningConfig.cg_dtype, choices=("float32", "float64"),
                     help="CG working precision of mine (default: MiningConfig's; the reference always uses float64)")
-    ap.add_argument("--backend", default="torch", choices=("numpy", "torch"),
-                    help="array backend of mine's block CG")
-    ap.add_argument("--cg-device", default="cpu", help="device of the torch backend (cpu, cuda, auto)")
+    ap.add_argument("--backend", default=MiningConfig.cg_backend, choices=("numpy", "torch"),
+                    help="MiningConfig.cg_backend: array backend of mine's block CG")
+    ap.add_argument("--device", default="cpu", help="device of mine: cpu, cuda or auto")
     ap.add_argument("--large", action="store_true", help="also run the N = 100 000 part")
     ap.add_argument("--large-only", action="store_true", help="run only the large part")
     ap.add_argument("--large-n", type=int, default=100_000)
@@ -148,8 +145,6 @@ def main(argv=None) -> int:
     print(f"cpus available: {len(os.sched_getaffinity(0))}", file=sys.stderr)
     import torch  # noqa: F401  loaded before timing, as in the pipeline (which embeds with torch)
 
-    # route mine's manifold similarity through the chosen backend
-    mom.mining.manifold_topk = functools.partial(manifold_topk, backend=args.backend, device=args.cg_device)
     if not args.large_only:
         r = part_cub(args)
         print("CUB-size, all anchors: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()))
