@@ -174,10 +174,10 @@ def _cmd_embed(args) -> int:
 
     from .datasets import build_dataset
     from .io import save_npy
-    from .pipeline import check_config, embed_split, embed_with_model
+    from .pipeline import check_config, embed_split, embed_with_model, train_split
     cfg = config_from_args(args)
     check_config(cfg)
-    ds = build_dataset(cfg.data, args.split)
+    ds = train_split(cfg) if args.split == "train" else build_dataset(cfg.data, args.split)
     if args.checkpoint:
         from .pipeline import load_model
         feats = embed_with_model(load_model(args.checkpoint, device=cfg.train.device), ds, cfg,

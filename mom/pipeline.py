@@ -101,22 +101,36 @@ def evaluate_model(model, dataset, cfg: RunConfig, progress=True) -> tuple[dict,
     return evaluate_embeddings(emb, np.asarray(dataset.labels), cfg.eval), emb
 
 
-def build_splits(cfg: RunConfig):
-    """(training images, what the test rows are scored on) for ``cfg.data``.
+def train_split(cfg: RunConfig, bench=None):
+    """The images a run of ``cfg`` mines and trains on (no labels are read from them).
 
-    Labelled datasets: the train and test splits. Retrieval datasets: the
-    unlabeled database (or the image folder ``data.train_root``) and the
-    benchmark itself (queries + ground truth).
+    Labelled datasets: the train split. Retrieval datasets: the image folder
+    ``data.train_root`` when set, else the benchmark's unlabeled database (``bench``,
+    when the caller has loaded it already). The pipeline, the CLI, the notebooks and
+    the pool inspector all take a run's training images from here.
     """
     from .datasets import build_dataset
     from .retrieval import is_retrieval, load_benchmark
     if not is_retrieval(cfg.data):
-        return build_dataset(cfg.data, "train"), build_dataset(cfg.data, "test")
-    bench = load_benchmark(cfg.data)
+        return build_dataset(cfg.data, "train")
     if cfg.data.train_root:
         folder = dataclasses.replace(cfg.data, dataset="folder", root=cfg.data.train_root)
-        return build_dataset(folder, "all"), bench
-    return bench.database, bench
+        return build_dataset(folder, "all")
+    return (bench or load_benchmark(cfg.data)).database
+
+
+def build_splits(cfg: RunConfig):
+    """(training images, what the test rows are scored on) for ``cfg.data``.
+
+    Labelled datasets: :func:`train_split` and the test split. Retrieval datasets:
+    :func:`train_split` and the benchmark itself (queries + ground truth).
+    """
+    from .datasets import build_dataset
+    from .retrieval import is_retrieval, load_benchmark
+    if not is_retrieval(cfg.data):
+        return train_split(cfg), build_dataset(cfg.data, "test")
+    bench = load_benchmark(cfg.data)
+    return train_split(cfg, bench), bench
 
 
 def load_model(path: str | Path, device: str = "cpu"):

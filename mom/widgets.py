@@ -274,10 +274,10 @@ class PoolInspector:
 
 def _run_source(run_dir) -> tuple[str, Any, Any, np.ndarray, np.ndarray]:
     """(name, training dataset, pools, descriptors, labels) of a finished run folder."""
-    from .datasets import build_dataset
+    from .pipeline import train_split
     from .runs import load_run
     art = load_run(run_dir)
-    dataset = build_dataset(art.config.data, "train")
+    dataset = train_split(art.config)
     cfg = art.config
     name = f"{cfg.name}: {cfg.data.dataset}, anchors {cfg.mining.anchors} ({Path(run_dir).name})"
     return name, dataset, art.pools, art.features, np.asarray(dataset.labels)

@@ -43,13 +43,12 @@ import numpy as np
 
 from mom import viz
 from mom.config import apply_overrides, derive, load_params
-from mom.datasets import build_dataset
 from mom.diffusion import cg_block, laplacian, modes, stationary
 from mom.graph import affinity, largest_component, normalize
 from mom.knn import knn
 from mom.mining import mine, pool_diagnostics
 from mom.paper import format_table
-from mom.pipeline import embed_split, evaluate_model, head_features
+from mom.pipeline import build_splits, embed_split, evaluate_model, head_features
 from mom.reproduce import save_results
 from mom.train import build_model, train
 
@@ -64,8 +63,7 @@ print(cfg.name, cfg.data, cfg.embed, mc, sep="\n")
 # for the reader only.
 
 # %%
-train_ds = build_dataset(cfg.data, "train")
-test_ds = build_dataset(cfg.data, "test")
+train_ds, test_ds = build_splits(cfg)  # the same images as `mom run`
 # mining descriptors (N, D), and the raw pooled ones (N, C) before any whitening
 features, raw = embed_split(cfg, train_ds, cache_dir=f"{runs_dir}/cache", progress=progress)
 labels = np.asarray(train_ds.labels)  # display and diagnostics only

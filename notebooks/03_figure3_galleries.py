@@ -39,13 +39,13 @@ import numpy as np
 
 from mom import viz
 from mom.config import apply_overrides, load_params
-from mom.datasets import build_dataset
+from mom.pipeline import train_split
 from mom.reproduce import save_results
 from mom.runs import cached_run, load_run
 
 cfg = apply_overrides(load_params(params), overrides)
 run = load_run(cached_run(cfg, runs_dir, progress=progress)[1])  # the same run as Table 1
-train_ds = build_dataset(cfg.data, "train")
+train_ds = train_split(cfg)  # the run's training images
 labels = np.asarray(train_ds.labels)  # display only
 pools = run.pools
 positions = np.sort(np.random.default_rng(seed).choice(len(pools), min(n_anchors_shown, len(pools)),

@@ -108,3 +108,30 @@ def test_run_refuses_a_test_split_with_one_class_before_any_work(tmp_path, capsy
     assert rc == 2
     assert "1 class(es)" in capsys.readouterr().err
     assert not (out / "results.json").exists() and not (out / "pools.npz").exists()
+
+
+def test_train_split_is_the_runs_training_images(tmp_path):
+    """Retrieval data: the folder data.train_root when set (all of it), else the
+    benchmark's database; labelled data: the train split. The CLI's embed takes the
+    same images as the pipeline."""
+    import dataclasses
+
+    from data_fixtures import make_folder, make_oxford
+
+    from mom.config import RunConfig
+    from mom.pipeline import build_splits, train_split
+    make_oxford(tmp_path / "ox", n_db=5)
+    make_folder(tmp_path / "extra", classes=("a", "b", "c"), per_class=2)
+    data = dataclasses.replace(RunConfig().data, dataset="roxford5k", root=str(tmp_path / "ox"))
+    cfg = RunConfig(data=data)
+    assert len(train_split(cfg)) == 5  # the database
+    assert len(build_splits(cfg)[0]) == 5
+    cfg = RunConfig(data=dataclasses.replace(data, train_root=str(tmp_path / "extra")))
+    train, bench = build_splits(cfg)
+    assert len(train) == len(train_split(cfg)) == 6  # every image of the folder, not a half
+    assert len(bench.database) == 5
+    out = tmp_path / "f.npy"
+    rc = main(["-q", "embed", "--params", "smoke", "--set", "data.dataset=roxford5k",
+               "--set", f"data.root={tmp_path / 'ox'}", "--set", f"data.train_root={tmp_path / 'extra'}",
+               "--split", "train", "--out", str(out)])
+    assert rc == 0 and np.load(out).shape[0] == 6
