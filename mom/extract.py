@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .backbones import backbone_meta, build_backbone, make_transform, eval_resize
 from .config import EmbedConfig
 from .pooling import Pooling, l2n
-from .whitening import apply_whitening, learn_whitening, whitening_digest
+from .whitening import apply_whitening, learn_whitening
 
 __all__ = ["EmbeddingNet", "EmbedResult", "resolve_device", "extract", "embed", "embed_cache_key",
            "make_transform", "CACHE_FORMAT"]
@@ -257,11 +257,8 @@ def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", i
             raise ValueError("whitening must be None, True, False or a (mean, P) pair, "
                              f"got {type(whitening).__name__}")
         mean, P = whitening
-    if whitening is not False:
-        digest = whitening_digest(mean, P)
-        wkey = hashlib.sha256(f"{key}:{digest}".encode()).hexdigest()
-        feats, _ = _cached(cache_dir, wkey, dict(inputs, whitening=digest),
-                           lambda: (apply_whitening(feats, mean, P), extra))
+    if whitening is not False:  # one matrix product: cheaper than a cache entry of its own
+        feats = apply_whitening(feats, mean, P)
     if not skip_corrupt:
         return feats
     skipped = [(int(i), str(e)) for i, e in extra["skipped"]]
