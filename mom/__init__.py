@@ -5,14 +5,17 @@ its concept (see DESIGN.md).
 """
 from .config import (DataConfig, EmbedConfig, EvalConfig, MiningConfig, RunConfig,
                      TrainConfig, load_params)
-from .mining import Pools, mine
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # Lazy: importing torch costs seconds, so mining-only users never pay for it.
+    # Lazy: importing torch costs seconds, so mining-only users never pay for it, and
+    # scipy + faiss (mining) most of a second, so `mom --help` does not either.
     # (The extraction module is mom.extract so that mom.embed stays this function.)
+    if name in ("mine", "Pools"):
+        from . import mining
+        return getattr(mining, name)
     if name == "embed":
         from .extract import embed
         return embed
