@@ -12,6 +12,7 @@ labels reach nothing but the evaluator.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -224,12 +225,11 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
 
     results: dict[str, Any] = {}
     t0 = time.perf_counter()
-    initial = build_model(cfg.embed, cfg.train, init_features=init)
+    initial = build_model(cfg.embed, cfg.train, init_features=init)  # both rows start from it
     results["initial"], emb = evaluate_model(initial, test_ds, cfg, progress=progress)
     save_npy(out / "features" / "test_initial.npy", emb)
     if not retrieval:
         save_npy(out / "features" / "test_labels.npy", np.asarray(test_ds.labels))
-    del initial
     lap("evaluate_initial", t0)
 
     histories: dict[str, list] = {}
@@ -237,7 +237,7 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
         t0 = time.perf_counter()
         tcfg = dataclasses.replace(cfg.train, pools=method)
         (out / method).mkdir(exist_ok=True)
-        model = build_model(cfg.embed, tcfg, init_features=init)
+        model = copy.deepcopy(initial)  # train() seeds every RNG itself
         result = train(model, train_ds, pools, tcfg, cfg.embed, out_dir=out / method,
                        progress=progress)
         histories[method] = result.history
