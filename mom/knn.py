@@ -110,8 +110,9 @@ def search(idx, features: np.ndarray, k: int, rows: np.ndarray | None = None,
     for s in range(0, rows.size, batch):
         q = rows[s:s + batch]
         # one spare slot so that self can be moved to the front without losing a neighbour
-        d_, i_ = idx.search(features[q], min(k + 1, n))
-        sims[s:s + batch], ids[s:s + batch] = _self_first(features[q], q, d_, i_, k)
+        xq = features[q]  # (b, D)
+        d_, i_ = idx.search(xq, min(k + 1, n))
+        sims[s:s + batch], ids[s:s + batch] = _self_first(xq, q, d_, i_, k)
     return sims, ids
 
 

@@ -333,7 +333,7 @@ def pool_diagnostics(pools: Pools, features, labels) -> dict:
     labels = np.asarray(labels).ravel()
     if labels.shape[0] != x.shape[0]:
         raise ValueError(f"pool_diagnostics: {labels.shape[0]} labels for {x.shape[0]} features")
-    mom = pools.select("mom") if pools.method == "mom" else pools
+    mom = pools  # the pools diagnosed: MoM, or Euclidean ones on their own
     base = pools.baseline if pools.method == "mom" else None
     k_pos = pools.config.k_pos
     depth = int(mom.positives.sizes().max(initial=0))

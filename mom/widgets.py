@@ -169,14 +169,15 @@ class PoolInspector:
         anchor = int(pools.anchors[position])
         pos = np.asarray(pools.positives[position], dtype=np.int64)
         neg = np.asarray(pools.negatives[position], dtype=np.int64)
+        ranks = euclidean_ranks(src["features"], anchor, np.concatenate([pos, neg]))  # one sort
         self.state.update(
             position=position, anchor=anchor,
             pools="euclidean" if self.state["baseline"] else "mom",
             positives=pos.tolist(),
             positive_weights=np.asarray(pools.positive_weights[position], dtype=float).tolist(),
-            positive_ranks=euclidean_ranks(src["features"], anchor, pos).tolist(),
+            positive_ranks=ranks[:pos.size].tolist(),
             negatives=neg.tolist(),
-            negative_ranks=euclidean_ranks(src["features"], anchor, neg).tolist(),
+            negative_ranks=ranks[pos.size:].tolist(),
         )
         self.state.pop("precision", None), self.state.pop("purity", None)
         if "diagnostics" in src:
