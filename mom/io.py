@@ -8,6 +8,7 @@ result behind.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import math
@@ -20,7 +21,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_write", "save_json", "load_json", "save_npy", "save_npz", "load_npz",
+__all__ = ["atomic_write", "remove_stale_temps", "save_json", "load_json", "save_npy", "save_npz", "load_npz",
            "sha256_file", "env_info"]
 
 
@@ -41,7 +42,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise FileNotFoundError(f"atomic_write: directory {str(directory)!r} of {str(path)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    prefix, suffix = _temp_affixes(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
     try:
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
         with os.fdopen(fd, mode, **kwargs) as fh:
@@ -55,6 +57,20 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def _temp_affixes(path: Path) -> tuple[str, str]:
+    """(prefix, suffix) of the temp files :func:`atomic_write` writes beside ``path``."""
+    return f".{path.name}.", ".tmp"
+
+
+def remove_stale_temps(path: str | os.PathLike) -> None:
+    """Delete the temp files :func:`atomic_write` left beside ``path`` when the process
+    writing it was killed (no ``finally`` ran); ``path`` itself is untouched."""
+    path = Path(path)
+    prefix, suffix = _temp_affixes(path)
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        tmp.unlink(missing_ok=True)
 
 
 def _remove_quietly(tmp: str) -> None:

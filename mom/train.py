@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from . import distributed as ddp
 from .config import EmbedConfig, TrainConfig, config_to_dict
-from .io import atomic_write, env_info, save_json
+from .io import atomic_write, env_info, remove_stale_temps, save_json
 from .model import NormLinear, build_model, freeze_batchnorm, pca_head, set_trainable  # noqa: F401 (API)
 from .sampler import sample_epoch
 
@@ -176,8 +176,7 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
     if out is not None and info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         for name in (CHECKPOINT, LOG, WEIGHTS):  # temp files of a run killed while writing
-            for tmp in out.glob(f".{name}.*.tmp"):  # (mom.io.atomic_write's naming)
-                tmp.unlink(missing_ok=True)
+            remove_stale_temps(out / name)
     ckpt_path = out / CHECKPOINT if out is not None else None
 
     model.to(device)

@@ -101,3 +101,19 @@ def test_save_npy_round_trips_and_leaves_no_temp_file(tmp_path):
     save_npy(path, _np.arange(6, dtype=_np.float32).reshape(2, 3))
     assert _np.array_equal(_np.load(path), _np.arange(6, dtype=_np.float32).reshape(2, 3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+
+
+def test_remove_stale_temps_deletes_what_a_killed_writer_left(tmp_path):
+    target = tmp_path / "checkpoint.pt"
+    target.write_text("previous")
+    writer = io.atomic_write(target, "w")
+    fh = writer.__enter__()  # a process killed here leaves its temp file behind
+    fh.write("half")
+    fh.flush()
+    left = [p for p in tmp_path.iterdir() if p != target]
+    assert len(left) == 1
+    (tmp_path / "other.tmp").write_text("not ours")
+    io.remove_stale_temps(target)
+    fh.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "other.tmp"]
+    assert target.read_text() == "previous"
