@@ -60,16 +60,20 @@ def _add_config_args(p: argparse.ArgumentParser, params_default: str | None = "d
                    help="auto | cpu | cuda | mps (sets embed.device and train.device)")
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The RunConfig named by --params with --data-root, --device and --set applied."""
-    cfg = load_params(args.params)
+def overrides_from_args(args: argparse.Namespace) -> list[str]:
+    """--data-root, --device and --set as one list of SEC.FIELD=VALUE overrides."""
     extra = []
     if getattr(args, "data_root", None):
         extra.append(f"data.root={args.data_root}")
     if getattr(args, "device", None):
         extra += [f"embed.device={args.device}", f"train.device={args.device}"]
     # --set comes last so that it wins over the convenience flags
-    return apply_overrides(cfg, extra + list(args.overrides))
+    return extra + list(args.overrides)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig named by --params with --data-root, --device and --set applied."""
+    return apply_overrides(load_params(args.params), overrides_from_args(args))
 
 
 def _mining_flag(name: str) -> str:
@@ -281,14 +285,9 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_reproduce(args) -> int:
     from .reproduce import NotebookError, reproduce
-    config_from_args(args)  # bad params or overrides fail here, before any notebook starts
-    overrides = list(args.overrides)
-    if args.data_root:
-        overrides.insert(0, f"data.root={args.data_root}")
-    if args.device:
-        overrides[:0] = [f"embed.device={args.device}", f"train.device={args.device}"]
-    try:
-        done = reproduce(args.params, args.out, notebooks=args.notebooks, overrides=overrides,
+    try:  # reproduce checks the parameters before any notebook starts
+        done = reproduce(args.params, args.out, notebooks=args.notebooks,
+                         overrides=overrides_from_args(args),
                          timeout=args.timeout, progress=not args.quiet)
     except NotebookError as exc:
         print(f"mom reproduce: {exc}", file=sys.stderr)

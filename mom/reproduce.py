@@ -97,10 +97,10 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
     "results"}``. A failing notebook stops the batch with ``NotebookError``
     naming the notebook and the cell.
     """
+    apply_overrides(load_params(params), overrides)  # a bad name or override fails here, not in a kernel
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    apply_overrides(load_params(params), overrides)  # a bad name or override fails here, not in a kernel
     sources = list_notebooks(notebooks, notebook_dir)
     dirs = output_dirs(params, out_dir)
     for d in dirs.values():
