@@ -181,7 +181,7 @@ def embed_cache_key(dataset, cfg: EmbedConfig, precision: str,
         "transform": {"image_size": cfg.image_size, "resize": eval_resize(meta, cfg.image_size),
                       "mean": list(meta["mean"]), "std": list(meta["std"]),
                       "channel_order": meta["channel_order"], "scales": list(cfg.scales)},
-        "pooling": Pooling(cfg.pooling, p=cfg.gem_p, levels=cfg.rmac_levels).params(),
+        "pooling": Pooling.from_config(cfg).params(),
         "precision": precision,
         "skip_corrupt": bool(skip_corrupt),
     }
@@ -240,8 +240,7 @@ def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", i
 
     def compute():
         bb = build_backbone(cfg.backbone, cfg.weights)
-        net = EmbeddingNet(bb, Pooling(cfg.pooling, p=cfg.gem_p, levels=cfg.rmac_levels),
-                           scales=cfg.scales)
+        net = EmbeddingNet(bb, Pooling.from_config(cfg), scales=cfg.scales)
         feats, _, skipped = _extract(net, dataset, make_transform(bb.meta, cfg.image_size), dev,
                                      cfg.batch_size, cfg.num_workers, progress,
                                      skip_corrupt, cfg.image_size)

@@ -94,7 +94,7 @@ def build_model(embed_cfg: EmbedConfig, train_cfg: TrainConfig, init_features: n
     else:
         raise ValueError(f"train.head_init must be 'pca' or 'random', got {train_cfg.head_init!r}")
     net = network_embed_config(embed_cfg, train_cfg)
-    pooling = Pooling(net.pooling, p=net.gem_p, levels=net.rmac_levels)
+    pooling = Pooling.from_config(net)
     model = EmbeddingNet(backbone, pooling, head, scales=net.scales)
     set_trainable(model, train_cfg.trainable)
     return model.eval()

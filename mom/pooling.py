@@ -109,6 +109,11 @@ class Pooling(nn.Module):
         self.levels, self.overlap = int(levels), float(overlap)
         self.p = nn.Parameter(torch.tensor(float(p)), requires_grad=learn_p) if name == "gem" else None
 
+    @classmethod
+    def from_config(cls, cfg) -> "Pooling":
+        """The pooling an ``EmbedConfig`` names (its ``pooling``, ``gem_p``, ``rmac_levels``)."""
+        return cls(cfg.pooling, p=cfg.gem_p, levels=cfg.rmac_levels)
+
     def params(self) -> dict:
         if self.name == "gem":
             return {"name": "gem", "p": round(float(self.p.detach()), 6)}

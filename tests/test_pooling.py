@@ -92,6 +92,9 @@ def test_pooling_module_dispatch_and_params():
     assert Pooling("rmac").params() == {"name": "rmac", "levels": 3, "overlap": 0.4}
     assert not Pooling("gem").p.requires_grad and Pooling("gem", learn_p=True).p.requires_grad
     assert list(Pooling("gap").parameters()) == []
+    from mom.config import EmbedConfig
+    assert Pooling.from_config(EmbedConfig(pooling="gem", gem_p=4.0)).params() == {"name": "gem", "p": 4.0}
+    assert Pooling.from_config(EmbedConfig(pooling="rmac", rmac_levels=2)).levels == 2
 
 
 def test_pooling_rejects_bad_arguments():
