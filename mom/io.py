@@ -21,8 +21,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_write", "remove_stale_temps", "save_json", "load_json", "save_npy", "save_npz", "load_npz",
-           "sha256_file", "env_info"]
+__all__ = ["atomic_write", "remove_stale_temps", "save_json", "load_json", "save_npy", "save_npz",
+           "load_npz", "file_digests", "sha256_file", "env_info"]
 
 
 @contextlib.contextmanager
@@ -138,13 +138,20 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
+def file_digests(path: str | os.PathLike, algorithms: tuple[str, ...] = ("md5", "sha256"),
+                 chunk: int = 1 << 20) -> dict[str, str]:
+    """Hex digests of a file's bytes, ``{algorithm: hex}``, in one read."""
+    hashes = {name: hashlib.new(name) for name in algorithms}
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+            for h in hashes.values():
+                h.update(block)
+    return {name: h.hexdigest() for name, h in hashes.items()}
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return file_digests(path, ("sha256",))["sha256"]
 
 
 def _version(module: str) -> str | None:

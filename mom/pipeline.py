@@ -140,10 +140,10 @@ def load_model(path: str | Path, device: str = "cpu"):
 
     from .config import EmbedConfig, TrainConfig, config_from_dict
     from .extract import resolve_device
-    from .train import build_model
+    from .train import WEIGHTS, build_model
     path = Path(path)
     if path.is_dir():
-        path = path / "model.pt"
+        path = path / WEIGHTS
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
     ck = torch.load(path, map_location="cpu", weights_only=False)  # our own file

@@ -71,6 +71,10 @@ def test_npz_roundtrip_and_sha(tmp_path):
     assert len(h) == 64 and h == io.sha256_file(p)
     io.save_npz(p, a=np.arange(6))
     assert io.sha256_file(p) != h
+    import hashlib
+    data = p.read_bytes()
+    assert io.file_digests(p, chunk=7) == {"md5": hashlib.md5(data).hexdigest(),
+                                           "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def test_env_info_keys():

@@ -14,21 +14,11 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from ..io import atomic_write
+from ..io import atomic_write, file_digests
 
 __all__ = ["download_url", "file_digests", "check_integrity", "extract_archive"]
 
-CHUNK = 1 << 20
-
-
-def file_digests(path: str | os.PathLike) -> dict[str, str]:
-    """md5 and sha256 hex digests of a file."""
-    md5, sha = hashlib.md5(), hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            md5.update(block)
-            sha.update(block)
-    return {"md5": md5.hexdigest(), "sha256": sha.hexdigest()}
+CHUNK = 1 << 20  # bytes read per step of a download
 
 
 def _mismatch(expected: dict[str, str | None], got: dict[str, str]) -> list[str]:
