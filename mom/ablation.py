@@ -93,8 +93,7 @@ def diagnostics_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, flo
 
 
 def _diagnostics(pool_stats: dict[str, Any], pools: str) -> dict[str, float]:
-    # the run records mom.mining.pool_diagnostics; the baseline's keys carry "baseline_"
-    prefix = "baseline_" if pools == "euclidean" else ""
-    names = {"P+ precision": prefix + "pos_precision", "P- purity": prefix + "neg_purity"}
-    return {label: float(pool_stats[key]) for label, key in names.items()
+    # the run records mom.mining.pool_diagnostics (none for unlabeled collections)
+    from .mining import diagnostic_keys
+    return {label: float(pool_stats[key]) for label, key in diagnostic_keys(pools).items()
             if isinstance(pool_stats.get(key), (int, float))}

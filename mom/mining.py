@@ -35,7 +35,7 @@ from .io import load_npz, save_npz
 from .knn import build_index, check_features, search
 
 __all__ = ["Pools", "Ragged", "mine", "pools_from_neighbours", "baseline_from_neighbours",
-           "select_anchors", "capped_k_neg", "pool_diagnostics"]
+           "select_anchors", "capped_k_neg", "pool_diagnostics", "diagnostic_keys"]
 
 
 class Ragged:
@@ -315,6 +315,14 @@ def _make_pools(anchors, pos, posw, neg, n_skipped, method, cfg) -> Pools:
     _, pw = _ragged(posw, np.float32)
     no, ni = _ragged(neg, np.int64)
     return Pools(np.asarray(anchors, np.int64), po, pi_, pw, no, ni, n_skipped, method, cfg)
+
+
+def diagnostic_keys(pools: str = "mom") -> dict[str, str]:
+    """``{"P+ precision": key, "P- purity": key}``: the keys of :func:`pool_diagnostics`'
+    output that describe the ``pools`` ("mom", or "euclidean": the baseline, whose keys
+    carry ``baseline_``). Per-anchor values are under ``key + "_per_anchor"``."""
+    prefix = "baseline_" if pools == "euclidean" else ""
+    return {"P+ precision": prefix + "pos_precision", "P- purity": prefix + "neg_purity"}
 
 
 def pool_diagnostics(pools: Pools, features, labels) -> dict:

@@ -169,10 +169,11 @@ def plot_grouped_bars(table: Mapping[str, Mapping[str, float]], *, title: str = 
 def pool_diagnostics_groups(diag: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """``mom.mining.pool_diagnostics`` output -> ``{group: {"P+ precision", "P- purity"}}``
     for MoM, the Euclidean baseline, and Euclidean neighbours at P+'s depth."""
-    groups = {"mom": {"P+ precision": diag["pos_precision"], "P- purity": diag["neg_purity"]}}
-    if "baseline_pos_precision" in diag:
-        groups["euclidean"] = {"P+ precision": diag["baseline_pos_precision"],
-                               "P- purity": diag["baseline_neg_purity"]}
+    from .mining import diagnostic_keys
+    groups = {"mom": {label: diag[key] for label, key in diagnostic_keys("mom").items()}}
+    base = diagnostic_keys("euclidean")
+    if base["P+ precision"] in diag:  # only where the pools had a baseline
+        groups["euclidean"] = {label: diag[key] for label, key in base.items()}
     groups["Euclidean ranks k+ +1..."] = {"P+ precision": diag["pos_precision_euclid"]}
     return {g: {k: float(v) for k, v in m.items()} for g, m in groups.items()}
 

@@ -181,9 +181,10 @@ class PoolInspector:
         )
         self.state.pop("precision", None), self.state.pop("purity", None)
         if "diagnostics" in src:
-            prefix = "baseline_" if self.state["baseline"] else ""
-            for key, name in (("precision", "pos_precision"), ("purity", "neg_purity")):
-                value = float(src["diagnostics"][f"{prefix}{name}_per_anchor"][position])
+            from .mining import diagnostic_keys
+            keys = diagnostic_keys(self.state["pools"])
+            for key, label in (("precision", "P+ precision"), ("purity", "P- purity")):
+                value = float(src["diagnostics"][keys[label] + "_per_anchor"][position])
                 self.state[key] = value if np.isfinite(value) else None
         if self._widgets is not None:
             self._render()
