@@ -163,12 +163,9 @@ def _row_isin(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return (keys[pos] == q).reshape(a.shape) if keys.size else np.zeros(a.shape, bool)
 
 
-def _to_lists(ids, vals, keep, pool_size):
-    lists_i, lists_v = [], []
-    for row_i, row_v, row_k in zip(ids, vals, keep):
-        lists_i.append(row_i[row_k][:pool_size])
-        lists_v.append(row_v[row_k][:pool_size])
-    return lists_i, lists_v
+def _to_lists(a, keep, pool_size):
+    """Per row of ``a``: its entries where ``keep``, the first ``pool_size`` of them."""
+    return [row[k][:pool_size] for row, k in zip(a, keep)]
 
 
 def pools_from_neighbours(anchors, euclid_ids, manifold_ids, manifold_vals, k_pos: int,
@@ -192,12 +189,12 @@ def pools_from_neighbours(anchors, euclid_ids, manifold_ids, manifold_vals, k_po
     mk, ek = m[:, :k_pos], e[:, :k_pos]
     in_e = _row_isin(mk, ek, n)
     keep_p = m_valid[:, :k_pos] & ~in_e & not_self_m[:, :k_pos]
-    pos, posw = _to_lists(mk, mv[:, :k_pos], keep_p, pool_size)
+    pos, posw = _to_lists(mk, keep_p, pool_size), _to_lists(mv[:, :k_pos], keep_p, pool_size)
     # P-: first k_neg Euclidean, not among the first k_neg manifold neighbours
     ekn, mkn = e[:, :k_neg], m_neigh[:, :k_neg]
     in_m = _row_isin(ekn, mkn, n)
     keep_n = (ekn >= 0) & ~in_m & not_self_e[:, :k_neg]
-    neg, _ = _to_lists(ekn, ekn, keep_n, pool_size)
+    neg = _to_lists(ekn, keep_n, pool_size)
     return pos, posw, neg
 
 
@@ -209,11 +206,11 @@ def baseline_from_neighbours(anchors, euclid_ids, k_pos: int, k_neg: int, pool_s
     ok = (e >= 0) & (e != anchors[:, None])
     keep_p = ok.copy()
     keep_p[:, k_pos:] = False
-    pos, _ = _to_lists(e, e, keep_p, pool_size)
+    pos = _to_lists(e, keep_p, pool_size)
     posw = [np.ones(len(p), np.float32) for p in pos]
     keep_n = ok.copy()
     keep_n[:, :k_neg] = False
-    neg, _ = _to_lists(e, e, keep_n, pool_size)
+    neg = _to_lists(e, keep_n, pool_size)
     return pos, posw, neg
 
 
