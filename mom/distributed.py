@@ -51,17 +51,15 @@ def setup(distributed: bool | None, device: torch.device) -> DistInfo:
         distributed = launched_by_torchrun()
     if not distributed:
         return DistInfo()
-    if dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(),
-                        int(os.environ.get("LOCAL_RANK", dist.get_rank())), owns_group=False)
-    missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
-    if missing:
-        raise ValueError(f"distributed training needs the environment variables {missing} "
-                         "(launch with torchrun, or set them before calling train)")
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
+    owns = not dist.is_initialized()  # a group the caller made is joined, not torn down
+    if owns:
+        missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+        if missing:
+            raise ValueError(f"distributed training needs the environment variables {missing} "
+                             "(launch with torchrun, or set them before calling train)")
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size(),
-                    int(os.environ.get("LOCAL_RANK", dist.get_rank())), owns_group=True)
+                    int(os.environ.get("LOCAL_RANK", dist.get_rank())), owns_group=owns)
 
 
 def teardown(info: DistInfo) -> None:

@@ -113,9 +113,9 @@ def _save_checkpoint(path: Path, state: dict, epoch: int) -> None:
     try:
         with atomic_write(path, "wb") as fh:
             torch.save(state, fh)
-    except OSError as exc:
-        raise OSError(exc.errno, f"checkpoint of epoch {epoch} could not be written to {str(path)!r} "
-                                 f"({exc.strerror or exc}); the previous checkpoint is left intact") from exc
+    except OSError as exc:  # atomic_write's message already names the file
+        raise OSError(exc.errno, f"checkpoint of epoch {epoch}: {exc.strerror or exc}; "
+                                 "the previous checkpoint is left intact") from exc
 
 
 # ----------------------------------------------------------------------------- loop
