@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mom.datasets.fashion_mnist import BUNDLED_PATH, DEFAULT_ROOT, read_fashion_idx, select_per_class
+from mom.datasets.base import select_per_class
+from mom.datasets.fashion_mnist import BUNDLED_PATH, DEFAULT_ROOT, read_fashion_idx
 from mom.io import atomic_write
 
 

@@ -97,3 +97,14 @@ def test_full_debian_files_and_bundled_subset_agree():
     for c in range(5):
         assert np.array_equal(bundled.images[bundled.labels == c],
                               ds.images[ds.labels == c][:1000])
+
+
+def test_select_per_class_strict_or_capped_and_bad_counts():
+    from mom.datasets.base import select_per_class
+    labels = np.array([0, 1, 0, 2, 0, 1])
+    assert select_per_class(labels, [0, 1], 2).tolist() == [0, 1, 2, 5]
+    assert select_per_class(labels, [0, 1, 2], 2, strict=False).tolist() == [0, 1, 2, 3, 5]
+    with pytest.raises(ValueError, match="class 2 has only 1"):
+        select_per_class(labels, [0, 2], 2)
+    with pytest.raises(ValueError, match="per_class must be positive"):
+        FashionMNIST("train", per_class=0)

@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 __all__ = ["ImageDataset", "FileDataset", "ArrayDataset", "Subset",
-           "to_rgb", "open_image", "find_corrupt"]
+           "to_rgb", "open_image", "find_corrupt", "select_per_class"]
 
 WHITE = (255, 255, 255)
 
@@ -218,3 +218,23 @@ def find_corrupt(dataset: ImageDataset, progress: bool = False) -> list[str]:
         except (ValueError, OSError):
             bad.append(paths[i] if paths is not None else f"#{i}")
     return bad
+
+
+def select_per_class(labels: np.ndarray, classes, per_class: int | None = None,
+                     strict: bool = True) -> np.ndarray:
+    """Indices (sorted) of the items of ``classes``; at most the first ``per_class`` each.
+
+    ``strict``: a class with fewer than ``per_class`` items raises ValueError (else it
+    keeps what it has)."""
+    if per_class is not None and per_class < 1:
+        raise ValueError(f"per_class must be positive, got {per_class}")
+    keep = []
+    for c in classes:
+        idx = np.flatnonzero(labels == c)
+        if per_class is not None:
+            if strict and per_class > len(idx):
+                raise ValueError(f"per_class={per_class} but class {c} has only "
+                                 f"{len(idx)} images in this source")
+            idx = idx[:per_class]
+        keep.append(idx)
+    return np.sort(np.concatenate(keep))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DataConfig
-from .base import ImageDataset, Subset
+from .base import ImageDataset, Subset, select_per_class
 from .cub import CUB200
 from .fashion_mnist import FashionMNIST
 from .folder import ImageFolder
@@ -53,10 +53,7 @@ def _cap(ds: ImageDataset, per_class: int | None) -> ImageDataset:
     """At most the first ``per_class`` items of each label (file order kept)."""
     if per_class is None:
         return ds
-    if per_class < 1:
-        raise ValueError(f"per_class must be positive, got {per_class}")
-    keep = np.sort(np.concatenate([np.flatnonzero(ds.labels == c)[:per_class]
-                                   for c in np.unique(ds.labels)]))
+    keep = select_per_class(ds.labels, np.unique(ds.labels), per_class, strict=False)
     if len(keep) == len(ds):
         return ds
     return Subset(ds, keep, name=f"{ds.name}-{per_class}pc")

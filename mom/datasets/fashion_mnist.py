@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ArrayDataset
+from .base import ArrayDataset, select_per_class
 from .idx import read_idx
 
 __all__ = ["FashionMNIST", "FASHION_CLASSES", "BUNDLED_PATH", "DEFAULT_ROOT",
@@ -77,20 +77,6 @@ def load_fashion_arrays(source: str = "bundled", root=None) -> tuple[np.ndarray,
     raise ValueError(f"unknown Fashion-MNIST source {source!r}: use 'bundled' or 'full'")
 
 
-def select_per_class(labels: np.ndarray, classes, per_class: int | None = None) -> np.ndarray:
-    """Indices (sorted) of the items of ``classes``; at most the first ``per_class`` each."""
-    keep = []
-    for c in classes:
-        idx = np.flatnonzero(labels == c)
-        if per_class is not None:
-            if per_class > len(idx):
-                raise ValueError(f"per_class={per_class} but class {c} has only "
-                                 f"{len(idx)} images in this source")
-            idx = idx[:per_class]
-        keep.append(idx)
-    return np.sort(np.concatenate(keep))
-
-
 class FashionMNIST(ArrayDataset):
     """Fashion-MNIST split ``"train"`` (classes 0-4) or ``"test"`` (classes 5-9).
 
@@ -103,8 +89,6 @@ class FashionMNIST(ArrayDataset):
                  per_class: int | None = None):
         if split not in SPLIT_CLASSES:
             raise ValueError(f"unknown Fashion-MNIST split {split!r}: use 'train' or 'test'")
-        if per_class is not None and per_class < 1:
-            raise ValueError(f"per_class must be positive, got {per_class}")
         images, labels = load_fashion_arrays(source, root)
         keep = select_per_class(labels, SPLIT_CLASSES[split], per_class)
         suffix = "" if per_class is None else f"-{per_class}pc"
