@@ -28,13 +28,13 @@ class Tuples(NamedTuple):
     weight: np.ndarray  # (T,) float32, the positive's weight w+
 
 
-def _ragged_to_padded(rows, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """List of int arrays -> (padded (A, M) int64 with -1, lengths (A,))."""
+def _ragged_to_padded(rows, name: str, fill=-1, dtype=np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """List of arrays -> (padded (A, M) ``dtype`` with ``fill``, lengths (A,))."""
     lengths = np.array([len(r) for r in rows], dtype=np.int64)
     if lengths.size and lengths.min() == 0:
         bad = int(np.flatnonzero(lengths == 0)[0])
         raise ValueError(f"pools: {name} of anchor #{bad} is empty (mining should have skipped it)")
-    out = np.full((len(rows), int(lengths.max(initial=0))), -1, dtype=np.int64)
+    out = np.full((len(rows), int(lengths.max(initial=0))), fill, dtype=dtype)
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out, lengths
@@ -88,9 +88,9 @@ def sample_epoch(pools, embeddings: np.ndarray, n_tuples: int, hard_negatives: i
         raise ValueError(f"sample_epoch: embeddings must be a finite (N, D) array, got shape {emb.shape}")
     anchors = np.asarray(pools.anchors, dtype=np.int64)  # (A,)
     pos, n_pos = _ragged_to_padded(pools.positives, "P+")  # (A, M+)
-    wts = np.zeros(pos.shape, dtype=np.float32)
-    for i, w in enumerate(pools.positive_weights):
-        wts[i, : len(w)] = w
+    wts, n_w = _ragged_to_padded(pools.positive_weights, "P+ weights", fill=0.0, dtype=np.float32)
+    if not np.array_equal(n_w, n_pos):
+        raise ValueError("pools: P+ weights and P+ members differ in length for some anchor")
     top = max(int(anchors.max()), int(pos.max()))
     if top >= len(emb) or anchors.min() < 0:
         raise ValueError(f"pools refer to image {top} but embeddings has only {len(emb)} rows "
