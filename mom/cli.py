@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .config import MiningConfig, RunConfig, apply_overrides, load_params
+from .config import MiningConfig, RunConfig, apply_overrides, load_params, parse_bool
 
 __all__ = ["main", "build_parser", "mining_config_from_args", "config_from_args"]
 
@@ -32,18 +32,11 @@ log = logging.getLogger("mom")
 
 
 # ---------------------------------------------------------------- helpers
-def _bool(text: str) -> bool:
-    low = text.lower()
-    if low not in ("true", "false", "1", "0", "yes", "no"):
-        raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-    return low in ("true", "1", "yes")
-
-
 def _field_type(f: dataclasses.Field):
     """argparse type for a dataclass field, from its default's type."""
     default = f.default
     if isinstance(default, bool):
-        return _bool
+        return parse_bool
     if isinstance(default, (int, float)):
         return type(default)
     return str

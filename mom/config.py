@@ -154,6 +154,14 @@ _SECTION_CLASSES = {
 PARAMS_DIR = Path(__file__).resolve().parent / "params"
 
 
+def parse_bool(text: str) -> bool:
+    """"true"/"false" (also 1/0, yes/no, any case) -> bool; anything else: ValueError."""
+    low = text.lower()
+    if low not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"expected a boolean (true/false), got {text!r}")
+    return low in ("true", "1", "yes")
+
+
 def _coerce(cls, name: str, value: Any) -> Any:
     """Turn a YAML/CLI value into the type the field declares."""
     default = {f.name: f for f in fields(cls)}[name].default
@@ -161,10 +169,10 @@ def _coerce(cls, name: str, value: Any) -> Any:
         return tuple(type(default[0])(v) if default else v for v in value)
     if isinstance(default, bool):
         if isinstance(value, str):
-            low = value.lower()
-            if low not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(f"{cls.__name__}.{name}: expected a boolean, got {value!r}")
-            return low in ("true", "1", "yes")
+            try:
+                return parse_bool(value)
+            except ValueError as exc:
+                raise ValueError(f"{cls.__name__}.{name}: {exc}") from None
         return bool(value)
     if isinstance(default, float) and isinstance(value, (int, float, str)):
         return float(value)

@@ -86,3 +86,12 @@ def test_bad_keys_in_a_params_file_name_the_key(tmp_path):
 def test_unknown_params_name_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="no_such_params.*smoke"):
         load_params("no_such_params")
+
+
+def test_boolean_overrides():
+    from mom.config import parse_bool
+    cfg = apply_overrides(load_params("smoke"), ["train.augment=No", "train.amp=1"])
+    assert cfg.train.augment is False and cfg.train.amp is True
+    with pytest.raises(ValueError, match=r"TrainConfig.amp: expected a boolean .*'maybe'"):
+        apply_overrides(load_params("smoke"), ["train.amp=maybe"])
+    assert parse_bool("TRUE") is True and parse_bool("0") is False
