@@ -26,6 +26,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
 from .config import EvalConfig
+from .knn import check_features
 
 __all__ = ["recall_at_k", "nmi", "nmi_runs", "average_precision", "mean_average_precision",
            "revisited_map", "rank_database", "evaluate_embeddings"]
@@ -35,23 +36,9 @@ _NORM_TOL = 1e-2  # rows whose L2 norm is further than this from 1 are rejected 
 
 # --------------------------------------------------------------------------- checks
 def _check_emb(emb, name: str = "emb", unit: bool = True) -> np.ndarray:
-    """Return ``emb`` as a C-contiguous float32 (N, D) array or raise ValueError."""
-    arr = np.asarray(emb)
-    if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D (N, D) array, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"{name}: expected a float array, got dtype {arr.dtype}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name}: empty array of shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        bad = int((~np.isfinite(arr)).any(axis=1).sum())
-        raise ValueError(f"{name}: {bad} row(s) contain NaN or inf")
-    if unit:
-        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))  # (N,) no (N, D) copy
-        if np.abs(norms - 1.0).max() > _NORM_TOL:
-            raise ValueError(f"{name}: rows must be L2-normalised (norms range "
-                             f"{norms.min():.4g}..{norms.max():.4g}); normalise first")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    """``emb`` as a C-contiguous float32 (N, D) array (rows L2-normalised when ``unit``),
+    or ValueError: :func:`mom.knn.check_features` with evaluation's tolerance."""
+    return check_features(emb, name, norm_tol=_NORM_TOL if unit else None)
 
 
 def _check_labels(labels, n: int) -> np.ndarray:

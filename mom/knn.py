@@ -17,12 +17,13 @@ __all__ = ["check_features", "build_index", "search", "knn", "faiss_device"]
 INDEXES = ("flat", "ivf", "hnsw")
 
 
-def check_features(features, name: str = "features", norm_tol: float = 1e-3) -> np.ndarray:
+def check_features(features, name: str = "features", norm_tol: float | None = 1e-3) -> np.ndarray:
     """Validate an (N, D) array of L2-normalised descriptors; return it as C-contiguous float32.
 
     float64/float16 are converted to float32; integer, boolean, complex or object
     arrays, wrong shapes, empty arrays, non-finite values, zero rows and rows whose
     norm differs from 1 by more than ``norm_tol`` raise ValueError naming the problem.
+    ``norm_tol=None`` accepts any finite rows (no zero-row or norm check).
     """
     x = np.asarray(features)
     if x.dtype.kind != "f":
@@ -36,6 +37,8 @@ def check_features(features, name: str = "features", norm_tol: float = 1e-3) -> 
     if not finite.all():
         bad = np.flatnonzero(~finite)
         raise ValueError(f"{name}: {bad.size} row(s) contain NaN or inf (first: row {bad[0]})")
+    if norm_tol is None:
+        return x
     norms = np.linalg.norm(x, axis=1)  # (N,)
     if (norms == 0).any():
         bad = np.flatnonzero(norms == 0)

@@ -87,6 +87,15 @@ def test_float64_is_converted():
     assert check_features(x).dtype == np.float32
 
 
+def test_check_features_without_norm_check():
+    x = 3 * unit_rows(10, 4)
+    x[0] = 0
+    assert check_features(x, norm_tol=None).dtype == np.float32  # any finite rows
+    x[1, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or inf"):
+        check_features(x, norm_tol=None)
+
+
 @pytest.mark.parametrize("bad, match", [
     (np.ones((5, 3), np.int64), "floating-point"),
     (np.ones((5, 3), np.complex64), "floating-point"),
