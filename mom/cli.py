@@ -202,12 +202,9 @@ def _cmd_mine(args) -> int:
     import numpy as np
 
     cfg = mining_config_from_args(args)
-    feats = _load_npy(args.features, "features")
-    if feats.ndim != 2 or not np.issubdtype(feats.dtype, np.floating):
-        raise ValueError(f"features file {args.features!r}: expected a float (N, D) array, "
-                         f"got {feats.dtype} {feats.shape}")
-    feats = np.ascontiguousarray(feats, dtype=np.float32)
+    from .knn import check_features
     from .mining import mine, pool_diagnostics
+    feats = check_features(_load_npy(args.features, "features"), f"features file {args.features!r}")
     pools = mine(feats, cfg, progress=not args.quiet)
     pools.save(args.out)
     print(f"wrote {args.out}: {len(pools)} anchors, {pools.n_skipped} skipped")
