@@ -137,6 +137,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--out", default=None, help="also write the metrics as JSON")
 
+    p = sub.add_parser("study", help="multi-seed comparison of initial, euclidean and mom "
+                                     "(selection on validation classes, CIs, paired tests)")
+    _add_config_args(p)
+    p.add_argument("--out", required=True, help="study folder (study.json, runs.csv, figures/)")
+    p.add_argument("--seeds", type=int, default=5, help="training seeds per row (default 5)")
+    p.add_argument("--grid", default=None,
+                   help="YAML grid of section.field: [values] (default: the bundled grid of "
+                        "--params, params/grids/NAME.yaml, when there is one)")
+    p.add_argument("--no-grid", action="store_true", help="no grid: the parameter file's setting only")
+    p.add_argument("--select", default="validation", choices=("validation", "none"),
+                   help="validation: choose each row's setting on held-out training classes; "
+                        "none: the parameter file's settings, no labels used")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of the training classes held out for validation (at least 2)")
+    p.add_argument("--select-seeds", type=int, default=1, help="seeds per setting on validation")
+    p.add_argument("--select-metric", default="recall@1+nmi",
+                   help="validation score that picks the setting (recall@1+nmi: their mean)")
+    p.add_argument("--work-dir", default=None,
+                   help="descriptors, pools and finished trainings (default OUT/work); "
+                        "studies sharing it reuse each other's trainings")
+
     p = sub.add_parser("reproduce", help="execute the notebooks for a parameter file (papermill)")
     _add_config_args(p)
     p.add_argument("--out", default=None,
@@ -273,6 +294,23 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_study(args) -> int:
+    from .study import StudyConfig, default_grid, load_grid, study, summary_table
+    cfg = config_from_args(args)
+    if args.select == "none" and args.grid:
+        raise ValueError("--grid needs --select validation (with --select none nothing is chosen)")
+    grid_path = None if args.no_grid or args.select == "none" else (
+        args.grid or default_grid(args.params))
+    scfg = StudyConfig(seeds=args.seeds, select=args.select, grid=load_grid(grid_path),
+                       val_fraction=args.val_fraction, select_seeds=args.select_seeds,
+                       select_metric=args.select_metric)
+    result = study(cfg, args.out, scfg, work_dir=args.work_dir, progress=not args.quiet)
+    print(summary_table(result))
+    print("selected:", json.dumps(result["selected"], sort_keys=True))
+    print(f"wrote {Path(args.out) / 'study.json'} ({result['timings_s']['total']:.0f} s)")
+    return 0
+
+
 def _cmd_reproduce(args) -> int:
     from .reproduce import NotebookError, reproduce
     try:  # reproduce checks the parameters before any notebook starts
@@ -288,7 +326,7 @@ def _cmd_reproduce(args) -> int:
 
 
 _COMMANDS = {"run": _cmd_run, "embed": _cmd_embed, "mine": _cmd_mine, "train": _cmd_train,
-             "evaluate": _cmd_evaluate, "reproduce": _cmd_reproduce}
+             "evaluate": _cmd_evaluate, "study": _cmd_study, "reproduce": _cmd_reproduce}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
