@@ -117,7 +117,8 @@ def load_mat_features(path, var: str = "V") -> np.ndarray:
         with h5py.File(path, "r") as f:
             if var not in f or not isinstance(f[var], h5py.Dataset):
                 names = sorted(k for k in f.keys() if not k.startswith("#"))
-                raise ValueError(f"{str(path)!r}: no matrix variable {var!r} (has: {', '.join(names) or 'none'})")
+                raise ValueError(f"{str(path)!r}: no matrix variable {var!r} "
+                                 f"(has: {', '.join(names) or 'none'})")
             ds = f[var]
             cls = ds.attrs.get("MATLAB_class", b"")
             cls = cls.decode() if isinstance(cls, bytes) else str(cls)
@@ -135,7 +136,8 @@ def load_mat_features(path, var: str = "V") -> np.ndarray:
         raise ValueError(f"{str(path)!r}: no variable {var!r} (has: {', '.join(names) or 'none'})")
     x = scipy.io.loadmat(path, variable_names=[var])[var]
     if scipy.sparse.issparse(x):
-        raise ValueError(f"{str(path)!r}: variable {var!r} is a sparse matrix, expected a dense D x N one")
+        raise ValueError(f"{str(path)!r}: variable {var!r} is a sparse matrix, "
+                         "expected a dense D x N one")
     return _features_array(np.asarray(x), path, var, layout="DxN")
 
 
