@@ -107,8 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None)
 
     p = sub.add_parser("mine", help="FEATURES.npy -> POOLS.npz (every MiningConfig field is a flag)")
-    p.add_argument("features", help="features .npy (N, D), rows L2-normalised")
-    p.add_argument("--out", required=True, help="pools .npz")
+    p.add_argument("features", help="features .npy (N, D), rows L2-normalised, or a MAT-file "
+                                    "(.mat, v5 or v7.3) whose variable --var is D x N")
+    p.add_argument("--var", default="V", help="variable of a .mat features file (default: V)")
+    p.add_argument("--out", required=True, help="pools .npz, or a folder with --format release")
+    p.add_argument("--format", default="npz", choices=("npz", "release"),
+                   help="npz (Pools.save) or release: the authors' anchors/pos/neg/posw/negw.txt")
     p.add_argument("--params", default=None,
                    help="take the mining section of this parameter file (default: SPEC defaults)")
     p.add_argument("--labels", default=None,
@@ -120,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="fine-tune on a pools file -> checkpoint + train.json")
     _add_config_args(p)
-    p.add_argument("--pools", required=True, help="pools .npz from `mom mine`")
+    p.add_argument("--pools", required=True,
+                   help="pools .npz from `mom mine`, or a release folder (with anchors.txt)")
     p.add_argument("--features", default=None,
                    help="training-split descriptors .npy used to initialise the head (pca init); "
                         "embedded afresh when omitted")
@@ -157,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", default=None,
                    help="descriptors, pools and finished trainings (default OUT/work); "
                         "studies sharing it reuse each other's trainings")
+
+    p = sub.add_parser("compare-pools", help="per-anchor Jaccard of P+/P- and Spearman of weights")
+    p.add_argument("a", metavar="A", help="pools .npz or release folder")
+    p.add_argument("b", metavar="B", help="pools .npz or release folder")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the comparison as JSON")
 
     p = sub.add_parser("reproduce", help="execute the notebooks for a parameter file (papermill)")
     _add_config_args(p)
@@ -225,9 +235,17 @@ def _cmd_mine(args) -> int:
     cfg = mining_config_from_args(args)
     from .knn import check_features
     from .mining import mine, pool_diagnostics
-    feats = check_features(_load_npy(args.features, "features"), f"features file {args.features!r}")
+    if args.features.lower().endswith(".mat"):
+        from .release import load_mat_features
+        raw = load_mat_features(args.features, args.var)
+    else:
+        raw = _load_npy(args.features, "features")
+    feats = check_features(raw, f"features file {args.features!r}")
     pools = mine(feats, cfg, progress=not args.quiet)
-    pools.save(args.out)
+    if args.format == "release":
+        pools.save_release(args.out)
+    else:
+        pools.save(args.out)
     print(f"wrote {args.out}: {len(pools)} anchors, {pools.n_skipped} skipped")
     if args.labels:
         labels = _load_npy(args.labels, "labels")
@@ -240,14 +258,14 @@ def _cmd_mine(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .mining import Pools
     from .pipeline import build_splits, check_config, embed_split, head_features
     from .train import build_model, train
     cfg = config_from_args(args)
     if args.method:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, pools=args.method))
     check_config(cfg)
-    pools = Pools.load(args.pools)
+    from .release import load_pools
+    pools = load_pools(args.pools)
     ds = build_splits(cfg)[0]
     feats = (_load_npy(args.features, "features") if args.features
              else head_features(cfg, ds, embed_split(cfg, ds, progress=not args.quiet)[1],
@@ -311,6 +329,17 @@ def _cmd_study(args) -> int:
     return 0
 
 
+def _cmd_compare_pools(args) -> int:
+    from .io import save_json
+    from .release import compare_pools, format_comparison, load_pools
+    result = compare_pools(load_pools(args.a), load_pools(args.b))
+    print(format_comparison(result, (args.a, args.b)))
+    if args.json:
+        save_json(args.json, {"a": args.a, "b": args.b, **result})
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _cmd_reproduce(args) -> int:
     from .reproduce import NotebookError, reproduce
     try:  # reproduce checks the parameters before any notebook starts
@@ -326,7 +355,8 @@ def _cmd_reproduce(args) -> int:
 
 
 _COMMANDS = {"run": _cmd_run, "embed": _cmd_embed, "mine": _cmd_mine, "train": _cmd_train,
-             "evaluate": _cmd_evaluate, "study": _cmd_study, "reproduce": _cmd_reproduce}
+             "evaluate": _cmd_evaluate, "study": _cmd_study, "reproduce": _cmd_reproduce,
+             "compare-pools": _cmd_compare_pools}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
