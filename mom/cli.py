@@ -146,19 +146,23 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(selection on validation classes, CIs, paired tests)")
     _add_config_args(p)
     p.add_argument("--out", required=True, help="study folder (study.json, runs.csv, figures/)")
-    p.add_argument("--seeds", type=int, default=5, help="training seeds per row (default 5)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="training seeds per row (default: the study file's, else 5)")
     p.add_argument("--grid", default=None,
-                   help="YAML grid of section.field: [values] (default: the bundled grid of "
-                        "--params, params/grids/NAME.yaml, when there is one)")
+                   help="YAML grid of section.field: [values] (default: the grid of the bundled "
+                        "study file params/studies/NAME.yaml, when there is one)")
     p.add_argument("--no-grid", action="store_true", help="no grid: the parameter file's setting only")
     p.add_argument("--select", default="validation", choices=("validation", "none"),
                    help="validation: choose each row's setting on held-out training classes; "
                         "none: the parameter file's settings, no labels used")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of the training classes held out for validation (at least 2)")
-    p.add_argument("--select-seeds", type=int, default=1, help="seeds per setting on validation")
-    p.add_argument("--select-metric", default="recall@1+nmi",
-                   help="validation score that picks the setting (recall@1+nmi: their mean)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="share of the training classes held out for validation, at least 2 "
+                        "classes (default 0.2)")
+    p.add_argument("--select-seeds", type=int, default=None,
+                   help="seeds per setting on validation (default 1)")
+    p.add_argument("--select-metric", default=None,
+                   help="validation score that picks the setting (default recall@1+nmi: "
+                        "the mean of the two)")
     p.add_argument("--work-dir", default=None,
                    help="descriptors, pools and finished trainings (default OUT/work); "
                         "studies sharing it reuse each other's trainings")
@@ -313,15 +317,13 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_study(args) -> int:
-    from .study import StudyConfig, default_grid, load_grid, study, summary_table
+    from .study import load_study, study, summary_table
     cfg = config_from_args(args)
-    if args.select == "none" and args.grid:
-        raise ValueError("--grid needs --select validation (with --select none nothing is chosen)")
-    grid_path = None if args.no_grid or args.select == "none" else (
-        args.grid or default_grid(args.params))
-    scfg = StudyConfig(seeds=args.seeds, select=args.select, grid=load_grid(grid_path),
-                       val_fraction=args.val_fraction, select_seeds=args.select_seeds,
-                       select_metric=args.select_metric)
+    scfg = load_study(args.params, select=args.select, seeds=args.seeds,
+                      grid={} if args.no_grid else args.grid)
+    scfg = dataclasses.replace(scfg, **{k: v for k, v in (
+        ("val_fraction", args.val_fraction), ("select_seeds", args.select_seeds),
+        ("select_metric", args.select_metric)) if v is not None})
     result = study(cfg, args.out, scfg, work_dir=args.work_dir, progress=not args.quiet)
     print(summary_table(result))
     print("selected:", json.dumps(result["selected"], sort_keys=True))

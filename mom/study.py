@@ -59,7 +59,7 @@ import numpy as np
 from .config import RunConfig, apply_overrides, config_from_dict, config_to_dict
 from .io import atomic_write, env_info, load_json, save_json
 
-__all__ = ["StudyConfig", "study", "load_grid", "default_grid", "GRIDS_DIR", "expand_grid", "class_split", "ROWS",
+__all__ = ["StudyConfig", "study", "load_study", "load_grid", "STUDIES_DIR", "expand_grid", "class_split", "ROWS",
            "TRAINED_ROWS", "SELECT_METRICS", "summary_table", "STUDY_FILE", "RUNS_FILE"]
 
 log = logging.getLogger(__name__)
@@ -114,13 +114,37 @@ class StudyConfig:
 
 
 # ----------------------------------------------------------------------------- grid
-GRIDS_DIR = Path(__file__).resolve().parent / "params" / "grids"
+STUDIES_DIR = Path(__file__).resolve().parent / "params" / "studies"
 
 
-def default_grid(params: str) -> Path | None:
-    """The bundled grid of a bundled parameter file (``params/grids/<name>.yaml``), if any."""
-    path = GRIDS_DIR / f"{Path(str(params)).stem}.yaml"
-    return path if path.is_file() else None
+def load_study(params: str, *, select: str | None = None, seeds: int | None = None,
+               grid=None) -> StudyConfig:
+    """The StudyConfig of a parameter file: ``params/studies/<name>.yaml`` when it is
+    bundled (its seeds, grid and selection settings), else the defaults; ``select``,
+    ``seeds`` and ``grid`` (a YAML path or mapping) override it. ``select="none"``
+    drops the grid (nothing is chosen)."""
+    import yaml
+    path = STUDIES_DIR / f"{Path(str(params)).stem}.yaml"
+    values: dict[str, Any] = {}
+    if path.is_file():
+        values = yaml.safe_load(path.read_text()) or {}
+        known = {f.name for f in dataclasses.fields(StudyConfig)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown study field(s) {unknown}; known: {sorted(known)}")
+        values["grid"] = load_grid(values.get("grid") or {})
+    if grid is not None:
+        values["grid"] = load_grid(grid)
+    if select is not None:
+        values["select"] = select
+    if seeds is not None:
+        values["seeds"] = seeds
+    if values.get("select") == "none":
+        if grid:
+            raise ValueError("a grid needs --select validation (with --select none nothing is "
+                             "chosen)")
+        values["grid"] = ()
+    return StudyConfig(**values)
 
 
 def load_grid(source: str | Path | Mapping[str, Sequence] | None) -> tuple[tuple[str, tuple], ...]:

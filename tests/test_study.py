@@ -143,7 +143,13 @@ def test_grid_expansion_and_loading(tmp_path):
     p = tmp_path / "g.yaml"
     p.write_text("train.lr: [0.01, 0.1]\ntrain.epochs: 3\n")
     assert load_grid(p) == (("train.lr", (0.01, 0.1)), ("train.epochs", (3,)))
-    assert load_grid(ms.default_grid("default"))[0][0] == "train.lr"
+    d = ms.load_study("default")
+    assert d.seeds == 5 and d.grid[0] == ("train.lr", (0.01, 0.1)) and d.select == "validation"
+    assert ms.load_study("default", select="none").grid == ()
+    assert ms.load_study("smoke", seeds=3).seeds == 3
+    assert ms.load_study("no-such-file") == StudyConfig()
+    with pytest.raises(ValueError, match="grid needs"):
+        ms.load_study("default", select="none", grid={"train.lr": [0.1]})
 
 
 def _no_work(monkeypatch):
