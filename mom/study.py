@@ -60,7 +60,7 @@ from .config import RunConfig, apply_overrides, config_from_dict, config_to_dict
 from .io import atomic_write, env_info, load_json, save_json
 
 __all__ = ["StudyConfig", "study", "load_study", "load_grid", "STUDIES_DIR", "expand_grid", "class_split", "ROWS",
-           "TRAINED_ROWS", "SELECT_METRICS", "summary_table", "STUDY_FILE", "RUNS_FILE"]
+           "TRAINED_ROWS", "SELECT_METRICS", "summary_table", "save_study", "STUDY_FILE", "RUNS_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -553,7 +553,7 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
 
     result = _aggregate(per_row, scfg)
     result.update({
-        "selected": selected, "selection": selection, "protocol": protocol,
+        "params": cfg.name, "selected": selected, "selection": selection, "protocol": protocol,
         "config": config_to_dict(cfg), "study_config": config_to_dict(scfg),
         "pools": stage_test.diagnostics, "curves": curves,
         "timings_s": {"total": round(time.perf_counter() - t_start, 2)}, "env": env_info(),
@@ -646,6 +646,21 @@ def _figures(result: dict, folder: Path) -> list[Path]:
                       ("study_curves", viz.plot_study_curves(result))):
         made.append(viz.save_figure(fig, folder / name))
     return made
+
+
+def save_study(out: str | Path, dest: str | Path, stem: str = "study") -> list[Path]:
+    """Copy a finished study's ``study.json`` and ``runs.csv`` to ``dest`` as
+    ``<stem>.json`` and ``<stem>_runs.csv`` (atomic); return the paths."""
+    out, dest = Path(out), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src, name in ((out / STUDY_FILE, f"{stem}.json"), (out / RUNS_FILE, f"{stem}_runs.csv")):
+        if not src.is_file():
+            raise ValueError(f"{src} does not exist: {out} is not a finished study")
+        with atomic_write(dest / name, "w") as fh:
+            fh.write(src.read_text())
+        written.append(dest / name)
+    return written
 
 
 def summary_table(result: Mapping[str, Any], metrics: Sequence[str] = ("recall@1", "nmi")) -> str:

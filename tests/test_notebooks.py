@@ -83,7 +83,10 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
     for prefix in ("00_", "01_", "02_", "03_", "04_"):
         assert any(s.startswith(prefix) for s in stems), prefix
     results = {p.stem: load_json(p) for p in (tmp_path / "results" / "smoke").glob("*.json")}
-    assert set(results) == {"00_walkthrough", "table1", "anchor_ablation", "figure3"}
+    assert set(results) == {"00_walkthrough", "table1", "study", "study_none", "anchor_ablation",
+                            "figure3"}
+    assert set(results["study"]["rows"]) == {"initial", "euclidean", "mom"}
+    assert results["study"]["rows"]["mom"]["recall@1"]["n"] == 2  # the smoke study's seeds
     for name, data in results.items():
         assert data["params"] == "smoke" and data["config"]["name"] == "smoke", name
     table = {r["method"]: r for r in results["table1"]["rows"]}
