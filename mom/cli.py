@@ -353,6 +353,12 @@ def _cmd_reproduce(args) -> int:
         return 1
     for name, info in done.get("notebooks", {}).items():
         print(f"{name}: {info.get('path')} ({info.get('seconds', 0):.0f} s)")
+    moved = done.get("moved", [])
+    for m in moved:
+        print(f"moved beyond the cross-machine tolerance ({m['tolerance']}): {m['file']} "
+              f"{m['key']}: {m['before']:.2f} -> {m['after']:.2f}")
+    if not moved:
+        print("no committed number moved beyond the cross-machine tolerance")
     return 0
 
 

@@ -24,7 +24,15 @@ from .config import RunConfig, apply_overrides, config_to_dict, load_params
 from .io import atomic_write, env_info, save_json
 
 __all__ = ["NOTEBOOK_DIR", "REPO_ROOT", "NotebookError", "list_notebooks", "to_ipynb",
-           "output_dirs", "reproduce", "save_results"]
+           "output_dirs", "reproduce", "save_results", "TOLERANCE", "moved_numbers"]
+
+# How far a committed number may move when the same command runs on another machine
+# (other CPU, BLAS or thread count) before `mom reproduce` reports it: percent points,
+# by metric family. Measured: one run of the default moved NMI by 0.7 across machines.
+TOLERANCE = {"nmi": 1.0, "recall": 0.5, "map": 0.5, "r_precision": 0.5}
+# parts of a results file that are not results (settings, timings, per-epoch curves)
+_NOT_RESULTS = ("config", "run_config", "env", "timings_s", "curves", "history", "seconds",
+                "study_config", "protocol", "selection", "per_seed")
 
 # figures must reach the executed notebook even when the caller set MPLBACKEND=Agg
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -108,6 +116,7 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
     parameters = {"params": str(params), "overrides": list(overrides),
                   "figures_dir": str(dirs["figures"]), "results_dir": str(dirs["results"]),
                   "runs_dir": str(dirs["runs"])}
+    before = _load_results(dirs["results"])  # the committed numbers, to report what moved
     done: dict[str, Any] = {}
     for src in sources:
         t0 = time.perf_counter()
@@ -129,7 +138,59 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
     return {"params": str(params), "dirs": {k: str(v) for k, v in dirs.items()},
             "notebooks": done,
             "figures": sorted(str(p) for p in dirs["figures"].glob("*.png")),
-            "results": sorted(str(p) for p in dirs["results"].glob("*.json"))}
+            "results": sorted(str(p) for p in dirs["results"].glob("*.json")),
+            "moved": moved_numbers(before, _load_results(dirs["results"]))}
+
+
+def _load_results(folder: Path) -> dict[str, Any]:
+    from .io import load_json
+    out = {}
+    for p in sorted(Path(folder).glob("*.json")):
+        try:
+            out[p.name] = load_json(p)
+        except ValueError:
+            continue
+    return out
+
+
+def _family(path: Sequence[str]) -> str | None:
+    for part in reversed(path):
+        for fam in TOLERANCE:
+            if str(part).startswith(fam):
+                return fam
+    return None
+
+
+def moved_numbers(before: dict[str, Any], after: dict[str, Any],
+                  tolerance: dict[str, float] = TOLERANCE) -> list[dict[str, Any]]:
+    """Metrics present in both result sets that moved by more than their tolerance.
+
+    ``before``/``after``: ``{file name: parsed JSON}``. Returns one record per moved
+    number: ``{"file", "key" (dotted path), "before", "after", "tolerance"}``. Std,
+    interval bounds and p values are compared like their metric.
+    """
+    moved: list[dict[str, Any]] = []
+
+    def walk(a: Any, b: Any, path: list[str], name: str) -> None:
+        if path and path[-1] in _NOT_RESULTS:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in a.keys() & b.keys():
+                walk(a[k], b[k], path + [str(k)], name)
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                walk(x, y, path + [str(i)], name)
+        elif isinstance(a, (int, float)) and isinstance(b, (int, float)) \
+                and not isinstance(a, bool) and not isinstance(b, bool):
+            fam = _family(path)
+            if fam is not None and path[-1] not in ("p", "p_t", "n") and \
+                    abs(float(a) - float(b)) > tolerance[fam]:
+                moved.append({"file": name, "key": ".".join(path), "before": a, "after": b,
+                              "tolerance": tolerance[fam]})
+
+    for name in sorted(before.keys() & after.keys()):
+        walk(before[name], after[name], [], name)
+    return moved
 
 
 @contextlib.contextmanager

@@ -127,3 +127,21 @@ def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path, monkeypatc
     assert (err.notebook, err.cell, err.cell_index) == ("01_bad", 4, 4)
     assert "01_bad" in str(err) and "broken on purpose" in str(err) and "[4]" in str(err)
     assert not (out / "executed" / "smoke" / "02_never.ipynb").exists()  # the batch stopped
+
+
+def test_moved_numbers_reports_only_results_beyond_tolerance():
+    from mom.reproduce import TOLERANCE, moved_numbers
+    before = {"study.json": {"rows": {"mom": {"nmi": {"mean": 60.0, "ci95": [59.0, 61.0], "n": 5},
+                                              "recall@1": {"mean": 92.0, "n": 5}}},
+                             "paired": {"mom-initial": {"nmi": {"mean": 1.0, "p": 0.06}}},
+                             "timings_s": {"total": 100.0}, "config": {"train": {"lr": 0.1}}},
+              "old_only.json": {"nmi": 1.0}}
+    after = {"study.json": {"rows": {"mom": {"nmi": {"mean": 61.5, "ci95": [59.5, 61.0], "n": 6},
+                                             "recall@1": {"mean": 92.4, "n": 5}}},
+                            "paired": {"mom-initial": {"nmi": {"mean": 1.0, "p": 0.5}}},
+                            "timings_s": {"total": 300.0}, "config": {"train": {"lr": 0.5}}}}
+    moved = moved_numbers(before, after)
+    assert [(m["key"], m["before"], m["after"]) for m in moved] == [
+        ("rows.mom.nmi.mean", 60.0, 61.5)]
+    assert moved[0]["tolerance"] == TOLERANCE["nmi"] and moved[0]["file"] == "study.json"
+    assert moved_numbers(before, before) == []
