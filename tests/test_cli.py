@@ -6,26 +6,29 @@ import numpy as np
 import pytest
 
 from mom.cli import build_parser, config_from_args, main, mining_config_from_args
-from mom.config import MiningConfig, load_params
+from mom.config import MiningConfig, choices, load_params
 
 
-def _other_value(default):
+def _other_value(f):
     """A valid value of the field's type that differs from its default."""
+    default = f.default
     if isinstance(default, bool):
         return not default
+    if f.name == "alpha":
+        return default / 2  # must stay below 1
     if isinstance(default, (int, float)):
         return default + 1
-    return default + "_x"
+    return next(c for c in choices(MiningConfig, f.name) if c != default)
 
 
 def test_mine_has_a_flag_for_every_mining_field():
     fields = dataclasses.fields(MiningConfig)
     argv = ["mine", "f.npy", "--out", "p.npz"]
     for f in fields:
-        argv += ["--" + f.name.replace("_", "-"), str(_other_value(f.default))]
+        argv += ["--" + f.name.replace("_", "-"), str(_other_value(f))]
     cfg = mining_config_from_args(build_parser().parse_args(argv))
     for f in fields:
-        assert getattr(cfg, f.name) == _other_value(f.default), f.name
+        assert getattr(cfg, f.name) == _other_value(f), f.name
         assert type(getattr(cfg, f.name)) is type(f.default), f.name
 
 

@@ -53,7 +53,7 @@ def test_build_dataset_fashion_and_cub(tmp_path):
     assert capped.paths == cub.paths[:4]
     with pytest.raises(ValueError, match="data.root"):
         build_dataset(DataConfig(dataset="cub200"), "train")
-    with pytest.raises(ValueError, match="unknown dataset"):
+    with pytest.raises(ValueError, match="DataConfig.dataset: expected one of"):
         build_dataset(DataConfig(dataset="mnist"), "train")
 
 
