@@ -178,9 +178,10 @@ def _cmd_embed(args) -> int:
     if args.checkpoint:
         from .pipeline import load_model
         feats = embed_with_model(load_model(args.checkpoint, device=cfg.train.device), ds, cfg,
-                                 progress=not args.quiet)
+                                 progress=not args.quiet, desc=f"embed {args.split}")
     else:
-        feats = embed_split(cfg, ds, cache_dir=args.cache_dir, progress=not args.quiet)[0]
+        feats = embed_split(cfg, ds, cache_dir=args.cache_dir, progress=not args.quiet,
+                            desc=f"embed {args.split}")[0]
     save_npy(args.out, feats)
     if args.labels_out:
         save_npy(args.labels_out, np.asarray(ds.labels))
@@ -229,8 +230,9 @@ def _cmd_train(args) -> int:
     pools = Pools.load(args.pools)
     ds = build_splits(cfg)[0]
     feats = (_load_npy(args.features, "features") if args.features
-             else head_features(cfg, ds, embed_split(cfg, ds, progress=not args.quiet)[1],
-                                progress=not args.quiet))
+             else head_features(cfg, ds, embed_split(cfg, ds, progress=not args.quiet,
+                                                     desc="embed train")[1],
+                                progress=not args.quiet, desc="embed train (head init)"))
     if feats.shape[0] != len(ds):
         raise ValueError(f"features {args.features!r} have {feats.shape[0]} rows, "
                          f"the training split {len(ds)}")
@@ -256,7 +258,8 @@ def _cmd_evaluate(args) -> int:
         # retrieval datasets: "test" is the benchmark (queries ranked against the database)
         ds = dict(zip(("train", "test"), build_splits(cfg)))[args.split]
         model = load_model(args.checkpoint, device=cfg.train.device)
-        metrics, _ = evaluate_model(model, ds, cfg, progress=not args.quiet)
+        metrics, _ = evaluate_model(model, ds, cfg, progress=not args.quiet,
+                                    desc=f"embed {args.split}")
     elif args.embeddings:
         if not args.labels:
             raise ValueError("evaluate EMBEDDINGS needs --labels LABELS.npy")

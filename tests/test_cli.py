@@ -102,3 +102,66 @@ def test_mine_rejects_a_non_matrix(tmp_path, capsys):
     assert main(["-q", "mine", str(tmp_path / "f.npy"), "--out", str(tmp_path / "p.npz")]) == 2
     assert "(N, D)" in capsys.readouterr().err
     assert not (tmp_path / "p.npz").exists()
+
+
+# ---------------------------------------------------------------- progress bars
+def test_run_names_its_progress_bars(tmp_path, monkeypatch):
+    import mom.extract
+    import mom.pipeline
+    import mom.train
+    descs = []
+    x, _ = _clustered_features(n_per=12, n_clusters=5, dim=16)  # the 60 smoke training images
+
+    def fake_embed(ds, *a, desc="embed", **k):
+        descs.append(desc)
+        return x
+
+    def fake_evaluate(model, ds, cfg, progress=True, desc="embed test"):
+        descs.append(desc)
+        return {"recall@1": 50.0}, np.zeros((len(ds), 4), np.float32)
+
+    def fake_train(model, ds, pools, cfg, *a, **k):
+        descs.append(f"train {cfg.pools}")
+        return mom.train.TrainResult(model, [])
+
+    monkeypatch.setattr(mom.extract, "embed", fake_embed)
+    monkeypatch.setattr(mom.pipeline, "evaluate_model", fake_evaluate)
+    monkeypatch.setattr(mom.train, "build_model", lambda *a, **k: object())
+    monkeypatch.setattr(mom.train, "train", fake_train)
+    assert main(["-q", "run", "--params", "smoke", "--out", str(tmp_path / "o")]) == 0
+    assert descs == ["embed train", "embed test (initial)", "train euclidean",
+                     "embed test (euclidean)", "train mom", "embed test (mom)"]
+
+
+def test_embed_command_names_its_split_in_the_progress_bar(tmp_path, monkeypatch):
+    import mom.extract
+    descs = []
+
+    def fake_embed(ds, *a, desc="embed", **k):
+        descs.append(desc)
+        return np.ones((len(ds), 2), np.float32) / np.sqrt(2)
+
+    monkeypatch.setattr(mom.extract, "embed", fake_embed)
+    for split in ("train", "test"):
+        assert main(["-q", "embed", "--params", "smoke", "--split", split,
+                     "--out", str(tmp_path / f"{split}.npy")]) == 0
+    assert descs == ["embed train", "embed test"]
+
+
+def test_training_bars_name_the_pools_and_the_epoch(monkeypatch):
+    import mom.extract
+    import mom.train
+    from train_fixtures import TinyImages, tiny_configs, tiny_model, tiny_pools
+    descs = []
+    real = mom.train.tqdm
+
+    def recording(*a, **k):
+        descs.append(k.get("desc"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(mom.train, "tqdm", recording)
+    monkeypatch.setattr(mom.extract, "tqdm", recording)
+    embed_cfg, cfg = tiny_configs(epochs=1, pools="euclidean")
+    mom.train.train(tiny_model(embed_cfg, cfg), TinyImages(), tiny_pools(), cfg, embed_cfg,
+                    progress=False)
+    assert descs == ["euclidean epoch 1/1 embed", "euclidean epoch 1/1 train"]
