@@ -88,40 +88,41 @@ def _plain_write_mode(path: Path) -> int:
     return 0o666 & ~_umask()
 
 
-def check_output_path(path: str | os.PathLike, kind: str = "file") -> Path:
+def check_output_path(path: str | os.PathLike, kind: str = "file", what: str = "output") -> Path:
     """Refuse, before any work, an output ``path`` that cannot be written as a ``kind``.
 
     ``kind="file"``: ``path`` must not be a directory and its directory must exist
     (as :func:`atomic_write` needs). ``kind="dir"``: ``path`` must be a directory or
     not exist yet (it is created later, parents included). Either way no part of the
     path may be an existing file, and the folder that will hold the output must be
-    writable. Returns ``Path(path)``; raises ValueError naming the path. Creates nothing.
+    writable. Returns ``Path(path)``; raises ValueError naming the path, after ``what``
+    (e.g. the command-line flag, ``"--out"``). Creates nothing.
     """
     if kind not in ("file", "dir"):
         raise ValueError(f"check_output_path: kind must be 'file' or 'dir', got {kind!r}")
     p = Path(path)
     name = str(path)
     if not name:
-        raise ValueError("output path is empty")
+        raise ValueError(f"{what}: the path is empty")
     if p.is_dir():
         if kind == "file":
-            raise ValueError(f"output {name!r} is a directory; expected a file path")
+            raise ValueError(f"{what} {name!r} is a directory; expected a file path")
         holder = p
     elif p.exists() or p.is_symlink():
         if kind == "dir":
-            raise ValueError(f"output {name!r} exists and is not a directory; expected a folder")
+            raise ValueError(f"{what} {name!r} exists and is not a directory; expected a folder")
         holder = p.parent
     else:
         holder = Path(os.path.abspath(p)).parent
         while not holder.exists():  # the nearest part of the path that exists
             holder = holder.parent
         if not holder.is_dir():
-            raise ValueError(f"output {name!r}: {str(holder)!r} is a file, not a directory")
+            raise ValueError(f"{what} {name!r}: {str(holder)!r} is a file, not a directory")
         if kind == "file" and holder != Path(os.path.abspath(p)).parent:
             parent = str(p.parent) if str(p.parent) else "."
-            raise ValueError(f"output {name!r}: directory {parent!r} does not exist")
+            raise ValueError(f"{what} {name!r}: directory {parent!r} does not exist")
     if not os.access(holder, os.W_OK | os.X_OK):
-        raise ValueError(f"output {name!r}: directory {str(holder)!r} is not writable")
+        raise ValueError(f"{what} {name!r}: directory {str(holder)!r} is not writable")
     return p
 
 

@@ -45,6 +45,21 @@ def check_config(cfg: RunConfig) -> None:
         raise ValueError(f"train.pools must be one of {METHODS}, got {cfg.train.pools!r}")
 
 
+def _check_sizes(cfg: RunConfig, n: int, name: str) -> None:
+    """The parameters that depend on the number of training images, before embedding them."""
+    m, t = cfg.mining, cfg.train
+    if n <= m.k_graph:
+        raise ValueError(f"the training split ({name}) has {n} images, too few for "
+                         f"mining.k_graph={m.k_graph} (the kNN graph needs more images than k)")
+    if m.k_pos > n:
+        raise ValueError(f"mining.k_pos={m.k_pos} exceeds the {n} images of the training split ({name})")
+    n_tuples = t.tuples_per_epoch or n
+    if n_tuples < t.batch_size:
+        source = "train.tuples_per_epoch" if t.tuples_per_epoch else "one per training image"
+        raise ValueError(f"{n_tuples} tuples per epoch ({source}) give no full batch of "
+                         f"train.batch_size={t.batch_size}")
+
+
 def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True, desc="embed"
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(mining descriptors (N, D), raw pooled descriptors (N, C)) of ``dataset``.
@@ -181,8 +196,6 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     from .train import build_model, train
 
     out = Path(out_dir)
-    (out / "features").mkdir(parents=True, exist_ok=True)
-    save_json(out / "config.json", config_to_dict(cfg))
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
 
@@ -201,6 +214,10 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
             what = "unknown labels" if unknown else f"{len(classes)} class(es)"
             raise ValueError(f"test split of {cfg.data.dataset!r} ({test_ds.name}) has {what}: "
                              "Recall@K and NMI need at least 2 labelled classes")
+    _check_sizes(cfg, len(train_ds), train_ds.name)
+    # the first file once the data are known to be usable: bad input leaves no folder behind
+    (out / "features").mkdir(parents=True, exist_ok=True)
+    save_json(out / "config.json", config_to_dict(cfg))
     lap("data", t0)
     log.info("data: %d train images, %d test %s (%s)", len(train_ds),
              len(test_ds.queries) if retrieval else len(test_ds),

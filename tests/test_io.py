@@ -224,3 +224,8 @@ def test_check_output_path_refuses_a_read_only_directory(tmp_path, monkeypatch):
 def test_check_output_path_kind():
     with pytest.raises(ValueError, match="kind"):
         io.check_output_path("x", "folder")
+
+
+def test_check_output_path_names_the_flag(tmp_path):
+    with pytest.raises(ValueError, match=rf"^--labels-out '{re.escape(str(tmp_path))}' is a directory"):
+        io.check_output_path(tmp_path, "file", what="--labels-out")
