@@ -388,3 +388,17 @@ def test_version_flag(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0 and capsys.readouterr().out.strip() == f"mom {mom.__version__}"
+
+
+def test_distribution_is_named_mining_on_manifolds():
+    import tomllib
+    from pathlib import Path
+
+    import mom
+    root = Path(mom.__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "mining-on-manifolds"
+    assert project["version"] == mom.__version__
+    assert project["scripts"] == {"mom": "mom.cli:main"}
+    assert "mining-on-manifolds[notebooks]" in project["optional-dependencies"]["dev"]
+    assert "mining-on-manifolds" in (root / "README.md").read_text()
