@@ -30,7 +30,6 @@ from typing import Sequence
 
 from . import __version__
 from .config import MiningConfig, RunConfig, apply_overrides, choices, load_params, parse_bool
-from .io import check_output_path
 
 __all__ = ["main", "build_parser", "mining_config_from_args", "config_from_args"]
 
@@ -165,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- commands
 def _check_outputs(args, **kinds: str) -> None:
     """check_output_path for each given argument: ``_check_outputs(args, out="dir")``."""
+    from .io import check_output_path  # numpy: not for `mom --help`
     for name, kind in kinds.items():
         if getattr(args, name, None):
             check_output_path(getattr(args, name), kind, what="--" + name.replace("_", "-"))
