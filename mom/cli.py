@@ -119,8 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None)
 
     p = sub.add_parser("mine", help="FEATURES.npy -> POOLS.npz (every MiningConfig field is a flag)")
-    p.add_argument("features", help="features .npy (N, D), rows L2-normalised")
-    p.add_argument("--out", required=True, help="pools .npz")
+    p.add_argument("features", help="features .npy (N, D), rows L2-normalised, or a MAT-file "
+                                    "(.mat, v5 or v7.3) whose variable --var is D x N")
+    p.add_argument("--var", default="V", help="variable of a .mat features file (default: V)")
+    p.add_argument("--out", required=True, help="pools .npz, or a folder with --format release")
+    p.add_argument("--format", default="npz", choices=("npz", "release"),
+                   help="npz (Pools.save) or release: the authors' anchors/pos/neg/posw/negw.txt")
     p.add_argument("--params", default=None,
                    help="take the mining section of this parameter file (default: SPEC defaults)")
     p.add_argument("--labels", default=None,
@@ -134,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="fine-tune on a pools file -> checkpoint + train.json")
     _add_config_args(p)
-    p.add_argument("--pools", required=True, help="pools .npz from `mom mine`")
+    p.add_argument("--pools", required=True,
+                   help="pools .npz from `mom mine`, or a release folder (with anchors.txt)")
     p.add_argument("--features", default=None,
                    help="training-split descriptors .npy used to initialise the head (pca init); "
                         "embedded afresh when omitted")
@@ -150,6 +155,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="evaluate this trained model on --split")
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--out", default=None, help="also write the metrics as JSON")
+
+    p = sub.add_parser("study", help="multi-seed comparison of initial, euclidean and mom "
+                                     "(selection on validation classes, CIs, paired tests)")
+    _add_config_args(p)
+    p.add_argument("--out", required=True, help="study folder (study.json, runs.csv, figures/)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="training seeds per row (default: the study file's, else 5)")
+    p.add_argument("--grid", default=None,
+                   help="YAML grid of section.field: [values] (default: the grid of the bundled "
+                        "study file params/studies/NAME.yaml, when there is one)")
+    p.add_argument("--no-grid", action="store_true", help="no grid: the parameter file's setting only")
+    p.add_argument("--select", default="validation", choices=("validation", "none"),
+                   help="validation: choose each row's setting on held-out training classes; "
+                        "none: the parameter file's settings, no labels used")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="share of the training classes held out for validation, at least 2 "
+                        "classes (default 0.2)")
+    p.add_argument("--select-seeds", type=int, default=None,
+                   help="seeds per setting on validation (default 1)")
+    p.add_argument("--select-metric", default=None,
+                   help="validation score that picks the setting (default recall@1+nmi: "
+                        "the mean of the two)")
+    p.add_argument("--work-dir", default=None,
+                   help="descriptors, pools and finished trainings (default OUT/work); "
+                        "studies sharing it reuse each other's trainings")
+
+    p = sub.add_parser("compare-pools", help="per-anchor Jaccard of P+/P- and Spearman of weights")
+    p.add_argument("a", metavar="A", help="pools .npz or release folder")
+    p.add_argument("b", metavar="B", help="pools .npz or release folder")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the comparison as JSON")
 
     p = sub.add_parser("reproduce", help="execute the notebooks for a parameter file (papermill)")
     _add_config_args(p)
@@ -239,7 +274,12 @@ def _cmd_mine(args) -> int:
     _check_outputs(args, out="file")
     from .knn import check_features
     from .mining import mine, pool_diagnostics
-    feats = check_features(_load_npy(args.features, "features"), f"features file {args.features!r}")
+    if args.features.lower().endswith(".mat"):
+        from .release import load_mat_features
+        raw = load_mat_features(args.features, args.var)
+    else:
+        raw = _load_npy(args.features, "features")
+    feats = check_features(raw, f"features file {args.features!r}")
     n = feats.shape[0]
     if n <= cfg.k_graph:  # the kNN graph counts each point as its own first neighbour
         fix = f"pass --k-graph {n - 1} or less" if n > 2 else "mining needs at least 3 rows"
@@ -255,7 +295,10 @@ def _cmd_mine(args) -> int:
             raise ValueError(f"labels file {args.labels!r}: shape {labels.shape}, expected ({n},) "
                              f"to match features file {args.features!r}")
     pools = mine(feats, cfg, progress=not args.quiet)
-    pools.save(args.out)
+    if args.format == "release":
+        pools.save_release(args.out)
+    else:
+        pools.save(args.out)
     print(f"wrote {args.out}: {len(pools)} anchors, {pools.n_skipped} skipped")
     if labels is not None:
         diagnostics = pool_diagnostics(pools, feats, labels)
@@ -264,7 +307,6 @@ def _cmd_mine(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .mining import Pools
     from .pipeline import build_splits, check_config, embed_split, head_features
     from .train import build_model, train
     cfg = config_from_args(args)
@@ -272,18 +314,17 @@ def _cmd_train(args) -> int:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, pools=args.method))
     _check_outputs(args, out="dir")
     check_config(cfg)
-    if not Path(args.pools).is_file():
-        raise ValueError(f"pools file {args.pools!r} does not exist")
-    pools = Pools.load(args.pools)
+    from .release import load_pools
+    pools = load_pools(args.pools)  # a .npz or a release folder; names the path when missing
     try:
         chosen = pools.select(cfg.train.pools)  # the baseline may be missing: fail before any work
     except ValueError as exc:
-        raise ValueError(f"pools file {args.pools!r}: {exc}") from None
+        raise ValueError(f"pools {args.pools!r}: {exc}") from None
     ds = build_splits(cfg)[0]
     top = max((int(a.max()) for a in (chosen.anchors, chosen.pos_ids, chosen.neg_ids) if a.size),
               default=-1)
     if top >= len(ds):
-        raise ValueError(f"pools file {args.pools!r} refers to image {top}, but the training "
+        raise ValueError(f"pools {args.pools!r} refer to image {top}, but the training "
                          f"split has {len(ds)} images: it was mined from other features")
     feats = _load_npy(args.features, "features") if args.features else None
     if feats is not None and (feats.ndim != 2 or feats.shape[0] != len(ds)):
@@ -334,6 +375,32 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_study(args) -> int:
+    from .study import load_study, study, summary_table
+    cfg = config_from_args(args)
+    scfg = load_study(args.params, select=args.select, seeds=args.seeds,
+                      grid={} if args.no_grid else args.grid)
+    scfg = dataclasses.replace(scfg, **{k: v for k, v in (
+        ("val_fraction", args.val_fraction), ("select_seeds", args.select_seeds),
+        ("select_metric", args.select_metric)) if v is not None})
+    result = study(cfg, args.out, scfg, work_dir=args.work_dir, progress=not args.quiet)
+    print(summary_table(result))
+    print("selected:", json.dumps(result["selected"], sort_keys=True))
+    print(f"wrote {Path(args.out) / 'study.json'} ({result['timings_s']['total']:.0f} s)")
+    return 0
+
+
+def _cmd_compare_pools(args) -> int:
+    from .io import save_json
+    from .release import compare_pools, format_comparison, load_pools
+    result = compare_pools(load_pools(args.a), load_pools(args.b))
+    print(format_comparison(result, (args.a, args.b)))
+    if args.json:
+        save_json(args.json, {"a": args.a, "b": args.b, **result})
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _cmd_reproduce(args) -> int:
     from .reproduce import NotebookError, reproduce
     _check_outputs(args, out="dir")
@@ -350,7 +417,8 @@ def _cmd_reproduce(args) -> int:
 
 
 _COMMANDS = {"run": _cmd_run, "embed": _cmd_embed, "mine": _cmd_mine, "train": _cmd_train,
-             "evaluate": _cmd_evaluate, "reproduce": _cmd_reproduce}
+             "evaluate": _cmd_evaluate, "study": _cmd_study, "reproduce": _cmd_reproduce,
+             "compare-pools": _cmd_compare_pools}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -153,7 +153,10 @@ class TrainConfig:
     weight_decay: float = 5e-4
     lr_step_epoch: int = 50
     lr_gamma: float = 0.1
-    weights: TupleWeights = "raw"  # P+ weights in the loss: raw | mean1
+    # positive weights w+ in the loss: "raw" = f(r)_j as the release (mean ~0.1 for MoM,
+    # 1 for the Euclidean baseline); "mean1" = each epoch's weights rescaled to mean 1,
+    # so that one learning rate means the same step for both pool sources
+    weights: TupleWeights = "raw"
     image_size: int = 64  # train crop size (paper: 227)
     augment: bool = True  # RandomResizedCrop + horizontal flip
     seed: int = 8

@@ -28,7 +28,7 @@ from sklearn.metrics import normalized_mutual_info_score
 from .config import EvalConfig
 from .knn import check_features
 
-__all__ = ["recall_at_k", "nmi", "nmi_runs", "average_precision", "mean_average_precision",
+__all__ = ["recall_at_k", "map_at_r", "nmi", "nmi_runs", "average_precision", "mean_average_precision",
            "revisited_map", "rank_database", "evaluate_embeddings"]
 
 _NORM_TOL = 1e-2  # rows whose L2 norm is further than this from 1 are rejected (fp16-safe)
@@ -99,6 +99,35 @@ def recall_at_k(emb, labels, ks: Sequence[int] = (1, 2, 4, 8)) -> dict[int, floa
     same = lab[nn] == lab[:, None]  # (N, kmax)
     first_hit = np.where(same.any(axis=1), same.argmax(axis=1), np.iinfo(np.int64).max)
     return {k: float(100.0 * np.mean(first_hit < k)) for k in ks}
+
+
+def map_at_r(emb, labels) -> dict[str, float]:
+    """MAP@R and R-Precision in percent (Musgrave et al., "A Metric Learning
+    Reality Check", ECCV 2020).
+
+    For query q with R = (number of other items of its class), take its R nearest
+    other items: R-Precision = (same-class items among them) / R, and
+    MAP@R = (1/R) * sum_{i<=R} P(i) * rel(i), P(i) the precision at rank i.
+    Queries whose class has no other item are left out. Returns
+    ``{"map@r": ..., "r_precision": ...}``.
+    """
+    x = _check_emb(emb)
+    lab = _check_labels(labels, x.shape[0])
+    _, inverse, counts = np.unique(lab, return_inverse=True, return_counts=True)
+    r = counts[inverse] - 1  # (N,) other items of each query's class
+    keep = r > 0
+    if not keep.any():
+        raise ValueError("map_at_r: no class has two items")
+    nn = _nearest_others(x, int(r.max()))  # (N, Rmax)
+    rel = lab[nn] == lab[:, None]  # (N, Rmax)
+    ranks = np.arange(1, nn.shape[1] + 1)  # (Rmax,)
+    within = ranks[None, :] <= r[:, None]  # (N, Rmax) the first R ranks of each query
+    rel &= within
+    precision = np.cumsum(rel, axis=1) / ranks[None, :]  # (N, Rmax) P(i)
+    rr = np.maximum(r, 1)
+    ap = (precision * rel).sum(axis=1) / rr
+    rp = rel.sum(axis=1) / rr
+    return {"map@r": float(100.0 * ap[keep].mean()), "r_precision": float(100.0 * rp[keep].mean())}
 
 
 # --------------------------------------------------------------------------- NMI
@@ -241,11 +270,13 @@ def rank_database(query_emb, db_emb, block_size: int = 1024) -> np.ndarray:
 def evaluate_embeddings(emb, labels, cfg: EvalConfig = EvalConfig()) -> dict:
     """Recall@K for ``cfg.ks`` and NMI over ``cfg.nmi_seeds`` (percent).
 
-    Keys: ``recall@K`` for each K, ``nmi`` (mean), ``nmi_std``, ``nmi_runs``
+    Keys: ``recall@K`` for each K, ``map@r`` and ``r_precision``
+    (:func:`map_at_r`), ``nmi`` (mean), ``nmi_std``, ``nmi_runs``
     (list, seed order), ``nmi_seed0`` (the single seed-0 run of the paper's
     protocol).
     """
     out: dict = {f"recall@{k}": v for k, v in recall_at_k(emb, labels, cfg.ks).items()}
+    out.update(map_at_r(emb, labels))
     mean, std, values = nmi_runs(emb, labels, cfg.nmi_seeds)
     seeds = list(cfg.nmi_seeds)
     out.update(nmi=mean, nmi_std=std, nmi_runs=values,

@@ -16,7 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Tuples", "sample_epoch", "hardest_negatives"]
+__all__ = ["Tuples", "sample_epoch", "hardest_negatives", "rescale_weights", "WEIGHT_MODES"]
+
+WEIGHT_MODES = ("raw", "mean1")
 
 
 class Tuples(NamedTuple):
@@ -110,3 +112,22 @@ def sample_epoch(pools, embeddings: np.ndarray, n_tuples: int, hard_negatives: i
     pick = np.take_along_axis(order, cols, axis=1)  # (T, K) slots into cand
     return Tuples(anchor=anchors[a], positive=pos[a, j],
                   negative=cand[a[:, None], pick], weight=wts[a, j])
+
+
+def rescale_weights(weights: np.ndarray, mode: str = "raw") -> np.ndarray:
+    """The epoch's positive weights (T,) as the loss uses them.
+
+    ``"raw"``: unchanged (the release: w+ = f(r)_j). ``"mean1"``: divided by their
+    mean, so the epoch's weights average 1 and a learning rate means the same step
+    for manifold pools (raw mean ~0.1) and the Euclidean baseline (all 1).
+    """
+    w = np.asarray(weights, dtype=np.float32)
+    if mode == "raw":
+        return w
+    if mode != "mean1":
+        raise ValueError(f"train.weights must be one of {WEIGHT_MODES}, got {mode!r}")
+    mean = float(w.mean()) if w.size else 0.0
+    if not mean > 0 or not np.isfinite(mean):
+        raise ValueError(f"train.weights='mean1': the epoch's positive weights have mean {mean}; "
+                         "cannot rescale them to mean 1")
+    return (w / mean).astype(np.float32)

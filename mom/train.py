@@ -35,7 +35,7 @@ from . import distributed as ddp
 from .config import EmbedConfig, TrainConfig, config_to_dict
 from .io import atomic_write, env_info, remove_stale_temps, save_json
 from .model import NormLinear, build_model, freeze_batchnorm, pca_head, set_trainable  # noqa: F401 (API)
-from .sampler import sample_epoch
+from .sampler import WEIGHT_MODES, rescale_weights, sample_epoch
 
 __all__ = ["TrainResult", "build_model", "pca_head", "set_trainable", "freeze_batchnorm",
            "make_optimizer", "NormLinear", "TupleImages", "tuple_loss", "train", "CHECKPOINT", "LOG"]
@@ -141,6 +141,8 @@ def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedCo
     """
     from .extract import resolve_device
 
+    if cfg.weights not in WEIGHT_MODES:
+        raise ValueError(f"train.weights must be one of {WEIGHT_MODES}, got {cfg.weights!r}")
     pools = pools.select(cfg.pools)
     if len(pools) == 0:
         raise ValueError(f"train: the {cfg.pools!r} pool set is empty (no anchor with non-empty "
@@ -204,8 +206,9 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
         t1 = time.perf_counter()
         tup = sample_epoch(pools, emb, n_tuples, cfg.hard_negatives, cfg.n_negatives, sampler_rng)
         ids = np.concatenate([tup.anchor[:, None], tup.positive[:, None], tup.negative], axis=1)
+        weight = rescale_weights(tup.weight, cfg.weights)  # (T,) over all ranks' tuples
         loader = torch.utils.data.DataLoader(
-            TupleImages(dataset, ids[local], tup.weight[local], train_tf),
+            TupleImages(dataset, ids[local], weight[local], train_tf),
             batch_size=cfg.batch_size // info.world_size, shuffle=False, drop_last=True,
             num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
         t2 = time.perf_counter()
@@ -214,11 +217,12 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
         sched.step()
         t3 = time.perf_counter()
         rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": lr, "steps": len(losses),
-               "tuples": len(losses) * cfg.batch_size, "embed_s": round(t1 - t0, 3),
+               "tuples": len(losses) * cfg.batch_size, "mean_raw_weight": float(np.mean(tup.weight)),
+               "embed_s": round(t1 - t0, 3),
                "sample_s": round(t2 - t1, 3), "train_s": round(t3 - t2, 3),
                "tuples_per_s": len(losses) * cfg.batch_size / max(t3 - t1, 1e-9)}
         if eval_fn is not None and info.is_main:
-            rec.update(eval_fn(model, epoch + 1))
+            rec.update(_isolated(eval_fn, model, epoch + 1))
         history.append(rec)
         states = ddp.gather_objects(_rng_state(), info)  # every rank's, for an exact resume
         if out is not None and info.is_main:
@@ -237,6 +241,22 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
         _write_log(out / LOG, cfg, embed_cfg, pools, history, info, env, done=True)
     ddp.barrier(info)
     return TrainResult(model, history)
+
+
+def _isolated(eval_fn, model, epoch: int) -> dict:
+    """``eval_fn(model, epoch)`` with every RNG state restored afterwards.
+
+    Evaluation must not change training: a DataLoader draws its base seed from
+    torch's generator, so without this, scoring after each epoch would change the
+    augmentation of the next one, and ``epochs=e`` would no longer equal the first
+    ``e`` epochs of a longer run (the study reads several epoch counts from one run).
+    """
+    state = _rng_state()
+    try:
+        return dict(eval_fn(model, epoch))
+    finally:
+        _set_rng_state(state)
+        model.eval()
 
 
 def _restore(ckpt_path: Path | None, model, opt, sched, sampler_rng, cfg: TrainConfig,

@@ -23,7 +23,8 @@ from .io import atomic_write
 __all__ = ["project_2d", "plot_diffusion", "plot_stationary", "plot_pools_2d",
            "plot_grouped_bars", "pool_diagnostics_groups", "plot_pool_diagnostics",
            "plot_recalls", "plot_metric_bars", "plot_history", "gallery_ids", "plot_gallery",
-           "gallery_figure", "thumbnail", "save_figure", "SAME", "OTHER"]
+           "gallery_figure", "thumbnail", "save_figure", "SAME", "OTHER",
+           "plot_study_rows", "plot_study_paired", "plot_study_curves"]
 
 _GROUP_COLOURS = {"mom": "tab:blue", "euclidean": "tab:orange", "initial": "tab:gray",
                   "MoM (paper)": "lightsteelblue", "Cyclic match (paper)": "tab:purple"}
@@ -220,6 +221,112 @@ def plot_history(histories: Mapping[str, Sequence[Mapping[str, float]]], key: st
         ax.plot(epochs, [h[key] for h in history], "-o", label=name, color=_GROUP_COLOURS.get(name))
     ax.set_xlabel("epoch"), ax.set_ylabel(key)
     ax.legend(fontsize=8)
+    return fig
+
+
+# ----------------------------------------------------------------------------- studies
+_ROW_ORDER = ("initial", "euclidean", "mom")
+_STUDY_METRICS = ("recall@1", "nmi")
+_METRIC_LABELS = {"recall@1": "Recall@1 (%)", "nmi": "NMI (%)", "map@r": "MAP@R (%)",
+                  "r_precision": "R-Precision (%)"}
+
+
+def _study_frame(result: Mapping[str, Any]):
+    import pandas as pd
+    return pd.DataFrame([{"row": row, "seed": i, **rec}
+                         for row, recs in result["per_seed"].items() for i, rec in enumerate(recs)])
+
+
+def _ci_errorbars(ax, summaries: Sequence[Mapping[str, Any]], positions) -> None:
+    for x, s in zip(positions, summaries):
+        if s.get("ci95"):
+            lo, hi = s["ci95"]
+            ax.errorbar([x], [s["mean"]], yerr=[[s["mean"] - lo], [hi - s["mean"]]], fmt="D",
+                        color="black", capsize=5, markersize=6, zorder=5)
+        else:
+            ax.plot([x], [s["mean"]], "D", color="black", zorder=5)
+
+
+def plot_study_rows(result: Mapping[str, Any], metrics: Sequence[str] = _STUDY_METRICS) -> Figure:
+    """Each row of a study (``mom.study`` result): one point per seed and the mean
+    with its 95% t interval (black), one panel per metric; test split."""
+    import seaborn as sns
+    df = _study_frame(result)
+    rows = [r for r in _ROW_ORDER if r in result["rows"]]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8),
+                             constrained_layout=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        sns.stripplot(data=df, x="row", y=metric, hue="row", order=rows, hue_order=rows,
+                      palette=_GROUP_COLOURS, ax=ax, size=6, jitter=0.15, alpha=0.7, legend=False)
+        _ci_errorbars(ax, [result["rows"][r][metric] for r in rows], range(len(rows)))
+        ax.set_xlabel("")
+        ax.set_ylabel(_METRIC_LABELS.get(metric, metric))
+    n = result["rows"][rows[-1]][metrics[0]]["n"]
+    fig.suptitle(f"test split: {n} seeds per row, mean and 95% CI (t)", fontsize=10)
+    return fig
+
+
+def plot_study_paired(result: Mapping[str, Any], metrics: Sequence[str] = _STUDY_METRICS) -> Figure:
+    """Per-seed paired differences (``mom-initial``, ``mom-euclidean``, ...) with their
+    mean, 95% t interval and a zero line: an interval clear of zero is a difference
+    the seeds agree on."""
+    import seaborn as sns
+    import pandas as pd
+    per = result["per_seed"]
+    pairs = list(result["paired"])
+    recs = []
+    for pair in pairs:
+        a, b = pair.split("-")
+        for i, (ra, rb) in enumerate(zip(per[a], per[b])):
+            recs.append({"pair": pair, "seed": i, **{m: ra[m] - rb[m] for m in metrics}})
+    df = pd.DataFrame(recs)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8),
+                             constrained_layout=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        ax.axhline(0.0, color="gray", lw=1, ls="--")
+        sns.stripplot(data=df, x="pair", y=metric, order=pairs, ax=ax, color="tab:blue",
+                      size=6, jitter=0.15, alpha=0.7)
+        _ci_errorbars(ax, [result["paired"][p][metric] for p in pairs], range(len(pairs)))
+        for x, p in enumerate(pairs):
+            pv = result["paired"][p][metric]["p"]
+            if pv is not None:
+                ax.annotate(f"p={pv:.3f}", (x, ax.get_ylim()[1]), ha="center", va="top", fontsize=8)
+        ax.set_xlabel("")
+        ax.set_ylabel("difference in " + _METRIC_LABELS.get(metric, metric))
+    fig.suptitle("paired per-seed differences, mean and 95% CI (t); p: sign-flip test",
+                 fontsize=10)
+    return fig
+
+
+def plot_study_curves(result: Mapping[str, Any], metrics: Sequence[str] = _STUDY_METRICS) -> Figure:
+    """Metric against epoch for the selected settings (test split, for reading only:
+    nothing is chosen from it) and, when the study selected on validation classes,
+    every grid setting on the validation split. Bands: 95% CI over seeds (seaborn)."""
+    import seaborn as sns
+    import pandas as pd
+    df = pd.DataFrame(result["curves"])
+    splits = [s for s in ("validation", "test") if s in set(df["split"])]
+    fig, axes = plt.subplots(len(splits), len(metrics), figsize=(4.8 * len(metrics), 3.6 * len(splits)),
+                             constrained_layout=True, squeeze=False)
+    for i, split in enumerate(splits):
+        part = df[df["split"] == split]
+        for ax, metric in zip(axes[i], metrics):
+            if split == "validation":
+                sns.lineplot(data=part, x="epoch", y=metric, hue="row", style="setting", ax=ax,
+                             palette=_GROUP_COLOURS, markers=True, errorbar=("ci", 95))
+            else:
+                trained = part[part["row"] != "initial"]
+                sns.lineplot(data=trained, x="epoch", y=metric, hue="row", ax=ax, marker="o",
+                             palette=_GROUP_COLOURS, errorbar=("ci", 95))
+                init = part[part["row"] == "initial"][metric]
+                if len(init):
+                    ax.axhline(float(init.mean()), color=_GROUP_COLOURS["initial"], ls="--",
+                               label="initial")
+            ax.set_title(f"{split} split" + (" (for reading only: nothing is chosen here)"
+                                              if split == "test" else ""), fontsize=9)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.set_ylabel(_METRIC_LABELS.get(metric, metric))
+            ax.legend(fontsize=6)
     return fig
 
 

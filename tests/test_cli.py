@@ -247,10 +247,10 @@ def test_mine_flags_are_checked_naming_the_flag(files, capsys, no_heavy_work, fl
 
 def test_train_checks_the_pools_file_before_any_work(files, capsys, no_heavy_work):
     argv = ["train", "--params", "smoke", "--out", str(files / "t"), "--pools"]
-    _refused(capsys, [*argv, str(files / "missing.npz")], "train", "missing.npz", "does not exist")
+    _refused(capsys, [*argv, str(files / "missing.npz")], "train", "missing.npz", "do not exist")
     from train_fixtures import tiny_pools
     tiny_pools(n=100).save(files / "p.npz")  # image ids up to 99: not the 60 smoke images
-    _refused(capsys, [*argv, str(files / "p.npz")], "train", "p.npz", "refers to image 99",
+    _refused(capsys, [*argv, str(files / "p.npz")], "train", "p.npz", "refer to image 99",
              "60 images")
     pools = tiny_pools(n=30)
     pools.baseline = None

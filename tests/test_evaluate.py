@@ -162,11 +162,52 @@ def test_rank_database_matches_argsort_and_feeds_map():
     assert ev.mean_average_precision(ranks, gnd) == pytest.approx(100.0)
 
 
+# ----------------------------------------------------------------- MAP@R
+def test_map_at_r_hand_computed():
+    # 1-D points on the circle; class 0 = {0, 1, 2}, class 1 = {3, 4}
+    x = circle([0, 10, 50, 25, 90])
+    labels = [0, 0, 0, 1, 1]
+    # query 0: R=2, neighbours by angle 1(10) 3(25) -> rel 1,0: AP = (1/1)/2 = .5, RP = .5
+    # query 1: R=2, 0(10) 3(15) -> rel 1,0 -> .5, .5
+    # query 2: R=2, 3(25) 1(40) -> rel 0,1: AP = (1/2)/2 = .25, RP = .5
+    # query 3: R=1, 1(15) -> rel 0: AP 0, RP 0
+    # query 4: R=1, 2(40) -> rel 0: AP 0, RP 0
+    out = ev.map_at_r(x, labels)
+    assert out["map@r"] == pytest.approx(100 * (0.5 + 0.5 + 0.25) / 5)
+    assert out["r_precision"] == pytest.approx(100 * 1.5 / 5)
+
+
+def test_map_at_r_matches_brute_force():
+    rng = np.random.default_rng(3)
+    x = unit_rows(rng, 60, 5)
+    labels = rng.integers(0, 4, size=60)
+    sims = x @ x.T
+    aps, rps = [], []
+    for q in range(60):
+        r = int((labels == labels[q]).sum()) - 1
+        order = [j for j in np.argsort(-sims[q], kind="stable") if j != q][:r]
+        rel = labels[order] == labels[q]
+        prec = np.cumsum(rel) / np.arange(1, r + 1)
+        aps.append((prec * rel).sum() / r)
+        rps.append(rel.mean())
+    out = ev.map_at_r(x, labels)
+    assert out["map@r"] == pytest.approx(100 * np.mean(aps), abs=1e-9)
+    assert out["r_precision"] == pytest.approx(100 * np.mean(rps), abs=1e-9)
+
+
+def test_map_at_r_perfect_and_singletons_left_out():
+    x, labels = blobs(np.random.default_rng(1), [5, 5, 1], spread=0.001)
+    out = ev.map_at_r(x, labels)
+    assert out == {"map@r": pytest.approx(100.0), "r_precision": pytest.approx(100.0)}
+
+
 # ----------------------------------------------------------------- all at once
 def test_evaluate_embeddings_keys_and_values():
     x, labels = blobs(np.random.default_rng(6), [12, 12, 12], spread=0.3)
     out = ev.evaluate_embeddings(x, labels, EvalConfig(ks=(1, 4), nmi_seeds=(3, 0)))
-    assert set(out) == {"recall@1", "recall@4", "nmi", "nmi_std", "nmi_runs", "nmi_seed0"}
+    assert set(out) == {"recall@1", "recall@4", "map@r", "r_precision", "nmi", "nmi_std",
+                        "nmi_runs", "nmi_seed0"}
+    assert out["map@r"] == ev.map_at_r(x, labels)["map@r"]
     assert out["recall@1"] == ev.recall_at_k(x, labels, (1,))[1]
     assert out["nmi_runs"] == [ev.nmi(x, labels, 3), ev.nmi(x, labels, 0)]
     assert out["nmi_seed0"] == out["nmi_runs"][1]

@@ -227,3 +227,56 @@ def test_resume_after_sigkill_during_checkpoint_write(tmp_path):
     for k, v in state_of(resumed.model).items():
         torch.testing.assert_close(v, ref[k], rtol=0, atol=1e-6)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "model.pt", "train.json"]
+
+
+def test_scoring_after_each_epoch_does_not_change_training():
+    # the study reads epochs=1 off a 2-epoch run that is scored after every epoch
+    embed_cfg, cfg = tiny_configs(epochs=2)
+    ds, pools = TinyImages(), tiny_pools()
+    seen = {}
+
+    def score(model, epoch):
+        from mom.extract import extract, make_transform
+        tf = make_transform(model.backbone.meta, cfg.image_size, train=False)
+        extract(model, ds, tf, device="cpu", batch_size=5, progress=False)  # a DataLoader pass
+        seen[epoch] = state_of(model)
+        return {"score": float(epoch)}
+
+    two = train(tiny_model(embed_cfg, cfg), ds, pools, cfg, embed_cfg, progress=False, eval_fn=score)
+    one_cfg = dataclasses.replace(cfg, epochs=1)
+    one = train(tiny_model(embed_cfg, one_cfg), ds, pools, one_cfg, embed_cfg, progress=False)
+    plain = train(tiny_model(embed_cfg, cfg), ds, pools, cfg, embed_cfg, progress=False)
+    for k, v in state_of(one.model).items():
+        torch.testing.assert_close(seen[1][k], v, rtol=0, atol=0)
+    for k, v in state_of(plain.model).items():
+        torch.testing.assert_close(state_of(two.model)[k], v, rtol=0, atol=0)
+    assert [h["score"] for h in two.history] == [1.0, 2.0]
+
+
+def test_mean1_weights_rescale_the_step_and_leave_unit_weights_alone():
+    from mom.sampler import rescale_weights
+    w = np.array([0.1, 0.2, 0.3], np.float32)
+    assert rescale_weights(w, "raw") is not None and np.array_equal(rescale_weights(w, "raw"), w)
+    np.testing.assert_allclose(rescale_weights(w, "mean1"), w / w.mean())
+    assert np.array_equal(rescale_weights(np.ones(4, np.float32), "mean1"), np.ones(4, np.float32))
+    with pytest.raises(ValueError, match="mean 0"):
+        rescale_weights(np.zeros(3), "mean1")
+    with pytest.raises(ValueError, match="train.weights"):
+        rescale_weights(w, "sum1")
+
+    embed_cfg, cfg = tiny_configs(epochs=1)
+    ds, pools = TinyImages(), tiny_pools()
+    raw = train(tiny_model(embed_cfg, cfg), ds, pools, cfg, embed_cfg, progress=False)
+    m1_cfg = dataclasses.replace(cfg, weights="mean1")
+    m1 = train(tiny_model(embed_cfg, m1_cfg), ds, pools, m1_cfg, embed_cfg, progress=False)
+    assert m1.history[0]["loss"] != pytest.approx(raw.history[0]["loss"])  # MoM weights < 1: bigger loss
+    assert m1.history[0]["mean_raw_weight"] == pytest.approx(raw.history[0]["mean_raw_weight"])
+    # the Euclidean baseline's weights are all 1: mean1 is the same training, bit for bit
+    eu, eu1 = (dataclasses.replace(c, pools="euclidean") for c in (cfg, m1_cfg))
+    a = train(tiny_model(embed_cfg, eu), ds, pools, eu, embed_cfg, progress=False)
+    b = train(tiny_model(embed_cfg, eu1), ds, pools, eu1, embed_cfg, progress=False)
+    for k, v in state_of(a.model).items():
+        torch.testing.assert_close(state_of(b.model)[k], v, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="train.weights"):
+        train(tiny_model(embed_cfg, cfg), ds, pools, dataclasses.replace(cfg, weights="x"),
+              embed_cfg, progress=False)
