@@ -271,7 +271,7 @@ def _cmd_mine(args) -> int:
     import numpy as np
 
     cfg = mining_config_from_args(args)
-    _check_outputs(args, out="file")
+    _check_outputs(args, out="dir" if args.format == "release" else "file")
     from .knn import check_features
     from .mining import mine, pool_diagnostics
     if args.features.lower().endswith(".mat"):
@@ -378,6 +378,7 @@ def _cmd_evaluate(args) -> int:
 def _cmd_study(args) -> int:
     from .study import load_study, study, summary_table
     cfg = config_from_args(args)
+    _check_outputs(args, out="dir", work_dir="dir")
     scfg = load_study(args.params, select=args.select, seeds=args.seeds,
                       grid={} if args.no_grid else args.grid)
     scfg = dataclasses.replace(scfg, **{k: v for k, v in (
@@ -393,6 +394,7 @@ def _cmd_study(args) -> int:
 def _cmd_compare_pools(args) -> int:
     from .io import save_json
     from .release import compare_pools, format_comparison, load_pools
+    _check_outputs(args, json="file")
     result = compare_pools(load_pools(args.a), load_pools(args.b))
     print(format_comparison(result, (args.a, args.b)))
     if args.json:

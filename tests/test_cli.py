@@ -171,6 +171,13 @@ def files(tmp_path):
     (["evaluate", "{tmp}/f.npy", "--labels", "{tmp}/l.npy", "--out", "{tmp}/afile/m.json"],
      ["--out", "afile", "is a file"]),
     (["reproduce", "--params", "smoke", "--out", "{tmp}/afile"], ["--out", "afile", "not a directory"]),
+    (["mine", "{tmp}/f.npy", "--format", "release", "--out", "{tmp}/afile"],
+     ["--out", "afile", "not a directory"]),
+    (["study", "--params", "smoke", "--out", "{tmp}/afile"], ["--out", "afile", "not a directory"]),
+    (["study", "--params", "smoke", "--out", "{tmp}/s", "--work-dir", "{tmp}/afile/w"],
+     ["--work-dir", "afile", "is a file"]),
+    (["compare-pools", "{tmp}/p.npz", "{tmp}/p.npz", "--json", "{tmp}/adir"],
+     ["--json", "adir", "is a directory"]),
 ])
 def test_output_paths_are_checked_before_any_work(files, capsys, no_heavy_work, argv, needles):
     before = _tree(files)

@@ -144,6 +144,8 @@ def test_literal_names_match_the_modules_that_implement_them():
     assert choices(MiningConfig, "knn_index") == knn.INDEXES
     assert choices(MiningConfig, "anchors") == ablation.ANCHORS
     assert set(choices(TrainConfig, "pools")) == set(pipeline.METHODS)
+    from mom.sampler import WEIGHT_MODES
+    assert choices(TrainConfig, "weights") == WEIGHT_MODES
 
 
 def test_every_numeric_field_has_a_range_rule():
