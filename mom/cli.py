@@ -12,7 +12,10 @@ Examples::
     mom evaluate test_emb.npy --labels test_labels.npy
 
 Heavy modules (torch) are imported inside the sub-commands, so ``mom --help``
-and ``mom mine`` start quickly.
+and ``mom mine`` start quickly. A mistake in the input (a parameter, a file, an
+output path) is one line on stderr, ``mom CMD: error: ...``, and exit status 2,
+before any heavy work and before any output is written. ``python -m mom`` is
+the same command.
 """
 from __future__ import annotations
 
@@ -20,11 +23,13 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from .config import MiningConfig, RunConfig, apply_overrides, load_params, parse_bool
+from . import __version__
+from .config import MiningConfig, RunConfig, apply_overrides, choices, load_params, parse_bool
 
 __all__ = ["main", "build_parser", "mining_config_from_args", "config_from_args"]
 
@@ -78,7 +83,13 @@ def mining_config_from_args(args: argparse.Namespace) -> MiningConfig:
     base = load_params(args.params).mining if args.params else MiningConfig()
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(MiningConfig)
              if getattr(args, f.name) is not None}
-    return dataclasses.replace(base, **given)
+    try:
+        return dataclasses.replace(base, **given)
+    except ValueError as exc:  # "MiningConfig.k_pos: ..." -> "--k-pos: MiningConfig.k_pos: ..."
+        name = str(exc).split(":", 1)[0].removeprefix("MiningConfig.")
+        if name in given:
+            raise ValueError(f"{_mining_flag(name)}: {exc}") from None
+        raise
 
 
 def _print_json(obj) -> None:
@@ -90,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mom", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="embed, mine, train and evaluate: initial, euclidean, mom")
@@ -119,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labels .npy, used ONLY to print pool diagnostics")
     group = p.add_argument_group("mining parameters (default: --params or SPEC)")
     for f in dataclasses.fields(MiningConfig):
+        names = choices(MiningConfig, f.name)
         group.add_argument(_mining_flag(f.name), dest=f.name, type=_field_type(f), default=None,
-                           metavar=type(f.default).__name__.upper(), help=f"default {f.default!r}")
+                           metavar=type(f.default).__name__.upper(),
+                           help=(f"{' | '.join(names)}; " if names else "") + f"default {f.default!r}")
 
     p = sub.add_parser("train", help="fine-tune on a pools file -> checkpoint + train.json")
     _add_config_args(p)
@@ -183,16 +197,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------- commands
+def _check_outputs(args, **kinds: str) -> None:
+    """check_output_path for each given argument: ``_check_outputs(args, out="dir")``."""
+    from .io import check_output_path  # numpy: not for `mom --help`
+    for name, kind in kinds.items():
+        if getattr(args, name, None):
+            check_output_path(getattr(args, name), kind, what="--" + name.replace("_", "-"))
+
+
 def _cmd_run(args) -> int:
     from .pipeline import format_results, run
     cfg = config_from_args(args)
+    _check_outputs(args, out="dir", cache_dir="dir")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(out / "run.log", mode="w")
+    # run() makes the folder once the input is known to be good: run.log opens with its
+    # first line, so a mistake found before that leaves nothing behind
+    handler = logging.FileHandler(out / "run.log", mode="w", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
     logging.getLogger("mom").addHandler(handler)
     try:
         results = run(cfg, out, progress=not args.quiet, cache_dir=args.cache_dir)
+    except BaseException as exc:
+        if out.is_dir():  # the error goes to run.log too (main prints it on stderr)
+            handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0,
+                                          "error: %s", (_one_line(exc),),
+                                          (type(exc), exc, exc.__traceback__)))
+        raise
     finally:
         logging.getLogger("mom").removeHandler(handler)
         handler.close()
@@ -208,14 +238,18 @@ def _cmd_embed(args) -> int:
     from .io import save_npy
     from .pipeline import check_config, embed_split, embed_with_model, train_split
     cfg = config_from_args(args)
+    _check_outputs(args, out="file", labels_out="file", cache_dir="dir")
+    if args.labels_out and Path(args.labels_out).resolve() == Path(args.out).resolve():
+        raise ValueError(f"--labels-out {args.labels_out!r} is the --out file")
     check_config(cfg)
     ds = train_split(cfg) if args.split == "train" else build_dataset(cfg.data, args.split)
     if args.checkpoint:
         from .pipeline import load_model
         feats = embed_with_model(load_model(args.checkpoint, device=cfg.train.device), ds, cfg,
-                                 progress=not args.quiet)
+                                 progress=not args.quiet, desc=f"embed {args.split}")
     else:
-        feats = embed_split(cfg, ds, cache_dir=args.cache_dir, progress=not args.quiet)[0]
+        feats = embed_split(cfg, ds, cache_dir=args.cache_dir, progress=not args.quiet,
+                            desc=f"embed {args.split}")[0]
     save_npy(args.out, feats)
     if args.labels_out:
         save_npy(args.labels_out, np.asarray(ds.labels))
@@ -237,6 +271,7 @@ def _cmd_mine(args) -> int:
     import numpy as np
 
     cfg = mining_config_from_args(args)
+    _check_outputs(args, out="dir" if args.format == "release" else "file")
     from .knn import check_features
     from .mining import mine, pool_diagnostics
     if args.features.lower().endswith(".mat"):
@@ -245,17 +280,27 @@ def _cmd_mine(args) -> int:
     else:
         raw = _load_npy(args.features, "features")
     feats = check_features(raw, f"features file {args.features!r}")
+    n = feats.shape[0]
+    if n <= cfg.k_graph:  # the kNN graph counts each point as its own first neighbour
+        fix = f"pass --k-graph {n - 1} or less" if n > 2 else "mining needs at least 3 rows"
+        raise ValueError(f"features file {args.features!r} has {n} rows, too few for "
+                         f"--k-graph {cfg.k_graph} (needs more than {cfg.k_graph} rows): {fix}")
+    if cfg.k_pos > n:
+        raise ValueError(f"--k-pos {cfg.k_pos} exceeds the {n} rows of features file "
+                         f"{args.features!r}")
+    labels = None
+    if args.labels:  # checked before mining: a mismatch leaves no pools file behind
+        labels = _load_npy(args.labels, "labels")
+        if labels.shape != (n,):
+            raise ValueError(f"labels file {args.labels!r}: shape {labels.shape}, expected ({n},) "
+                             f"to match features file {args.features!r}")
     pools = mine(feats, cfg, progress=not args.quiet)
     if args.format == "release":
         pools.save_release(args.out)
     else:
         pools.save(args.out)
     print(f"wrote {args.out}: {len(pools)} anchors, {pools.n_skipped} skipped")
-    if args.labels:
-        labels = _load_npy(args.labels, "labels")
-        if labels.shape != (feats.shape[0],):
-            raise ValueError(f"labels file {args.labels!r}: shape {labels.shape}, "
-                             f"expected ({feats.shape[0]},)")
+    if labels is not None:
         diagnostics = pool_diagnostics(pools, feats, labels)
         _print_json({k: v for k, v in diagnostics.items() if np.ndim(v) == 0})  # means only
     return 0
@@ -267,16 +312,28 @@ def _cmd_train(args) -> int:
     cfg = config_from_args(args)
     if args.method:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, pools=args.method))
+    _check_outputs(args, out="dir")
     check_config(cfg)
     from .release import load_pools
-    pools = load_pools(args.pools)
+    pools = load_pools(args.pools)  # a .npz or a release folder; names the path when missing
+    try:
+        chosen = pools.select(cfg.train.pools)  # the baseline may be missing: fail before any work
+    except ValueError as exc:
+        raise ValueError(f"pools {args.pools!r}: {exc}") from None
     ds = build_splits(cfg)[0]
-    feats = (_load_npy(args.features, "features") if args.features
-             else head_features(cfg, ds, embed_split(cfg, ds, progress=not args.quiet)[1],
-                                progress=not args.quiet))
-    if feats.shape[0] != len(ds):
-        raise ValueError(f"features {args.features!r} have {feats.shape[0]} rows, "
-                         f"the training split {len(ds)}")
+    top = max((int(a.max()) for a in (chosen.anchors, chosen.pos_ids, chosen.neg_ids) if a.size),
+              default=-1)
+    if top >= len(ds):
+        raise ValueError(f"pools {args.pools!r} refer to image {top}, but the training "
+                         f"split has {len(ds)} images: it was mined from other features")
+    feats = _load_npy(args.features, "features") if args.features else None
+    if feats is not None and (feats.ndim != 2 or feats.shape[0] != len(ds)):
+        raise ValueError(f"features file {args.features!r}: shape {feats.shape}, expected "
+                         f"({len(ds)}, C) for the {len(ds)} images of the training split")
+    if feats is None:
+        feats = head_features(cfg, ds, embed_split(cfg, ds, progress=not args.quiet,
+                                                   desc="embed train")[1],
+                              progress=not args.quiet, desc="embed train (head init)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = build_model(cfg.embed, cfg.train, init_features=feats)
@@ -293,13 +350,15 @@ def _cmd_evaluate(args) -> int:
     from .evaluate import evaluate_embeddings
     from .io import save_json
     cfg = config_from_args(args)
+    _check_outputs(args, out="file")
     if args.checkpoint:
         from .pipeline import build_splits, check_config, evaluate_model, load_model
         check_config(cfg)
         # retrieval datasets: "test" is the benchmark (queries ranked against the database)
         ds = dict(zip(("train", "test"), build_splits(cfg)))[args.split]
         model = load_model(args.checkpoint, device=cfg.train.device)
-        metrics, _ = evaluate_model(model, ds, cfg, progress=not args.quiet)
+        metrics, _ = evaluate_model(model, ds, cfg, progress=not args.quiet,
+                                    desc=f"embed {args.split}")
     elif args.embeddings:
         if not args.labels:
             raise ValueError("evaluate EMBEDDINGS needs --labels LABELS.npy")
@@ -319,6 +378,7 @@ def _cmd_evaluate(args) -> int:
 def _cmd_study(args) -> int:
     from .study import load_study, study, summary_table
     cfg = config_from_args(args)
+    _check_outputs(args, out="dir", work_dir="dir")
     scfg = load_study(args.params, select=args.select, seeds=args.seeds,
                       grid={} if args.no_grid else args.grid)
     scfg = dataclasses.replace(scfg, **{k: v for k, v in (
@@ -334,6 +394,7 @@ def _cmd_study(args) -> int:
 def _cmd_compare_pools(args) -> int:
     from .io import save_json
     from .release import compare_pools, format_comparison, load_pools
+    _check_outputs(args, json="file")
     result = compare_pools(load_pools(args.a), load_pools(args.b))
     print(format_comparison(result, (args.a, args.b)))
     if args.json:
@@ -344,6 +405,7 @@ def _cmd_compare_pools(args) -> int:
 
 def _cmd_reproduce(args) -> int:
     from .reproduce import NotebookError, reproduce
+    _check_outputs(args, out="dir")
     try:  # reproduce checks the parameters before any notebook starts
         done = reproduce(args.params, args.out, notebooks=args.notebooks,
                          overrides=overrides_from_args(args),
@@ -378,10 +440,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("mom").setLevel(logging.INFO)
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"mom {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:  # bad input, or a file that cannot be read or written
+        print(f"mom {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
 
-if __name__ == "__main__":  # python -m mom.cli
+def _one_line(exc: BaseException) -> str:
+    """The error as one line; an OSError names its file(s) and says what went wrong."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        files = " -> ".join(repr(os.fsdecode(f)) for f in (exc.filename, exc.filename2)
+                            if f is not None)
+        text = f"{files}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":  # python -m mom.cli (or python -m mom)
     sys.exit(main())

@@ -5,14 +5,26 @@ field with the paper's value (SPEC.md) as its default, so nothing is hidden
 inside a function. ``RunConfig`` groups the stages; it is what the parameter
 files ``params/{smoke,default,paper}.yaml`` hold and what is saved beside
 every result.
+
+Every field is checked when a config is built (``__post_init__``): its type
+(``Literal`` annotations list the allowed names), its range, and for
+``device`` and ``trainable`` its syntax. A wrong value raises ValueError naming
+``Class.field`` and what is allowed, before any work starts.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
+import numbers
+import os
+import re
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Literal, Mapping, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -28,7 +40,24 @@ __all__ = [
     "apply_overrides",
     "config_to_dict",
     "config_from_dict",
+    "choices",
 ]
+
+# the names an enum-like field accepts (the modules that implement them hold the same
+# tuples: datasets.DATASETS, backbones.BACKBONES, pooling.POOLINGS, knn.INDEXES, ...)
+DatasetName = Literal["fashion_mnist", "cub200", "roxford5k", "rparis6k", "folder"]
+FashionSource = Literal["bundled", "full"]
+BackboneName = Literal["efficientnet_lite0", "googlenet", "resnet50", "googlenet_caffe"]
+PoolingName = Literal["gap", "mac", "gem", "rmac"]
+Solver = Literal["cg", "exact"]
+CgDtype = Literal["float32", "float64"]
+CgBackend = Literal["torch", "numpy"]
+AnchorChoice = Literal["all", "stationary", "random"]
+KnnIndex = Literal["flat", "ivf", "hnsw"]
+PoolKind = Literal["mom", "euclidean"]
+LossName = Literal["triplet", "contrastive"]
+HeadInit = Literal["pca", "random"]
+TupleWeights = Literal["raw", "mean1"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +65,10 @@ class DataConfig:
     """Which images: ``dataset`` is one of ``fashion_mnist`` (offline default),
     ``cub200``, ``roxford5k``, ``rparis6k``, ``folder``."""
 
-    dataset: str = "fashion_mnist"
+    dataset: DatasetName = "fashion_mnist"
     root: str | None = None  # None: bundled subset for fashion_mnist; required otherwise
     # fashion_mnist only: "bundled" (ships with the package) or "full" (IDX files)
-    source: str = "bundled"
+    source: FashionSource = "bundled"
     # fashion_mnist only: images per class taken from the source (None = all)
     per_class: int | None = None
     download: bool = False
@@ -47,14 +76,17 @@ class DataConfig:
     # (default: mine and train on the searched database itself)
     train_root: str | None = None
 
+    def __post_init__(self):
+        _validate(self)
+
 
 @dataclass(frozen=True)
 class EmbedConfig:
     """Descriptor extraction (SPEC section 2)."""
 
-    backbone: str = "efficientnet_lite0"
+    backbone: BackboneName = "efficientnet_lite0"
     weights: str | None = None  # a local weights file; None = the backbone's default
-    pooling: str = "gap"  # gap | mac | gem | rmac
+    pooling: PoolingName = "gap"  # gap | mac | gem | rmac
     gem_p: float = 3.0
     rmac_levels: int = 3
     scales: tuple[float, ...] = (1.0,)  # multi-scale: image_size * s, summed then L2
@@ -63,7 +95,10 @@ class EmbedConfig:
     whiten_dim: int | None = None
     batch_size: int = 128
     num_workers: int = 0
-    device: str = "auto"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+
+    def __post_init__(self):
+        _validate(self)
 
 
 @dataclass(frozen=True)
@@ -75,26 +110,29 @@ class MiningConfig:
     alpha: float = 0.99
     cg_iterations: int = 20
     cg_tol: float = 1e-10
-    solver: str = "cg"  # "cg" (truncated, faithful) | "exact" (sparse direct solve)
-    cg_dtype: str = "float32"  # CG working precision: float32 (half the memory traffic) | float64 (as the release)
-    cg_backend: str = "torch"  # block CG kernels: torch (CPU or CUDA, faster) | numpy (scipy.sparse)
+    solver: Solver = "cg"  # "cg" (truncated, faithful) | "exact" (sparse direct solve)
+    cg_dtype: CgDtype = "float32"  # CG working precision: float32 (half the memory traffic) | float64 (as the release)
+    cg_backend: CgBackend = "torch"  # block CG kernels: torch (CPU or CUDA, faster) | numpy (scipy.sparse)
     k_pos: int = 50
     k_neg: int = 100  # capped at ceil(N/2)
     pool_size: int = 50
-    anchors: str = "all"  # all | stationary | random
+    anchors: AnchorChoice = "all"  # all | stationary | random
     n_anchors: int = 1500
     power_iterations: int = 1000
-    knn_index: str = "flat"  # flat (exact) | ivf | hnsw
+    knn_index: KnnIndex = "flat"  # flat (exact) | ivf | hnsw
     block_size: int = 1024  # anchors per block right-hand side
     seed: int = 0
+
+    def __post_init__(self):
+        _validate(self)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Fine-tuning on mined tuples (SPEC sections 7-8)."""
 
-    pools: str = "mom"  # mom | euclidean (the baseline, same code path)
-    loss: str = "triplet"  # triplet (SPEC 7) | contrastive (SPEC 8)
+    pools: PoolKind = "mom"  # mom | euclidean (the baseline, same code path)
+    loss: LossName = "triplet"  # triplet (SPEC 7) | contrastive (SPEC 8)
     margin: float = 0.5
     n_negatives: int = 1  # negatives per tuple (contrastive uses 5)
     hard_negatives: int = 10  # negative drawn among this many nearest P- members
@@ -102,8 +140,8 @@ class TrainConfig:
     # pooling of the trained network; None = the mining descriptor's (embed.pooling
     # and embed.scales). SPEC 7 trains GoogLeNet + average pooling ("gap") at
     # image_size while mining used multi-scale R-MAC: set "gap" there.
-    pooling: str | None = None
-    head_init: str = "pca"  # pca (label-free, from training features) | random
+    pooling: PoolingName | None = None
+    head_init: HeadInit = "pca"  # pca (label-free, from training features) | random
     trainable: str = "all"  # all | head | last:K (last K backbone blocks + head)
     freeze_bn: bool = True  # keep BN statistics frozen (SPEC 11)
     epochs: int = 100
@@ -118,13 +156,16 @@ class TrainConfig:
     # positive weights w+ in the loss: "raw" = f(r)_j as the release (mean ~0.1 for MoM,
     # 1 for the Euclidean baseline); "mean1" = each epoch's weights rescaled to mean 1,
     # so that one learning rate means the same step for both pool sources
-    weights: str = "raw"
+    weights: TupleWeights = "raw"
     image_size: int = 64  # train crop size (paper: 227)
     augment: bool = True  # RandomResizedCrop + horizontal flip
     seed: int = 8
-    device: str = "auto"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     num_workers: int = 0
     amp: bool = False  # mixed precision (float16 autocast + grad scaling), CUDA only
+
+    def __post_init__(self):
+        _validate(self)
 
 
 @dataclass(frozen=True)
@@ -133,6 +174,9 @@ class EvalConfig:
 
     ks: tuple[int, ...] = (1, 2, 4, 8)
     nmi_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+
+    def __post_init__(self):
+        _validate(self)
 
 
 @dataclass(frozen=True)
@@ -146,6 +190,9 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    def __post_init__(self):
+        _validate(self)
+
 
 _SECTION_CLASSES = {
     "data": DataConfig,
@@ -158,6 +205,125 @@ _SECTION_CLASSES = {
 PARAMS_DIR = Path(__file__).resolve().parent / "params"
 
 
+# ---------------------------------------------------------------- field checks
+# (text, test) of the numbers a field accepts; a tuple field's rule applies to each
+# element. Every int/float field has a rule (tests/test_config.py checks that).
+_Rule = tuple[str, Callable[[Any], bool]]
+_POSITIVE: _Rule = ("> 0", lambda v: v > 0)
+_NON_NEGATIVE: _Rule = (">= 0", lambda v: v >= 0)
+_AT_LEAST_1: _Rule = (">= 1", lambda v: v >= 1)
+_IMAGE_SIZE: _Rule = (">= 8 (the smallest image the transforms accept)", lambda v: v >= 8)
+_RULES: dict[str, dict[str, _Rule]] = {
+    "DataConfig": {"per_class": _AT_LEAST_1},
+    "EmbedConfig": {"gem_p": _POSITIVE, "rmac_levels": _AT_LEAST_1, "scales": _POSITIVE,
+                    "image_size": _IMAGE_SIZE, "whiten_dim": _AT_LEAST_1,
+                    "batch_size": _AT_LEAST_1, "num_workers": _NON_NEGATIVE},
+    "MiningConfig": {"k_graph": (">= 2 (the point itself and a neighbour)", lambda v: v >= 2),
+                     "gamma": _POSITIVE, "alpha": ("strictly between 0 and 1", lambda v: 0 < v < 1),
+                     "cg_iterations": _AT_LEAST_1, "cg_tol": _NON_NEGATIVE, "k_pos": _AT_LEAST_1,
+                     "k_neg": _AT_LEAST_1, "pool_size": _AT_LEAST_1, "n_anchors": _AT_LEAST_1,
+                     "power_iterations": _AT_LEAST_1, "block_size": _AT_LEAST_1,
+                     "seed": _NON_NEGATIVE},
+    "TrainConfig": {"margin": _NON_NEGATIVE, "n_negatives": _AT_LEAST_1,
+                    "hard_negatives": _AT_LEAST_1, "embedding_dim": _AT_LEAST_1,
+                    "epochs": _AT_LEAST_1, "batch_size": _AT_LEAST_1,
+                    "tuples_per_epoch": _AT_LEAST_1, "lr": _POSITIVE,
+                    "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
+                    "dampening": ("in [0, 1]", lambda v: 0 <= v <= 1),
+                    "weight_decay": _NON_NEGATIVE, "lr_step_epoch": _AT_LEAST_1,
+                    "lr_gamma": _POSITIVE, "image_size": _IMAGE_SIZE, "seed": _NON_NEGATIVE,
+                    "num_workers": _NON_NEGATIVE},
+    "EvalConfig": {"ks": _AT_LEAST_1, "nmi_seeds": _NON_NEGATIVE},
+}
+# string fields with a syntax rather than a list of names: (pattern, what it accepts)
+_PATTERNS: dict[str, tuple[re.Pattern, str]] = {
+    "device": (re.compile(r"auto|cpu|mps|cuda(:\d+)?"), "auto, cpu, cuda, cuda:N or mps"),
+    "trainable": (re.compile(r"all|head|last:\d+"), "all, head or last:K (K a whole number)"),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls) -> dict[str, Any]:
+    # the annotations are strings (from __future__ import annotations): evaluate them once
+    return get_type_hints(cls)
+
+
+def choices(cls, name: str) -> tuple[str, ...] | None:
+    """The names field ``name`` of config class ``cls`` accepts, or None when it is
+    not an enum-like (``Literal``) field. ``choices(MiningConfig, "anchors")``."""
+    hint = _hints(cls)[name]
+    if get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    return get_args(hint) if get_origin(hint) is Literal else None
+
+
+def _conform(where: str, hint: Any, value: Any) -> Any:
+    """``value`` checked against the type ``hint`` (ints/floats/tuples normalised); else ValueError."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (typing.Union, types.UnionType):  # X | None
+        if value is None:
+            return None
+        return _conform(where, next(a for a in args if a is not type(None)), value)
+    if origin is Literal:
+        if not isinstance(value, str) or value not in args:
+            raise ValueError(f"{where}: expected one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        if not value:
+            raise ValueError(f"{where}: must not be empty")
+        return tuple(_conform(f"{where}[{i}]", args[0], v) for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool) and type(value).__name__ != "bool_":  # numpy.bool_
+            raise ValueError(f"{where}: expected true or false, got {value!r}")
+        return bool(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: expected a finite number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        return value
+    if isinstance(hint, type) and not isinstance(value, hint):  # RunConfig's sections
+        raise ValueError(f"{where}: expected a {hint.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _validate(cfg) -> None:
+    """Check (and normalise: list -> tuple, path -> str, numpy scalar -> Python) every
+    field of a config dataclass; raise ValueError naming ``Class.field``."""
+    cls = type(cfg)
+    rules = _RULES.get(cls.__name__, {})
+    for f in fields(cfg):
+        where = f"{cls.__name__}.{f.name}"
+        value = getattr(cfg, f.name)
+        if f.name == "device" and not isinstance(value, str) and hasattr(value, "type"):
+            value = str(value)  # a torch.device
+        value = _conform(where, _hints(cls)[f.name], value)
+        if value is not None and f.name in rules:
+            text, test = rules[f.name]
+            for i, v in enumerate(value if isinstance(value, tuple) else (value,)):
+                if not test(v):
+                    at = f"{where}[{i}]" if isinstance(value, tuple) else where
+                    raise ValueError(f"{at}: must be {text}, got {v!r}")
+        if value is not None and f.name in _PATTERNS:
+            pattern, text = _PATTERNS[f.name]
+            if not pattern.fullmatch(value):
+                raise ValueError(f"{where}: expected {text}, got {value!r}")
+        if value is not getattr(cfg, f.name):
+            object.__setattr__(cfg, f.name, value)  # frozen: normalised once, here
+
+
 def parse_bool(text: str) -> bool:
     """"true"/"false" (also 1/0, yes/no, any case) -> bool; anything else: ValueError."""
     low = text.lower()
@@ -167,24 +333,48 @@ def parse_bool(text: str) -> bool:
 
 
 def _coerce(cls, name: str, value: Any) -> Any:
-    """Turn a YAML/CLI value into the type the field declares."""
+    """Turn a YAML/CLI value into the type the field declares; a value that cannot be
+    converted raises ValueError naming ``Class.field`` (range checks: ``__post_init__``)."""
     default = {f.name: f for f in fields(cls)}[name].default
-    if isinstance(default, tuple) and isinstance(value, (list, tuple)):
-        return tuple(type(default[0])(v) if default else v for v in value)
+    where = f"{cls.__name__}.{name}"
+    if isinstance(default, tuple):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]  # eval.ks=4 means (4,)
+        if isinstance(value, (list, tuple)):
+            if not default:
+                return tuple(value)
+            return tuple(_convert(f"{where}[{i}]", type(default[0]), v) for i, v in enumerate(value))
+        return value
     if isinstance(default, bool):
         if isinstance(value, str):
             try:
                 return parse_bool(value)
             except ValueError as exc:
-                raise ValueError(f"{cls.__name__}.{name}: {exc}") from None
-        return bool(value)
-    if isinstance(default, float) and isinstance(value, (int, float, str)):
-        return float(value)
-    if isinstance(default, int) and isinstance(value, (int, str)) and not isinstance(value, bool):
-        return int(value)
+                raise ValueError(f"{where}: {exc}") from None
+        return bool(value) if isinstance(value, (int, float)) else value
+    if isinstance(default, (int, float)) and isinstance(value, (int, float, str)) \
+            and not isinstance(value, bool):
+        return _convert(where, type(default), value)
     if isinstance(value, str) and value.lower() in ("none", "null"):
         return None
     return value
+
+
+def _convert(where: str, kind: type, value: Any) -> Any:
+    if kind is int and isinstance(value, float):
+        return value  # 2.5 -> "expected an integer" from __post_init__, not a silent 2
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        what = "an integer" if kind is int else "a number" if kind is float else kind.__name__
+        raise ValueError(f"{where}: expected {what}, got {value!r}") from None
+
+
+def _takes_text(cls, name: str) -> bool:
+    """Whether field ``name`` holds a string (possibly optional or one of a few names)."""
+    hint = _hints(cls)[name]
+    args = get_args(hint) if get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return any(a is str or get_origin(a) is Literal for a in args)
 
 
 def _section_from_dict(cls, values: Mapping[str, Any] | None, where: str):
@@ -193,7 +383,10 @@ def _section_from_dict(cls, values: Mapping[str, Any] | None, where: str):
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{where}: unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
-    return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+    try:
+        return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def config_from_dict(d: Mapping[str, Any], where: str = "config") -> RunConfig:
@@ -222,7 +415,10 @@ def load_params(name_or_path: str | Path) -> RunConfig:
         avail = sorted(q.stem for q in PARAMS_DIR.glob("*.yaml"))
         raise FileNotFoundError(f"parameter file {str(name_or_path)!r} not found; bundled: {avail}")
     with open(p) as fh:
-        d = yaml.safe_load(fh) or {}
+        try:
+            d = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(d, dict):
         raise ValueError(f"{p}: expected a mapping at the top level")
     d.setdefault("name", p.stem)
@@ -243,10 +439,20 @@ def apply_overrides(cfg: RunConfig, overrides: list[str] | Mapping[str, Any]) ->
         cls = _SECTION_CLASSES[sec]
         if name not in {f.name for f in fields(cls)}:
             raise ValueError(f"override {key!r}: {cls.__name__} has no field {name!r}")
-        if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip() else value
+        if isinstance(value, str) and value.strip():
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                raise ValueError(f"override {key!r}: {value!r} is not a YAML value "
+                                 f"({' '.join(str(exc).split())})") from None
+            # a string field keeps the text as typed: data.root=2024 is a folder, not a number
+            value = value.strip() if _takes_text(cls, name) and isinstance(parsed, (bool, int, float)) \
+                else parsed
         section = getattr(cfg, sec)
-        cfg = replace(cfg, **{sec: replace(section, **{name: _coerce(cls, name, value)})})
+        try:  # a value of the wrong type or out of range fails here, naming the key
+            cfg = replace(cfg, **{sec: replace(section, **{name: _coerce(cls, name, value)})})
+        except ValueError as exc:
+            raise ValueError(f"override {key!r}: {exc}") from None
     return cfg
 
 

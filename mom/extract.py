@@ -104,7 +104,7 @@ class _Items(torch.utils.data.Dataset):
 
 @torch.inference_mode()
 def _extract(model, dataset, transform, device, batch_size, num_workers, progress,
-             skip_corrupt=False, image_size=None) -> tuple[np.ndarray, np.ndarray, list]:
+             skip_corrupt=False, image_size=None, desc="embed") -> tuple[np.ndarray, np.ndarray, list]:
     """(features of the readable items (K, D), their indices (K,), [(index, error)] of the rest)."""
     device = resolve_device(device)
     n = len(dataset)
@@ -120,7 +120,7 @@ def _extract(model, dataset, transform, device, batch_size, num_workers, progres
         model.to(memory_format=torch.channels_last)
     out, ok, errors = None, np.zeros(n, dtype=bool), []
     try:
-        with tqdm(total=n, disable=not progress, unit="img", desc="embed") as bar:
+        with tqdm(total=n, disable=not progress, unit="img", desc=desc) as bar:
             for x, idx, err in loader:
                 x = x.to(device, non_blocking=True)
                 if cuda:
@@ -147,15 +147,16 @@ def _extract(model, dataset, transform, device, batch_size, num_workers, progres
 
 
 def extract(model: nn.Module, dataset, transform, *, device="auto", batch_size: int = 128,
-            num_workers: int = 0, progress: bool = True) -> np.ndarray:
+            num_workers: int = 0, progress: bool = True, desc: str = "embed") -> np.ndarray:
     """Run ``model`` (e.g. an EmbeddingNet) over ``dataset`` in order.
 
     Returns (N, D) float32 with L2-normalised rows. Eval mode and no autograd
     during the pass (the model's train/eval mode is restored afterwards); on
     CUDA: fp16 autocast, channels_last, pinned memory. A corrupt image raises
-    ValueError naming it.
+    ValueError naming it. ``desc`` labels the progress bar (e.g. "embed test").
     """
-    return _extract(model, dataset, transform, device, batch_size, num_workers, progress)[0]
+    return _extract(model, dataset, transform, device, batch_size, num_workers, progress,
+                    desc=desc)[0]
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ def _cached(cache_dir, key: str, inputs: dict, compute):
 
 def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", image_size: int = 64,
           device="auto", batch_size: int = 128, cache_dir=None, cfg: EmbedConfig | None = None,
-          whitening=None, progress: bool = True, skip_corrupt: bool = False):
+          whitening=None, progress: bool = True, skip_corrupt: bool = False, desc: str = "embed"):
     """Descriptors (N, D) float32, L2-normalised rows, of ``dataset`` (SPEC 2).
 
     Args:
@@ -226,6 +227,7 @@ def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", i
             apply a whitening learned elsewhere (e.g. the training split).
         skip_corrupt: False = an unreadable image raises ValueError naming it;
             True = return an :class:`EmbedResult` without the unreadable items.
+        desc: the progress bar's label (e.g. "embed train").
     """
     given = {"backbone": backbone, "pooling": pooling, "image_size": image_size, "device": device,
              "batch_size": batch_size}
@@ -243,7 +245,7 @@ def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", i
         net = EmbeddingNet(bb, Pooling.from_config(cfg), scales=cfg.scales)
         feats, _, skipped = _extract(net, dataset, make_transform(bb.meta, cfg.image_size), dev,
                                      cfg.batch_size, cfg.num_workers, progress,
-                                     skip_corrupt, cfg.image_size)
+                                     skip_corrupt, cfg.image_size, desc)
         return feats, {"skipped": skipped}
 
     feats, extra = _cached(cache_dir, key, inputs, compute)

@@ -3,7 +3,9 @@
 Every file the package writes goes through :func:`atomic_write`: the bytes land
 in a temporary file in the target's directory and replace the target only once
 they are complete and flushed, so an interrupted run never leaves a truncated
-result behind.
+result behind. The file gets the permissions a plain ``open(path, "w")`` would
+give it: an existing file's mode, else ``0o666 & ~umask``.
+:func:`check_output_path` tells, before any work, whether a path can be written.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 import math
 import os
 import platform
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -21,7 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_write", "remove_stale_temps", "save_json", "load_json", "save_npy", "save_npz",
+__all__ = ["atomic_write", "check_output_path", "remove_stale_temps", "save_json", "load_json", "save_npy", "save_npz",
            "load_npz", "file_digests", "sha256_file", "env_info"]
 
 
@@ -43,8 +46,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     if not directory.is_dir():
         raise FileNotFoundError(f"atomic_write: directory {str(directory)!r} of {str(path)!r} does not exist")
     prefix, suffix = _temp_affixes(path)
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)  # mode 0600
     try:
+        os.fchmod(fd, _plain_write_mode(path))
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
@@ -57,6 +61,69 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read without changing it where /proc tells it)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore
+    os.umask(mask)
+    return mask
+
+
+def _plain_write_mode(path: Path) -> int:
+    """The mode ``open(path, "w")`` leaves: an existing file's, else 0666 & ~umask."""
+    try:
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode):
+            return stat.S_IMODE(st.st_mode)
+    except OSError:
+        pass
+    return 0o666 & ~_umask()
+
+
+def check_output_path(path: str | os.PathLike, kind: str = "file", what: str = "output") -> Path:
+    """Refuse, before any work, an output ``path`` that cannot be written as a ``kind``.
+
+    ``kind="file"``: ``path`` must not be a directory and its directory must exist
+    (as :func:`atomic_write` needs). ``kind="dir"``: ``path`` must be a directory or
+    not exist yet (it is created later, parents included). Either way no part of the
+    path may be an existing file, and the folder that will hold the output must be
+    writable. Returns ``Path(path)``; raises ValueError naming the path, after ``what``
+    (e.g. the command-line flag, ``"--out"``). Creates nothing.
+    """
+    if kind not in ("file", "dir"):
+        raise ValueError(f"check_output_path: kind must be 'file' or 'dir', got {kind!r}")
+    p = Path(path)
+    name = str(path)
+    if not name:
+        raise ValueError(f"{what}: the path is empty")
+    if p.is_dir():
+        if kind == "file":
+            raise ValueError(f"{what} {name!r} is a directory; expected a file path")
+        holder = p
+    elif p.exists() or p.is_symlink():
+        if kind == "dir":
+            raise ValueError(f"{what} {name!r} exists and is not a directory; expected a folder")
+        holder = p.parent
+    else:
+        holder = Path(os.path.abspath(p)).parent
+        while not holder.exists():  # the nearest part of the path that exists
+            holder = holder.parent
+        if not holder.is_dir():
+            raise ValueError(f"{what} {name!r}: {str(holder)!r} is a file, not a directory")
+        if kind == "file" and holder != Path(os.path.abspath(p)).parent:
+            parent = str(p.parent) if str(p.parent) else "."
+            raise ValueError(f"{what} {name!r}: directory {parent!r} does not exist")
+    if not os.access(holder, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {name!r}: directory {str(holder)!r} is not writable")
+    return p
 
 
 def _temp_affixes(path: Path) -> tuple[str, str]:

@@ -45,7 +45,22 @@ def check_config(cfg: RunConfig) -> None:
         raise ValueError(f"train.pools must be one of {METHODS}, got {cfg.train.pools!r}")
 
 
-def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True
+def _check_sizes(cfg: RunConfig, n: int, name: str) -> None:
+    """The parameters that depend on the number of training images, before embedding them."""
+    m, t = cfg.mining, cfg.train
+    if n <= m.k_graph:
+        raise ValueError(f"the training split ({name}) has {n} images, too few for "
+                         f"mining.k_graph={m.k_graph} (the kNN graph needs more images than k)")
+    if m.k_pos > n:
+        raise ValueError(f"mining.k_pos={m.k_pos} exceeds the {n} images of the training split ({name})")
+    n_tuples = t.tuples_per_epoch or n
+    if n_tuples < t.batch_size:
+        source = "train.tuples_per_epoch" if t.tuples_per_epoch else "one per training image"
+        raise ValueError(f"{n_tuples} tuples per epoch ({source}) give no full batch of "
+                         f"train.batch_size={t.batch_size}")
+
+
+def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True, desc="embed"
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(mining descriptors (N, D), raw pooled descriptors (N, C)) of ``dataset``.
 
@@ -55,7 +70,7 @@ def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True
     from .extract import embed
     from .whitening import apply_whitening, learn_whitening
     raw = np.asarray(embed(dataset, cfg=dataclasses.replace(cfg.embed, whitening=False),
-                           cache_dir=cache_dir, progress=progress), dtype=np.float32)
+                           cache_dir=cache_dir, progress=progress, desc=desc), dtype=np.float32)
     if not cfg.embed.whitening:
         return raw, raw
     mean, P = learn_whitening(raw, cfg.embed.whiten_dim)
@@ -63,7 +78,7 @@ def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True
 
 
 def head_features(cfg: RunConfig, dataset, raw: np.ndarray, cache_dir=None,
-                  progress=True) -> np.ndarray:
+                  progress=True, desc="embed (head init)") -> np.ndarray:
     """(N, C) descriptors that initialise the PCA head: the network's own pooling.
 
     They are the raw mining descriptors unless ``train.pooling`` differs
@@ -74,20 +89,21 @@ def head_features(cfg: RunConfig, dataset, raw: np.ndarray, cache_dir=None,
     net = network_embed_config(cfg.embed, cfg.train)
     if net == dataclasses.replace(cfg.embed, whitening=False):
         return raw
-    return np.asarray(embed(dataset, cfg=net, cache_dir=cache_dir, progress=progress),
+    return np.asarray(embed(dataset, cfg=net, cache_dir=cache_dir, progress=progress, desc=desc),
                       dtype=np.float32)
 
 
-def embed_with_model(model, dataset, cfg: RunConfig, progress=True) -> np.ndarray:
+def embed_with_model(model, dataset, cfg: RunConfig, progress=True, desc="embed") -> np.ndarray:
     """Embeddings of ``dataset`` by a training-architecture model, test transform. (N, d)"""
     from .extract import extract, make_transform
     transform = make_transform(model.backbone.meta, cfg.train.image_size, train=False)
     return extract(model, dataset, transform, device=cfg.train.device,
                    batch_size=cfg.embed.batch_size, num_workers=cfg.embed.num_workers,
-                   progress=progress)
+                   progress=progress, desc=desc)
 
 
-def evaluate_model(model, dataset, cfg: RunConfig, progress=True) -> tuple[dict, np.ndarray]:
+def evaluate_model(model, dataset, cfg: RunConfig, progress=True,
+                   desc="embed test") -> tuple[dict, np.ndarray]:
     """(metrics, embeddings) of ``model`` on a labelled ``dataset``.
 
     A retrieval benchmark (:func:`mom.retrieval.load_benchmark`) is scored by
@@ -96,9 +112,10 @@ def evaluate_model(model, dataset, cfg: RunConfig, progress=True) -> tuple[dict,
     from .evaluate import evaluate_embeddings
     if hasattr(dataset, "gnd"):
         from .retrieval import evaluate_retrieval
-        return evaluate_retrieval(lambda ds: embed_with_model(model, ds, cfg, progress=progress),
-                                  dataset)
-    emb = embed_with_model(model, dataset, cfg, progress=progress)  # (N, d)
+        return evaluate_retrieval(
+            lambda ds: embed_with_model(model, ds, cfg, progress=progress, desc=desc + (
+                " queries" if ds is dataset.queries else " database")), dataset)
+    emb = embed_with_model(model, dataset, cfg, progress=progress, desc=desc)  # (N, d)
     return evaluate_embeddings(emb, np.asarray(dataset.labels), cfg.eval), emb
 
 
@@ -179,8 +196,6 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     from .train import build_model, train
 
     out = Path(out_dir)
-    (out / "features").mkdir(parents=True, exist_ok=True)
-    save_json(out / "config.json", config_to_dict(cfg))
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
 
@@ -199,15 +214,21 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
             what = "unknown labels" if unknown else f"{len(classes)} class(es)"
             raise ValueError(f"test split of {cfg.data.dataset!r} ({test_ds.name}) has {what}: "
                              "Recall@K and NMI need at least 2 labelled classes")
+    _check_sizes(cfg, len(train_ds), train_ds.name)
+    # the first file once the data are known to be usable: bad input leaves no folder behind
+    (out / "features").mkdir(parents=True, exist_ok=True)
+    save_json(out / "config.json", config_to_dict(cfg))
     lap("data", t0)
     log.info("data: %d train images, %d test %s (%s)", len(train_ds),
              len(test_ds.queries) if retrieval else len(test_ds),
              "queries" if retrieval else "images", cfg.data.dataset)
 
     t0 = time.perf_counter()
-    features, raw = embed_split(cfg, train_ds, cache_dir=cache_dir, progress=progress)  # (N, D)
+    features, raw = embed_split(cfg, train_ds, cache_dir=cache_dir, progress=progress,
+                                desc="embed train")  # (N, D)
     save_npy(out / "features" / "train.npy", features)
-    init = head_features(cfg, train_ds, raw, cache_dir=cache_dir, progress=progress)  # (N, C)
+    init = head_features(cfg, train_ds, raw, cache_dir=cache_dir, progress=progress,
+                         desc="embed train (head init)")  # (N, C)
     lap("embed", t0)
 
     t0 = time.perf_counter()
@@ -226,7 +247,8 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     results: dict[str, Any] = {}
     t0 = time.perf_counter()
     initial = build_model(cfg.embed, cfg.train, init_features=init)  # both rows start from it
-    results["initial"], emb = evaluate_model(initial, test_ds, cfg, progress=progress)
+    results["initial"], emb = evaluate_model(initial, test_ds, cfg, progress=progress,
+                                             desc="embed test (initial)")
     save_npy(out / "features" / "test_initial.npy", emb)
     if not retrieval:
         save_npy(out / "features" / "test_labels.npy", np.asarray(test_ds.labels))
@@ -243,7 +265,8 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
         histories[method] = result.history
         lap(f"train_{method}", t0)
         t0 = time.perf_counter()
-        results[method], emb = evaluate_model(result.model, test_ds, cfg, progress=progress)
+        results[method], emb = evaluate_model(result.model, test_ds, cfg, progress=progress,
+                                              desc=f"embed test ({method})")
         save_npy(out / "features" / f"test_{method}.npy", emb)
         lap(f"evaluate_{method}", t0)
         del model, result

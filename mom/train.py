@@ -201,7 +201,8 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
 
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        emb = _embed_all(model, dataset, test_tf, cfg, embed_cfg, device, info, progress)  # (N, D)
+        emb = _embed_all(model, dataset, test_tf, cfg, embed_cfg, device, info, progress,
+                         epoch)  # (N, D)
         t1 = time.perf_counter()
         tup = sample_epoch(pools, emb, n_tuples, cfg.hard_negatives, cfg.n_negatives, sampler_rng)
         ids = np.concatenate([tup.anchor[:, None], tup.positive[:, None], tup.negative], axis=1)
@@ -281,14 +282,15 @@ def _restore(ckpt_path: Path | None, model, opt, sched, sampler_rng, cfg: TrainC
 
 
 def _embed_all(model, dataset, transform, cfg: TrainConfig, embed_cfg: EmbedConfig, device,
-               info: ddp.DistInfo, progress: bool) -> np.ndarray:
+               info: ddp.DistInfo, progress: bool, epoch: int = 0) -> np.ndarray:
     """The current embedding of the whole training set, (N, D) on every rank (rank r embeds r::W)."""
     from .extract import extract
 
     part = torch.utils.data.Subset(dataset, range(info.rank, len(dataset), info.world_size))
     emb = extract(model, part if info.active else dataset, transform, device=device,
                   batch_size=embed_cfg.batch_size, num_workers=cfg.num_workers,
-                  progress=progress and info.is_main)
+                  progress=progress and info.is_main,
+                  desc=f"{cfg.pools} epoch {epoch + 1}/{cfg.epochs} embed")
     if not info.active:
         return emb
     return ddp.gather_rows(torch.from_numpy(emb).to(device), len(dataset), info).cpu().numpy()
@@ -301,7 +303,8 @@ def _steps(net, model, loader, opt, scaler, cfg: TrainConfig, device, info: ddp.
     if cfg.freeze_bn:
         freeze_batchnorm(model)
     losses = []
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or not info.is_main,
+    bar = tqdm(loader, desc=f"{cfg.pools} epoch {epoch + 1}/{cfg.epochs} train",
+               disable=not progress or not info.is_main,
                leave=False)
     for step, (x, w) in enumerate(bar):
         x, w = x.to(device, non_blocking=True), w.to(device, non_blocking=True)  # (b, 2+K, 3, H, W)

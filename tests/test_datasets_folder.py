@@ -53,7 +53,7 @@ def test_build_dataset_fashion_and_cub(tmp_path):
     assert capped.paths == cub.paths[:4]
     with pytest.raises(ValueError, match="data.root"):
         build_dataset(DataConfig(dataset="cub200"), "train")
-    with pytest.raises(ValueError, match="unknown dataset"):
+    with pytest.raises(ValueError, match="DataConfig.dataset: expected one of"):
         build_dataset(DataConfig(dataset="mnist"), "train")
 
 
@@ -72,6 +72,21 @@ def test_build_dataset_folder_splits(tmp_path):
     assert build_dataset(flat, "train").labels.tolist() == [-1]
     with pytest.raises(ValueError, match="no labeled test"):
         build_dataset(flat, "test")
+
+
+@pytest.mark.parametrize("per_class", [None, 3])
+def test_a_folder_of_one_class_has_no_test_split(tmp_path, per_class):
+    make_folder(tmp_path / "one", classes=("cat",), per_class=2)
+    cfg = DataConfig(dataset="folder", root=str(tmp_path / "one"), per_class=per_class)
+    assert build_dataset(cfg, "train").labels.tolist() == [0, 0]  # the first half: the class
+    with pytest.raises(ValueError, match=rf"'{tmp_path / 'one'}' has only 1 class folder \(cat\)"
+                                         r".*train and test need at least 2 class folders"):
+        build_dataset(cfg, "test")
+
+
+def test_select_per_class_of_no_class_is_empty():
+    from mom.datasets.base import select_per_class
+    assert select_per_class(np.zeros(0, np.int64), [], 3).tolist() == []
 
 
 def test_build_dataset_oxford(tmp_path):

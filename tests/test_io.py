@@ -2,6 +2,7 @@
 import errno
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -121,3 +122,110 @@ def test_remove_stale_temps_deletes_what_a_killed_writer_left(tmp_path):
     fh.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "other.tmp"]
     assert target.read_text() == "previous"
+
+
+@pytest.fixture
+def umask_027():
+    old = os.umask(0o027)
+    yield 0o027
+    os.umask(old)
+
+
+def _mode(p):
+    return os.stat(p).st_mode & 0o777
+
+
+@pytest.mark.parametrize("writer", ["atomic_write", "save_json", "save_npy", "save_npz"])
+def test_atomic_files_get_the_mode_of_a_plain_write(tmp_path, umask_027, writer):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")  # what open(path, "w") gives under this umask
+    assert _mode(plain) == 0o640
+    target = tmp_path / "new.out"
+    if writer == "atomic_write":
+        with io.atomic_write(target, "w") as fh:
+            fh.write("x")
+    elif writer == "save_json":
+        io.save_json(target, {"a": 1})
+    elif writer == "save_npy":
+        io.save_npy(target, np.zeros(2))
+    else:
+        io.save_npz(target, a=np.zeros(2))
+    assert _mode(target) == _mode(plain) == 0o666 & ~umask_027
+
+
+def test_atomic_write_follows_the_umask_and_keeps_an_existing_files_mode(tmp_path):
+    old = os.umask(0o002)
+    try:
+        with io.atomic_write(tmp_path / "group.txt", "w") as fh:
+            fh.write("x")
+        assert _mode(tmp_path / "group.txt") == 0o664
+        existing = tmp_path / "kept.txt"
+        existing.write_text("old")
+        os.chmod(existing, 0o600)
+        with io.atomic_write(existing, "w") as fh:  # a plain write keeps the mode too
+            fh.write("new")
+        assert _mode(existing) == 0o600 and existing.read_text() == "new"
+    finally:
+        os.umask(old)
+
+
+def test_umask_is_read_without_being_changed():
+    old = os.umask(0o037)
+    try:
+        assert io._umask() == 0o037
+        assert os.umask(0o037) == 0o037  # still what the test set
+    finally:
+        os.umask(old)
+
+
+def test_check_output_path_accepts_writable_places(tmp_path):
+    (tmp_path / "old.npy").write_bytes(b"x")
+    assert io.check_output_path(tmp_path / "new.npy") == tmp_path / "new.npy"
+    assert io.check_output_path(tmp_path / "old.npy")  # replaced later
+    assert io.check_output_path(str(tmp_path), "dir") == tmp_path
+    assert io.check_output_path(tmp_path / "a" / "b" / "c", "dir")  # made later, parents too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.npy"]  # nothing created
+
+
+@pytest.mark.parametrize("make, target, kind, message", [
+    ("dir", "out", "file", "is a directory; expected a file"),
+    ("file", "out", "dir", "exists and is not a directory"),
+    ("file", "out/x.npy", "file", "'{tmp}/out' is a file, not a directory"),
+    ("file", "out/deeper/x.npy", "file", "'{tmp}/out' is a file, not a directory"),
+    ("file", "out/run", "dir", "'{tmp}/out' is a file, not a directory"),
+    (None, "missing/x.npy", "file", "directory '{tmp}/missing' does not exist"),
+])
+def test_check_output_path_refuses_naming_the_path(tmp_path, make, target, kind, message):
+    if make == "dir":
+        (tmp_path / "out").mkdir()
+    elif make == "file":
+        (tmp_path / "out").write_text("a file")
+    before = sorted(tmp_path.rglob("*"))
+    path = tmp_path / target
+    with pytest.raises(ValueError, match=re.escape(message.replace("{tmp}", str(tmp_path)))) as info:
+        io.check_output_path(path, kind)
+    assert str(path) in str(info.value)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_check_output_path_refuses_a_read_only_directory(tmp_path, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+    # chmod does not stop root, so os.access answers as for a read-only folder
+    monkeypatch.setattr(io.os, "access", lambda p, mode: False if str(p) == str(ro) else real(p, mode))
+    with pytest.raises(ValueError, match=f"directory '{ro}' is not writable"):
+        io.check_output_path(ro / "x.json")
+    with pytest.raises(ValueError, match="not writable"):
+        io.check_output_path(ro / "sub" / "run", "dir")
+    assert io.check_output_path(tmp_path / "x.json")
+
+
+def test_check_output_path_kind():
+    with pytest.raises(ValueError, match="kind"):
+        io.check_output_path("x", "folder")
+
+
+def test_check_output_path_names_the_flag(tmp_path):
+    with pytest.raises(ValueError, match=rf"^--labels-out '{re.escape(str(tmp_path))}' is a directory"):
+        io.check_output_path(tmp_path, "file", what="--labels-out")

@@ -254,7 +254,7 @@ def test_float64_accepted_and_bad_config():
     np.testing.assert_array_equal(p.pos_ids, q.pos_ids)
     with pytest.raises(ValueError, match="pool_size"):
         mine(x, MiningConfig(**{**SMALL.__dict__, "pool_size": 0}))
-    with pytest.raises(ValueError, match="knn index"):
+    with pytest.raises(ValueError, match="knn_index"):  # refused by MiningConfig itself
         mine(x, MiningConfig(**{**SMALL.__dict__, "knn_index": "annoy"}))
 
 

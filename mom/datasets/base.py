@@ -237,4 +237,4 @@ def select_per_class(labels: np.ndarray, classes, per_class: int | None = None,
                                  f"{len(idx)} images in this source")
             idx = idx[:per_class]
         keep.append(idx)
-    return np.sort(np.concatenate(keep))
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)

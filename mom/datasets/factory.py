@@ -44,6 +44,11 @@ def _folder(root: Path, split: str) -> ImageDataset:
         if split == "train":
             return ds
         raise ValueError(f"{root} has no class subfolders, so there is no labeled test split")
+    if len(ds.class_names) < 2 and split == "test":
+        raise ValueError(f"folder dataset {str(root)!r} has only 1 class folder "
+                         f"({ds.class_names[0]}): train gets the first half of the classes and "
+                         "test the rest, so train and test need at least 2 class folders in all "
+                         "(or train/ and test/ subfolders)")
     n_train = (len(ds.class_names) + 1) // 2
     in_split = ds.labels < n_train if split == "train" else ds.labels >= n_train
     return Subset(ds, np.flatnonzero(in_split), name=f"{ds.name}-{split}")

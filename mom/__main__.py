@@ -1,0 +1,7 @@
+"""``python -m mom``: the ``mom`` command (see :mod:`mom.cli`)."""
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
