@@ -26,7 +26,7 @@ from mom.config import apply_overrides, load_params
 from mom.model import build_model
 from mom.pipeline import build_splits, embed_split, evaluate_model, head_features
 from mom.mining import mine
-from mom.study import StudyConfig, study
+from mom.studies import StudyConfig, study
 from mom.train import train
 
 

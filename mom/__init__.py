@@ -22,8 +22,13 @@ def __getattr__(name):
     if name == "run":
         from .pipeline import run
         return run
+    if name in ("study", "StudyConfig", "load_study"):
+        # the module is mom.studies, so that mom.study stays this function
+        from . import studies
+        return getattr(studies, name)
     raise AttributeError(f"module 'mom' has no attribute {name!r}")
 
 
 __all__ = ["DataConfig", "EmbedConfig", "EvalConfig", "MiningConfig", "RunConfig",
-           "TrainConfig", "load_params", "Pools", "mine", "embed", "run"]
+           "TrainConfig", "load_params", "Pools", "mine", "embed", "run", "study",
+           "StudyConfig", "load_study"]

@@ -376,7 +376,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_study(args) -> int:
-    from .study import load_study, study, summary_table
+    from .studies import load_study, study, summary_table
     cfg = config_from_args(args)
     _check_outputs(args, out="dir", work_dir="dir")
     scfg = load_study(args.params, select=args.select, seeds=args.seeds,

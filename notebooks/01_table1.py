@@ -48,7 +48,7 @@ from mom import viz
 from mom.config import apply_overrides, load_params
 from mom.paper import LATER_LABEL_FREE_R1, TABLE1, TABLE1_COLUMNS, format_table, table1_rows
 from mom.reproduce import save_results
-from mom.study import load_study, save_study, study, summary_table
+from mom.studies import load_study, save_study, study, summary_table
 
 cfg = apply_overrides(load_params(params), overrides)
 studies = {}

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-import mom.study as ms
+import mom.studies as ms
 from mom.config import load_params
-from mom.study import StudyConfig, class_split, expand_grid, load_grid, study
+from mom.studies import StudyConfig, class_split, expand_grid, load_grid, study
 
 GRID = (("train.lr", (0.01, 0.1)), ("train.epochs", (1, 2)))
 
@@ -131,6 +131,13 @@ def test_euclidean_cells_ignore_the_weight_mode(smoke):
     mean1 = dataclasses.replace(smoke, train=dataclasses.replace(smoke.train, weights="mean1"))
     assert ms._cell_key(raw, "euclidean", ds, ds) == ms._cell_key(mean1, "euclidean", ds, ds)
     assert ms._cell_key(raw, "mom", ds, ds) != ms._cell_key(mean1, "mom", ds, ds)
+
+
+def test_top_level_names():
+    import mom
+    import mom.studies
+    assert mom.study is mom.studies.study and callable(mom.study)
+    assert mom.StudyConfig is StudyConfig and mom.load_study is ms.load_study
 
 
 # ----------------------------------------------------------------- grids and bad input
