@@ -24,7 +24,7 @@ __all__ = ["project_2d", "plot_diffusion", "plot_stationary", "plot_pools_2d",
            "plot_grouped_bars", "pool_diagnostics_groups", "plot_pool_diagnostics",
            "plot_recalls", "plot_metric_bars", "plot_history", "gallery_ids", "plot_gallery",
            "gallery_figure", "thumbnail", "save_figure", "SAME", "OTHER",
-           "plot_study_rows", "plot_study_paired", "plot_study_curves"]
+           "plot_study_rows", "plot_study_paired", "plot_study_curves", "plot_toy_manifold"]
 
 _GROUP_COLOURS = {"mom": "tab:blue", "euclidean": "tab:orange", "initial": "tab:gray",
                   "MoM (paper)": "lightsteelblue", "Cyclic match (paper)": "tab:purple"}
@@ -221,6 +221,55 @@ def plot_history(histories: Mapping[str, Sequence[Mapping[str, float]]], key: st
         ax.plot(epochs, [h[key] for h in history], "-o", label=name, color=_GROUP_COLOURS.get(name))
     ax.set_xlabel("epoch"), ax.set_ylabel(key)
     ax.legend(fontsize=8)
+    return fig
+
+
+# ----------------------------------------------------------------------------- toy
+def plot_toy_manifold(ex) -> Figure:
+    """The paper's Figures 1-2 on the two-moons toy (a ``mom.toy.ToyExample``).
+
+    (a) the anchor's Euclidean neighbours $NN^e_{k^+}$; (b) its manifold
+    similarity f(r) (colour, log scale) and manifold neighbours $NN^m_{k^+}$;
+    (c) the mined $P^+$ (manifold, not Euclidean) and $P^-$ (Euclidean, not
+    manifold) of the same anchor. Marker shape: which moon (display only).
+    """
+    from matplotlib.colors import LogNorm
+    pts, r, k = ex.points, ex.anchor, ex.cfg.k_pos
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4), constrained_layout=True)
+    marks = {0: "o", 1: "s"}
+
+    def base(ax, title):
+        for moon, m in marks.items():
+            sel = ex.labels == moon
+            ax.scatter(pts[sel, 0], pts[sel, 1], s=10, c="lightgray", marker=m, zorder=1)
+        ax.scatter(*pts[r], s=260, marker="*", c="black", zorder=5, label="anchor $r$")
+        ax.set_title(title, fontsize=10)
+        ax.set_aspect("equal")
+        ax.set_xticks([]), ax.set_yticks([])
+
+    def mark(ax, ids, colour, label, size=28):
+        ids = np.asarray(ids, np.int64)
+        for moon, m in marks.items():
+            sel = ids[ex.labels[ids] == moon]
+            ax.scatter(pts[sel, 0], pts[sel, 1], s=size, c=colour, marker=m, zorder=3,
+                       edgecolors="black", linewidths=0.3,
+                       label=label if moon == ex.labels[ids[0]] or not len(ids) else None)
+
+    base(axes[0], f"(a) Euclidean neighbours $NN^e_{{{k}}}(r)$")
+    mark(axes[0], ex.nn_euclidean, "tab:orange", "$NN^e$")
+    base(axes[1], f"(b) manifold similarity $f(r)$ and $NN^m_{{{k}}}(r)$")
+    f = np.clip(ex.manifold, 1e-6, None)
+    sc = axes[1].scatter(pts[:, 0], pts[:, 1], c=f, s=12, cmap="viridis",
+                         norm=LogNorm(vmin=max(f.min(), f.max() * 1e-4), vmax=f.max()), zorder=2)
+    fig.colorbar(sc, ax=axes[1], shrink=0.8, label="$f(r)_j$ (log)")
+    mark(axes[1], ex.nn_manifold, "tab:blue", "$NN^m$")
+    base(axes[2], f"(c) $P^+$ and $P^-$ ($k^+$ {k}, $k^-$ {ex.cfg.k_neg})")
+    if len(ex.positives):
+        mark(axes[2], ex.positives, "tab:green", "$P^+$: manifold, not Euclidean", size=40)
+    if len(ex.negatives):
+        mark(axes[2], ex.negatives, "tab:red", "$P^-$: Euclidean, not manifold", size=40)
+    for ax in axes:
+        ax.legend(fontsize=7, loc="lower left")
     return fig
 
 
