@@ -37,12 +37,13 @@ from .io import sha256_file
 __all__ = ["Backbone", "build_backbone", "backbone_meta", "weights_source", "make_transform", "eval_resize",
            "BACKBONES"]
 
-BACKBONES = ("efficientnet_lite0", "googlenet", "resnet50", "googlenet_caffe")
+BACKBONES = ("efficientnet_lite0", "googlenet", "resnet50", "googlenet_caffe", "vgg16")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 _TV_URLS = {  # torchvision ImageNet weights (the file name is what the hub cache stores)
     "googlenet": "https://download.pytorch.org/models/googlenet-1378be20.pth",
     "resnet50": "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
+    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
 }
 _RGB = {"channel_order": "RGB", "resize_ratio": 256 / 224}
 _PREPROCESS = {  # what make_transform needs, known without building the network
@@ -53,12 +54,16 @@ _PREPROCESS = {  # what make_transform needs, known without building the network
                   **_RGB},
     "resnet50": {"mean": _IMAGENET_MEAN, "std": _IMAGENET_STD, "input_range": "imagenet-normalised",
                  "architecture": "torchvision resnet50 (IMAGENET1K_V2 weights)", **_RGB},
+    "vgg16": {"mean": _IMAGENET_MEAN, "std": _IMAGENET_STD, "input_range": "imagenet-normalised",
+              "architecture": "torchvision vgg16 (IMAGENET1K_V1), conv5_3 + ReLU, no last max pool "
+                              "(the retrieval network of Radenovic et al.)", **_RGB},
     # SPEC 7: x 255, BGR, minus the mean pixel (listed here in BGR order); Resize(256) at 227
     "googlenet_caffe": {"mean": (102.9801, 115.9465, 122.7717), "std": (1.0, 1.0, 1.0),
                         "input_range": (0.0, 255.0), "architecture": "BVLC GoogLeNet (Caffe, LRN, no BN)",
                         "channel_order": "BGR", "resize_ratio": 256 / 227},
 }
-_OUT_CHANNELS = {"efficientnet_lite0": 1280, "googlenet": 1024, "resnet50": 2048, "googlenet_caffe": 1024}
+_OUT_CHANNELS = {"efficientnet_lite0": 1280, "googlenet": 1024, "resnet50": 2048, "googlenet_caffe": 1024,
+                 "vgg16": 512}
 _DROP = {"googlenet": ("aux1.", "aux2."), "googlenet_caffe": ("loss1", "loss2")}  # auxiliary heads
 _RANDOM_SEED = 0
 _digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256
@@ -195,6 +200,17 @@ def _resnet50() -> tuple[nn.Module, list[nn.Module], nn.Module]:
     return net, stages, classifier
 
 
+def _vgg16() -> tuple[nn.Module, list[nn.Module], nn.Module]:
+    from torchvision.models import vgg16
+    net = vgg16(weights=None)
+    layers = list(net.features)  # 5 conv blocks, each ending in a max pool
+    cuts = [i + 1 for i, m in enumerate(layers) if isinstance(m, nn.MaxPool2d)]
+    stages = [nn.Sequential(*layers[a:b]) for a, b in zip([0] + cuts[:3], cuts[:4])]
+    stages.append(nn.Sequential(*layers[cuts[3]:cuts[4] - 1]))  # conv5 block without its pool
+    classifier = nn.Sequential(layers[-1], net.avgpool, nn.Flatten(1), net.classifier)
+    return net, stages, classifier
+
+
 def _googlenet_caffe() -> tuple[nn.Module, list[nn.Module], nn.Module]:
     from .googlenet_caffe import GoogLeNetCaffe
     net = GoogLeNetCaffe()
@@ -202,7 +218,7 @@ def _googlenet_caffe() -> tuple[nn.Module, list[nn.Module], nn.Module]:
 
 
 _BUILDERS = {"efficientnet_lite0": _efficientnet_lite0, "googlenet": _googlenet, "resnet50": _resnet50,
-             "googlenet_caffe": _googlenet_caffe}
+             "googlenet_caffe": _googlenet_caffe, "vgg16": _vgg16}
 
 
 def build_backbone(name: str = "efficientnet_lite0", weights: str | os.PathLike | None = None) -> Backbone:

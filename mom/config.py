@@ -47,7 +47,7 @@ __all__ = [
 # tuples: datasets.DATASETS, backbones.BACKBONES, pooling.POOLINGS, knn.INDEXES, ...)
 DatasetName = Literal["fashion_mnist", "cub200", "roxford5k", "rparis6k", "folder"]
 FashionSource = Literal["bundled", "full"]
-BackboneName = Literal["efficientnet_lite0", "googlenet", "resnet50", "googlenet_caffe"]
+BackboneName = Literal["efficientnet_lite0", "googlenet", "resnet50", "googlenet_caffe", "vgg16"]
 PoolingName = Literal["gap", "mac", "gem", "rmac"]
 Solver = Literal["cg", "exact"]
 CgDtype = Literal["float32", "float64"]

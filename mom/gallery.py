@@ -45,6 +45,10 @@ def gallery_ids(pools: Any, features: np.ndarray, position: int, n: int = 5,
     }
 
 
+# row names as the paper typesets them (matplotlib mathtext)
+ROW_LABELS = {"P+": "$P^+$", "NN^e_3": "$NN^e_3$", "P-": "$P^-$", "X \\ NN^e_3": "$X \\setminus NN^e_3$"}
+
+
 def plot_gallery(blocks: Sequence[tuple[Any, Mapping[str, Sequence[tuple[Any, str | None, str]]]]],
                  *, thumb_inches: float = 1.1) -> Figure:
     """Image grid: each block is ``(anchor_image, {row_name: [(image, frame, caption)]})``.
@@ -67,7 +71,7 @@ def plot_gallery(blocks: Sequence[tuple[Any, Mapping[str, Sequence[tuple[Any, st
                 _blank(axes[r, c])
             if j == 0:
                 _show(axes[r, 0], anchor_image, "tab:blue", "anchor")
-            axes[r, 1].text(0.95, 0.5, name, ha="right", va="center", fontsize=10,
+            axes[r, 1].text(0.95, 0.5, ROW_LABELS.get(name, name), ha="right", va="center", fontsize=11,
                             transform=axes[r, 1].transAxes)
             for c, (image, frame, caption) in enumerate(items, start=2):
                 _show(axes[r, c], image, frame, caption)
@@ -89,7 +93,15 @@ def gallery_figure(dataset: Any, pools: Any, features: np.ndarray, positions: Se
             frames = label_colours(labels, anchor, ids) if labels is not None else [None] * len(ids)
             rows[name] = [(thumbnail(dataset, j, size), f, f"#{j}") for j, f in zip(ids, frames)]
         blocks.append((thumbnail(dataset, anchor, size), rows))
-    return plot_gallery(blocks)
+    fig = plot_gallery(blocks)
+    if labels is not None:  # the key to the frame colours (labels are display only)
+        from matplotlib.patches import Patch
+        handles = [Patch(facecolor="white", edgecolor=c, linewidth=3, label=t) for c, t in (
+            ("tab:blue", "the anchor"), (SAME, "same class as the anchor"),
+            (OTHER, "another class"))]
+        fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=9, frameon=False,
+                   bbox_to_anchor=(0.5, -0.02))
+    return fig
 
 
 def thumbnail(dataset: Any, i: int, size: int = 96):

@@ -157,3 +157,20 @@ def test_googlenet_caffe_layout_and_caffe_named_file(tmp_path):
     x = tf(Image.new("RGB", (300, 260), (200, 100, 50)))
     np.testing.assert_allclose(x[:, 5, 5].numpy(), [50 - 102.9801, 100 - 115.9465, 200 - 122.7717],
                                atol=1e-3)
+
+
+def test_vgg16_stages_end_at_conv5_without_its_pool():
+    from torchvision.models import vgg16
+    b = build_backbone("vgg16", weights="none")
+    assert len(b.blocks) == 5 and b.out_channels == 512
+    x = torch.randn(1, 3, 64, 64)
+    assert b.features(x).shape == (1, 512, 4, 4)  # 64 / 2^4: the fifth max pool is dropped
+    torch.manual_seed(1)
+    ref = vgg16(weights=None).eval()
+    mine, theirs = list(b.stages.parameters()), list(ref.features.parameters())
+    assert len(mine) == len(theirs) == 26  # 13 conv layers, weight + bias
+    with torch.no_grad():
+        for p, q in zip(mine, theirs):
+            p.copy_(q)
+    torch.testing.assert_close(b.features(x), ref.features[:-1](x))
+    assert b.classify(x).shape == (1, 1000)

@@ -336,3 +336,11 @@ def test_bad_values_in_a_params_file_name_the_file_and_the_field(tmp_path):
     p.write_text("train: [lr: 1\n")
     with pytest.raises(ValueError, match=r"bad\.yaml: not valid YAML"):
         load_params(p)
+
+
+def test_paper_oxford_is_the_retrieval_setting():
+    c = load_params("paper_oxford")
+    assert (c.data.dataset, c.mining.anchors, c.mining.n_anchors, c.mining.k_neg) == \
+        ("roxford5k", "stationary", 1500, 10000)
+    assert (c.train.loss, c.train.margin, c.train.n_negatives) == ("contrastive", 0.7, 5)
+    assert (c.embed.backbone, c.embed.pooling) == ("vgg16", "mac")

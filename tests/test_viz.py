@@ -155,7 +155,8 @@ def test_gallery_rows_and_frames(small):
     assert a not in rows["X \\ NN^e_3"] and not set(rows["X \\ NN^e_3"]) & set(brute)
     fig = viz.gallery_figure(ds, pools, x, [0, 1], n=4, labels=labels, seed=3)
     grid = np.array(fig.axes).reshape(8, 6)  # 2 anchors x 4 rows; anchor, name, 4 images
-    assert [grid[i, 1].texts[0].get_text() for i in range(4)] == list(rows)
+    from mom.gallery import ROW_LABELS  # the paper's typesetting: $P^+$, $NN^e_3$, ...
+    assert [grid[i, 1].texts[0].get_text() for i in range(4)] == [ROW_LABELS[r] for r in rows]
     first = grid[0, 2]  # first P+ image of anchor 0
     want = viz.SAME if labels[rows["P+"][0]] == labels[a] else viz.OTHER
     assert first.spines["top"].get_edgecolor() == to_rgba(want)
