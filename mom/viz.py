@@ -145,25 +145,33 @@ def plot_pools_2d(coords: np.ndarray, anchor: int,
 
 def plot_grouped_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "",
                       ylabel: str = "", fmt: str = "%.2f", hatched: Sequence[str] = ()) -> Figure:
-    """Grouped bars: ``table[group][category] -> value``; one colour per group (the
-    groups in ``hatched`` hatched), one cluster of bars per category; NaN: no bar."""
+    """Grouped bars (seaborn): ``table[group][category] -> value``; one colour per group
+    (the groups in ``hatched`` hatched), one cluster of bars per category; NaN: no bar."""
+    import pandas as pd
+    import seaborn as sns
     groups = list(table)
     cats = list(dict.fromkeys(m for g in groups for m in table[g]))
     if not groups or not cats:
         raise ValueError("plot_grouped_bars: empty table")
+    df = pd.DataFrame([{"group": g, "category": m, "value": float(table[g].get(m, np.nan))}
+                       for g in groups for m in cats])
+    palette = {g: _GROUP_COLOURS.get(g, c) for g, c in zip(groups, sns.color_palette(n_colors=len(groups)))}
     fig, ax = plt.subplots(figsize=(2.6 + 0.45 * len(cats) * len(groups), 4), constrained_layout=True)
-    width = 0.8 / len(groups)
-    x = np.arange(len(cats))
-    for i, g in enumerate(groups):
-        vals = [float(table[g].get(m, np.nan)) for m in cats]
-        bars = ax.bar(x + (i - (len(groups) - 1) / 2) * width, vals, width, label=g,
-                      color=_GROUP_COLOURS.get(g), hatch="//" if g in hatched else None)
-        ax.bar_label(bars, fmt=fmt, fontsize=7)
-    ax.set_xticks(x, cats, fontsize=8)
+    sns.barplot(data=df.dropna(), x="category", y="value", hue="group", order=cats,
+                hue_order=groups, palette=palette, ax=ax, errorbar=None, legend=False)
+    for g, container in zip(groups, ax.containers):
+        container.set_label(g)
+        if g in hatched:
+            for bar in container:
+                bar.set_hatch("//")
+        ax.bar_label(container, fmt=fmt, fontsize=7)
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", labelsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
     ax.margins(y=0.12)  # room for the value labels
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(handles=list(ax.containers), labels=groups, fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
