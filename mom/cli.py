@@ -79,7 +79,8 @@ def _mining_flag(name: str) -> str:
 
 
 def mining_config_from_args(args: argparse.Namespace) -> MiningConfig:
-    """MiningConfig: --params' mining section (or the SPEC defaults), then each flag given."""
+    """MiningConfig: --params' mining section (or the defaults, docs/method.md §16), then
+    each flag given."""
     base = load_params(args.params).mining if args.params else MiningConfig()
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(MiningConfig)
              if getattr(args, f.name) is not None}
@@ -126,10 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="npz", choices=("npz", "release"),
                    help="npz (Pools.save) or release: the authors' anchors/pos/neg/posw/negw.txt")
     p.add_argument("--params", default=None,
-                   help="take the mining section of this parameter file (default: SPEC defaults)")
+                   help="take the mining section of this parameter file "
+                        "(default: the paper's values)")
     p.add_argument("--labels", default=None,
                    help="labels .npy, used ONLY to print pool diagnostics")
-    group = p.add_argument_group("mining parameters (default: --params or SPEC)")
+    group = p.add_argument_group("mining parameters (default: --params, else the paper's values)")
     for f in dataclasses.fields(MiningConfig):
         names = choices(MiningConfig, f.name)
         group.add_argument(_mining_flag(f.name), dest=f.name, type=_field_type(f), default=None,

@@ -1,8 +1,8 @@
 """Frozen, typed configuration for every stage, and the parameter files.
 
 Each stage has one small frozen dataclass. Every paper hyperparameter is a
-field with the paper's value (SPEC.md) as its default, so nothing is hidden
-inside a function. ``RunConfig`` groups the stages; it is what the parameter
+field with the paper's value (docs/method.md §16) as its default, so nothing is
+hidden inside a function. ``RunConfig`` groups the stages; it is what the parameter
 files ``params/{smoke,default,paper}.yaml`` hold and what is saved beside
 every result.
 
@@ -82,7 +82,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class EmbedConfig:
-    """Descriptor extraction (SPEC section 2)."""
+    """Descriptor extraction (docs/method.md §2)."""
 
     backbone: BackboneName = "efficientnet_lite0"
     weights: str | None = None  # a local weights file; None = the backbone's default
@@ -103,7 +103,7 @@ class EmbedConfig:
 
 @dataclass(frozen=True)
 class MiningConfig:
-    """Graph, diffusion, anchors and pools (SPEC sections 3-6)."""
+    """Graph, diffusion, anchors and pools (docs/method.md §3-§6)."""
 
     k_graph: int = 30  # kNN including the point itself
     gamma: float = 3.0
@@ -129,21 +129,21 @@ class MiningConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Fine-tuning on mined tuples (SPEC sections 7-8)."""
+    """Fine-tuning on mined tuples (docs/method.md §7-§10)."""
 
     pools: PoolKind = "mom"  # mom | euclidean (the baseline, same code path)
-    loss: LossName = "triplet"  # triplet (SPEC 7) | contrastive (SPEC 8)
+    loss: LossName = "triplet"  # triplet | contrastive (docs/method.md §8)
     margin: float = 0.5
     n_negatives: int = 1  # negatives per tuple (contrastive uses 5)
     hard_negatives: int = 10  # negative drawn among this many nearest P- members
     embedding_dim: int = 64
     # pooling of the trained network; None = the mining descriptor's (embed.pooling
-    # and embed.scales). SPEC 7 trains GoogLeNet + average pooling ("gap") at
-    # image_size while mining used multi-scale R-MAC: set "gap" there.
+    # and embed.scales). The paper trains GoogLeNet + average pooling ("gap") at
+    # image_size while mining used multi-scale R-MAC (docs/method.md §9): set "gap" there.
     pooling: PoolingName | None = None
     head_init: HeadInit = "pca"  # pca (label-free, from training features) | random
     trainable: str = "all"  # all | head | last:K (last K backbone blocks + head)
-    freeze_bn: bool = True  # keep BN statistics frozen (SPEC 11)
+    freeze_bn: bool = True  # keep BN statistics frozen (docs/method.md §15)
     epochs: int = 100
     batch_size: int = 42
     tuples_per_epoch: int | None = None  # None = number of training images
@@ -170,7 +170,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation protocol (SPEC section 9)."""
+    """Evaluation protocol (docs/method.md §11)."""
 
     ks: tuple[int, ...] = (1, 2, 4, 8)
     nmi_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)

@@ -1,4 +1,4 @@
-"""Manifold similarity and the stationary distribution (SPEC sections 4-5).
+"""Manifold similarity and the stationary distribution (docs/method.md §4-§5).
 
 f(r) solves (I - alpha S) f = e_r. The faithful solver is conjugate gradient
 from 0, truncated at ``iterations`` steps (tolerance ``tol`` on the relative

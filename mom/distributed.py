@@ -6,7 +6,7 @@ of b = B / W tuples of that step (B must be divisible by W). Each rank's loss
 is the mean over its b tuples and DDP averages the gradients over ranks, so
 the step's gradient is the mean over all B tuples: the single-process
 gradient for the same global batch, as long as the forward pass of one image
-does not depend on the others in its batch (BatchNorm frozen, SPEC 11).
+does not depend on the others in its batch (BatchNorm frozen, docs/method.md §9).
 Every rank draws the same tuple list from the shared seed.
 """
 from __future__ import annotations

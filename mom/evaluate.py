@@ -1,6 +1,6 @@
 """Evaluation: Recall@K, NMI, and AP/mAP (classic and revisited Oxford/Paris).
 
-This is the only evaluator in the package (SPEC section 9); notebooks, the
+This is the only evaluator in the package (docs/method.md §11); notebooks, the
 pipeline and the CLI all call it. Metrics are returned in percent, except
 :func:`average_precision`, which returns a fraction in [0, 1].
 

@@ -1,6 +1,6 @@
 """Descriptor extraction: the embedding network, batched extraction on any
 device, and ``embed`` with an on-disk cache keyed by everything that changes
-the result (STYLE principle 9).
+the result (docs/design.md §5).
 
 ``embed(dataset)`` returns (N, D) float32 L2-normalised rows in dataset order.
 With ``skip_corrupt=True`` it returns an :class:`EmbedResult` instead: the rows
@@ -50,7 +50,7 @@ class EmbeddingNet(nn.Module):
     """backbone -> pooling -> optional head -> L2: (B, 3, H, W) -> (B, D).
 
     ``scales`` (e.g. (1, 1/sqrt(2), 0.5)): the input is resized by each factor,
-    each scale's descriptor L2-normalised, summed, then L2-normalised (SPEC 2)."""
+    each scale's descriptor L2-normalised, summed, then L2-normalised (docs/method.md §2)."""
 
     def __init__(self, backbone: nn.Module, pooling: nn.Module, head: nn.Module | None = None,
                  scales: tuple[float, ...] = (1.0,)):
@@ -215,7 +215,7 @@ def _cached(cache_dir, key: str, inputs: dict, compute):
 def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", image_size: int = 64,
           device="auto", batch_size: int = 128, cache_dir=None, cfg: EmbedConfig | None = None,
           whitening=None, progress: bool = True, skip_corrupt: bool = False, desc: str = "embed"):
-    """Descriptors (N, D) float32, L2-normalised rows, of ``dataset`` (SPEC 2).
+    """Descriptors (N, D) float32, L2-normalised rows, of ``dataset`` (docs/method.md §2).
 
     Args:
         cfg: an EmbedConfig; its fields replace the keyword defaults (a keyword

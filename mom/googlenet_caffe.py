@@ -1,4 +1,4 @@
-"""BVLC GoogLeNet as in Caffe (SPEC section 7): LRN, no batch norm.
+"""BVLC GoogLeNet as in Caffe (docs/method.md §9): LRN, no batch norm.
 
 The architecture only; weights come from a user-supplied file (a Caffe model
 converted to a PyTorch state dict), loaded by ``mom.backbones`` by name or,

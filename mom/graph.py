@@ -1,4 +1,4 @@
-"""The mutual kNN graph (SPEC section 3): affinity, normalisation, components.
+"""The mutual kNN graph (docs/method.md §3): affinity, normalisation, components.
 
 A = mutual kNN affinity with a_ij = max(0, y_i . y_j)^gamma and zero diagonal;
 S = D^-1/2 A D^-1/2. All functions take and return scipy sparse matrices or arrays.

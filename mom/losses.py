@@ -1,4 +1,4 @@
-"""Losses on embedding tuples: weighted triplet (SPEC 7) and contrastive (SPEC 8).
+"""Losses on embedding tuples: weighted triplet and contrastive (docs/method.md §8).
 
 Pure tensor functions first, thin ``nn.Module`` wrappers after. Distances are
 Euclidean between the rows given (L2-normalised embeddings in training); the
@@ -59,7 +59,7 @@ def triplet_loss(za: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor, weights=N
 
     ``za, zp, zn`` (B, D); ``weights`` (B,) positive weights w+ (None = 1).
     ``reduction="mean"`` divides by B (not by the sum of weights), as in
-    SPEC 7; ``"sum"``; ``"none"`` returns the (B,) per-triplet losses.
+    docs/method.md §8; ``"sum"``; ``"none"`` returns the (B,) per-triplet losses.
     """
     _check_common(za, margin, reduction)
     _check_pair("zp", zp, za)
@@ -75,7 +75,7 @@ def triplet_loss(za: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor, weights=N
 
 def contrastive_loss(za: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor,
                      margin: float = 0.7, *, weights=None, reduction: str = "mean") -> torch.Tensor:
-    """Contrastive loss on (anchor, positive, negatives) tuples (SPEC 8).
+    """Contrastive loss on (anchor, positive, negatives) tuples (docs/method.md §8).
 
     Pair losses: ||za − zp||² for the positive, max(0, m − ||za − zn_j||)² for
     each negative. ``za, zp`` (B, D); ``zn`` (B, D) or (B, n_neg, D).

@@ -1,4 +1,4 @@
-"""Anchors and the hard positive / negative pools (SPEC sections 5-6).
+"""Anchors and the hard positive / negative pools (docs/method.md §5-§6).
 
 For anchor r, with NN^e_k(r) the top k by Euclidean (inner-product)
 similarity and NN^m_k(r) the top k by manifold similarity f(r):
@@ -10,14 +10,14 @@ with k- capped at ceil(N/2) and both pools cut at ``pool_size``. Anchors with
 an empty pool are skipped and counted. The Euclidean baseline for the same
 kept anchors uses positives NN^e_{k+}(r) minus r (weight 1) and, as negatives,
 the ``pool_size`` nearest points outside NN^e_{k-}(r), i.e. Euclidean ranks
-k-+1 ... k-+pool_size (rank 1 is r itself): SPEC 6 says negatives are drawn
-from X \\ NN^e_{k-}(r); the nearest of them are the hardest such negatives and
-make a deterministic pool the same size as P-.
+k-+1 ... k-+pool_size (rank 1 is r itself): the paper's baseline draws
+negatives from X \\ NN^e_{k-}(r) (docs/method.md §6); the nearest of them are
+the hardest such negatives and make a deterministic pool the same size as P-.
 
-Two choices beyond SPEC 6, both only visible on degenerate graphs: r itself is
-removed from both pools explicitly (SPEC relies on r being in both top-k
-lists), and entries with f(r)_j <= 0 (not reached by the diffusion) do not
-count as manifold neighbours.
+Two choices beyond the release (docs/method.md §6, §14), both only visible on
+degenerate graphs: r itself is removed from both pools explicitly (the set
+formulas rely on r being in both top-k lists), and entries with f(r)_j <= 0
+(not reached by the diffusion) do not count as manifold neighbours.
 """
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ class Pools:
 
 
 def capped_k_neg(k_neg: int, n: int) -> int:
-    """k- capped at ceil(N/2) (SPEC 6)."""
+    """k- capped at ceil(N/2) (docs/method.md §6)."""
     return int(min(k_neg, math.ceil(n / 2)))
 
 
@@ -183,7 +183,7 @@ def _to_lists(a, keep, pool_size):
 
 def pools_from_neighbours(anchors, euclid_ids, manifold_ids, manifold_vals, k_pos: int,
                           k_neg: int, pool_size: int):
-    """P+ and P- per anchor from sorted neighbour lists (pure set formulas of SPEC 6).
+    """P+ and P- per anchor from sorted neighbour lists (pure set formulas of docs/method.md §6).
 
     Args: ``anchors`` (A,); ``euclid_ids`` (A, >= max(k_pos, k_neg)) by Euclidean
     similarity descending; ``manifold_ids``/``manifold_vals`` (A, >= max(k_pos, k_neg))

@@ -1,9 +1,9 @@
-"""The training architecture (SPEC 7): backbone -> pooling -> L2 -> Linear head -> L2.
+"""The training architecture (docs/method.md §9): backbone -> pooling -> L2 -> Linear head -> L2.
 
 ``head_init="pca"`` makes the head the top principal directions of the
 training descriptors (label-free), so the untrained model already embeds
 sensibly and is the "initial" row; ``trainable`` picks the layers that learn;
-BatchNorm statistics are frozen during training (SPEC 11).
+BatchNorm statistics are frozen during training (docs/method.md §9, §15).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ __all__ = ["NormLinear", "pca_head", "build_model", "network_embed_config", "set
 
 class NormLinear(nn.Linear):
     """Linear map of the L2-normalised input: ``W x/||x|| + b``. The head sees the
-    descriptor exactly as mining did (pooled, L2-normalised; SPEC 2)."""
+    descriptor exactly as mining did (pooled, L2-normalised; docs/method.md §2)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C) -> (B, D)
         return super().forward(nn.functional.normalize(x.float(), dim=1))
@@ -50,7 +50,7 @@ def network_embed_config(embed_cfg: EmbedConfig, train_cfg: TrainConfig) -> Embe
     """The EmbedConfig of the trained network's pooled descriptor (before the head).
 
     Same as the mining descriptor unless ``train_cfg.pooling`` names another
-    pooling: then single-scale at ``train_cfg.image_size`` (SPEC 7). No whitening.
+    pooling: then single-scale at ``train_cfg.image_size`` (docs/method.md §9). No whitening.
     """
     import dataclasses
     if train_cfg.pooling is None:

@@ -1,6 +1,6 @@
 """The numbers the paper (and later work) reports, and tables that put ours beside them.
 
-The constants are SPEC section 10; they are never computed, only displayed
+The constants are those of docs/method.md §12; they are never computed, only displayed
 next to what this project measures. Keys follow ``mom.evaluate``:
 ``recall@1`` ... ``recall@8`` and ``nmi``, in percent.
 """

@@ -65,7 +65,7 @@ def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True, desc="em
     """(mining descriptors (N, D), raw pooled descriptors (N, C)) of ``dataset``.
 
     The mining descriptors are the raw ones PCA-whitened when ``embed.whitening``
-    (learned on these images, SPEC 2); the raw ones initialise the PCA head.
+    (learned on these images, docs/method.md §2); the raw ones initialise the PCA head.
     """
     from .extract import embed
     from .whitening import apply_whitening, learn_whitening
@@ -82,7 +82,7 @@ def head_features(cfg: RunConfig, dataset, raw: np.ndarray, cache_dir=None,
     """(N, C) descriptors that initialise the PCA head: the network's own pooling.
 
     They are the raw mining descriptors unless ``train.pooling`` differs
-    (SPEC 7: mining by multi-scale R-MAC, training GoogLeNet with average pooling).
+    (docs/method.md §9: mining by multi-scale R-MAC, training GoogLeNet with average pooling).
     """
     from .extract import embed
     from .model import network_embed_config

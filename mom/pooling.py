@@ -3,7 +3,7 @@
 Pure tensor functions ``gap``, ``mac``, ``gem``, ``rmac`` (and the R-MAC
 region layout ``rmac_regions``) with a thin :class:`Pooling` module. None of
 them L2-normalises its output except ``rmac``, whose definition includes it
-(SPEC section 2: MAC per region, L2 each, sum, L2).
+(docs/method.md §2: MAC per region, L2 each, sum, L2).
 """
 from __future__ import annotations
 

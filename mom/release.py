@@ -37,8 +37,9 @@ Choices where our pools and the release differ, all visible in the files:
   there is a baseline) and, when the pools have a Euclidean baseline, the same files
   under ``euclidean/`` (read back only when ``mom.json`` says so). A folder without
   ``mom.json`` (a real release) loads as ``method="mom"``, ``n_skipped=0``, no baseline
-  and the default ``MiningConfig`` (the SPEC values, the release's CUB settings). The
-  stationary vector is not saved. Each file is written atomically, the folder is not.
+  and the default ``MiningConfig`` (the paper's values, the release's CUB settings;
+  docs/method.md §16). The stationary vector is not saved. Each file is written
+  atomically, the folder is not.
 * Indices are joined by ", " as ``mom_CUB.m`` writes them; on reading, any spaces
   around the commas, CRLF line ends and trailing blank lines are accepted. An anchor
   with an empty pool (the release never writes one, ``mine`` skips them) is an empty

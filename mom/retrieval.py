@@ -2,7 +2,7 @@
 
 For the retrieval datasets the pipeline mines and trains on the unlabeled
 database images and scores a model by mAP: the cropped queries ranked against
-the database (SPEC 9). Mining on the very collection that is searched is
+the database (docs/method.md §11). Mining on the very collection that is searched is
 transductive, as an unsupervised method may be; the paper trains on a separate
 collection, which ``data.train_root`` (an image folder, labels unused) selects.
 """

@@ -1,4 +1,4 @@
-"""One epoch of training tuples drawn from mined pools (SPEC section 7).
+"""One epoch of training tuples drawn from mined pools (docs/method.md §7).
 
 For each of ``n_tuples`` items: an anchor uniform over ``pools.anchors`` (with
 replacement); a positive uniform from its P+, carrying that positive's weight
@@ -71,7 +71,7 @@ def sample_epoch(pools, embeddings: np.ndarray, n_tuples: int, hard_negatives: i
     Args:
         pools: a ``mom.mining.Pools`` (anchors, positives, positive_weights, negatives).
         embeddings: (N, D) current embedding of the training set, dataset order.
-        n_tuples: number of tuples T (SPEC: the number of training images).
+        n_tuples: number of tuples T (docs/method.md §7: the number of training images).
         hard_negatives: negatives are drawn among this many nearest P- members.
         n_negatives: K negatives per tuple, distinct while the candidates allow;
             when an anchor has fewer than K candidates its random order is cycled.

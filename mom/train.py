@@ -1,11 +1,11 @@
-"""Fine-tuning on mined tuples (SPEC sections 7-8): the loop, checkpoints, resumption.
+"""Fine-tuning on mined tuples (docs/method.md §7-§10): the loop, checkpoints, resumption.
 
 Each epoch: re-embed the training set with the current model (test
 transform), draw the epoch's tuples (:func:`mom.sampler.sample_epoch`),
 then SGD over batches of ``batch_size`` tuples (drop last) with the triplet or
 contrastive loss. ``pools.select(cfg.pools)`` picks the manifold pools or the
 Euclidean baseline; both run through this same code. BatchNorm statistics stay
-frozen when ``freeze_bn`` (SPEC 11). Under torchrun, or with
+frozen when ``freeze_bn`` (docs/method.md §9, §15). Under torchrun, or with
 ``distributed=True``, training is data parallel; see :mod:`mom.distributed`
 for the batch semantics.
 
@@ -85,7 +85,7 @@ def tuple_loss(z: torch.Tensor, weights: torch.Tensor, cfg: TrainConfig) -> torc
         return torch.stack([triplet_loss(za, zp, zn[:, k], weights=weights, margin=cfg.margin)
                             for k in range(zn.shape[1])]).mean()
     if cfg.loss == "contrastive":
-        return contrastive_loss(za, zp, zn, margin=cfg.margin)  # unweighted, as SPEC 8
+        return contrastive_loss(za, zp, zn, margin=cfg.margin)  # unweighted, as docs/method.md §8
     raise ValueError(f"train.loss must be 'triplet' or 'contrastive', got {cfg.loss!r}")
 
 
@@ -123,7 +123,7 @@ def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedCo
           out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
           eval_fn: Callable[[nn.Module, int], dict] | None = None, distributed: bool | None = None,
           transforms: tuple[Callable, Callable] | None = None) -> TrainResult:
-    """Fine-tune ``model`` on tuples from ``pools.select(cfg.pools)`` (SPEC 7-8).
+    """Fine-tune ``model`` on tuples from ``pools.select(cfg.pools)`` (docs/method.md §9-§10).
 
     Args:
         model: maps (B, 3, H, W) to L2-normalised (B, D); usually from :func:`build_model`.

@@ -1,4 +1,4 @@
-"""PCA-whitening of descriptors, learned on the training images (SPEC section 2).
+"""PCA-whitening of descriptors, learned on the training images (docs/method.md §2).
 
 ``learn_whitening`` returns ``(mean, P)`` with ``P`` of shape (d, D); applying
 it is ``l2n((x - mean) @ P.T)``. The same map is a ``nn.Linear`` (weight P,

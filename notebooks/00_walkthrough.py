@@ -81,7 +81,7 @@ viz.save_figure(fig, f"{figures_dir}/00_toy_manifold");
 
 # %% [markdown]
 # ## 1 · Embeddings
-# Each training image becomes an L2-normalised descriptor (SPEC §2). The 2-D pictures
+# Each training image becomes an L2-normalised descriptor (docs/method.md §2). The 2-D pictures
 # below are a PCA projection of these descriptors; colours there are labels, shown
 # for the reader only.
 
@@ -96,7 +96,7 @@ print(f"{len(train_ds)} training images -> features {features.shape}; {len(test_
 # %% [markdown]
 # ## 2 · The mutual kNN graph
 # k nearest neighbours by inner product (the point itself included), edge weight
-# max(0, y_i·y_j)^γ kept only when the pair is mutual (SPEC §3); S = D^-½ A D^-½.
+# max(0, y_i·y_j)^γ kept only when the pair is mutual (docs/method.md §3); S = D^-½ A D^-½.
 
 # %%
 sims, ids = knn(features, mc.k_graph)  # (N, k) each
@@ -110,7 +110,7 @@ print(f"k = {mc.k_graph}, gamma = {mc.gamma}: {A.nnz // 2} mutual edges, "
 # %% [markdown]
 # ## 3 · Diffusion from one anchor
 # f(r) solves (I − αS) f = e_r by conjugate gradient, truncated at a few iterations
-# (SPEC §4). Left: Euclidean similarity to the anchor; right: the manifold similarity.
+# (docs/method.md §4). Left: Euclidean similarity to the anchor; right: the manifold similarity.
 # The rings mark each one's top k+ points: the manifold follows the data's shape
 # rather than a ball around the anchor.
 
@@ -125,7 +125,7 @@ viz.save_figure(fig, f"{figures_dir}/00_diffusion");
 # ## 4 · Stationary distribution and its modes
 # A random walk P = D^-1 A on the largest component, run by power iteration. A node is
 # a mode when its probability beats every neighbour's; the top modes are the anchors
-# used for retrieval (SPEC §5). They spread over the dense regions of the collection.
+# used for retrieval (docs/method.md §5). They spread over the dense regions of the collection.
 
 # %%
 pi = stationary(A, mc.power_iterations)  # (N,)
@@ -138,7 +138,7 @@ viz.save_figure(fig, f"{figures_dir}/00_stationary");
 # ## 5 · P+ and P− against Euclidean neighbours
 # P+(r) = NN^m_{k+}(r) \ NN^e_{k+}(r): close on the manifold, not among the Euclidean
 # neighbours. P−(r) = NN^e_{k−}(r) \ NN^m_{k−}(r): Euclidean neighbours that the manifold
-# does not reach (SPEC §6). The Euclidean baseline takes NN^e_{k+} as positives and
+# does not reach (docs/method.md §6). The Euclidean baseline takes NN^e_{k+} as positives and
 # points beyond NN^e_{k−} as negatives. Marker edges: green = the anchor's class.
 
 # %%
@@ -170,7 +170,7 @@ viz.pool_diagnostics_groups(diag)
 # ## 6 · One short training run, and the metrics before and after
 # The training architecture (backbone + a 64-d head initialised by PCA of the training
 # descriptors) is evaluated on the unseen test classes, fine-tuned on (anchor, P+, P−)
-# tuples with the weighted triplet loss (SPEC §7), and evaluated again.
+# tuples with the weighted triplet loss (docs/method.md §8), and evaluated again.
 
 # %%
 tcfg = derive(cfg.train, epochs=train_epochs)

@@ -30,7 +30,7 @@
 # - **none**: the parameter file's settings, no labels used for anything but scoring:
 #   the number a user without any labels would get.
 #
-# The paper's Table 1 (CUB-200-2011, GoogLeNet, 64-d; `docs` and `mom.paper`) is
+# The paper's Table 1 (CUB-200-2011, GoogLeNet, 64-d; `docs/method.md` §12 and `mom.paper`) is
 # printed beside ours. Only the `paper` parameters on CUB are comparable to it; on the
 # offline default (Fashion-MNIST) the absolute values differ, and what can carry over
 # is the *ordering* of the rows and the sign of the paired differences.

@@ -68,7 +68,8 @@ viz.save_figure(fig, f"{figures_dir}/02_pool_diagnostics");
 # ## Oxford5k (its own parameter file)
 # The retrieval half of the ablation has its own parameters, `params/paper_oxford.yaml`:
 # stationary anchors (top 1 500 modes), $k^-$ = 10 000, VGG16 + MAC trained with the
-# contrastive loss (margin 0.7, 5 negatives), as the paper describes for retrieval.
+# contrastive loss (margin 0.7, 5 negatives), as the paper describes for retrieval
+# (docs/method.md §5, §6, §10).
 # Metric: mAP on the revisited Oxford5k (Medium), percent. It runs only when
 # `oxford_root` names the data (a GPU is needed in practice).
 

@@ -135,7 +135,7 @@ def test_fast_normalisation_matches_torchvision():
 def test_googlenet_caffe_layout_and_caffe_named_file(tmp_path):
     bb = build_backbone("googlenet_caffe", weights="none")
     with torch.no_grad():
-        assert bb.features(torch.zeros(1, 3, 227, 227)).shape == (1, 1024, 7, 7)  # SPEC 7: 7x7 pool
+        assert bb.features(torch.zeros(1, 3, 227, 227)).shape == (1, 1024, 7, 7)  # docs/method.md §9
     assert len(bb.blocks) == 10 and not any(isinstance(m, nn.BatchNorm2d) for m in bb.modules())
     with pytest.raises(FileNotFoundError, match="bvlc_googlenet.caffemodel"):
         build_backbone("googlenet_caffe")

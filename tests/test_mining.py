@@ -1,4 +1,4 @@
-"""mom.mining against the SPEC 6 set formulas written with Python sets."""
+"""mom.mining against the docs/method.md §6 set formulas written with Python sets."""
 import json
 import math
 import warnings
@@ -40,7 +40,7 @@ def dense_cg(L, b, iterations):
 
 
 def reference_pools(x, cfg, anchors):
-    """SPEC 6 by hand: dense CG per anchor, numpy sorting, Python sets."""
+    """docs/method.md §6 by hand: dense CG per anchor, numpy sorting, Python sets."""
     n = x.shape[0]
     sims, ids = knn(x, cfg.k_graph)
     L = laplacian(normalize(affinity(sims, ids, cfg.gamma)), cfg.alpha).toarray()

@@ -84,7 +84,7 @@ def test_set_trainable_modes():
 
 
 def test_train_pooling_overrides_the_mining_descriptor():
-    # SPEC 7: mining by multi-scale R-MAC, the trained network pools by average
+    # docs/method.md §9: mining by multi-scale R-MAC, the trained network pools by average
     from mom.config import EmbedConfig, TrainConfig
     from mom.model import network_embed_config
     emb = EmbedConfig(pooling="rmac", scales=(1.0, 0.5), image_size=512, whitening=True)

@@ -43,7 +43,7 @@ def unit_rows(rng, n, d):
 
 
 def brute_force(pools, emb, T, h, K, seed):
-    """The SPEC 7 definition, one tuple at a time, consuming the same variates."""
+    """The docs/method.md §7 definition, one tuple at a time, consuming the same variates."""
     rng = np.random.default_rng(seed)
     a = rng.integers(len(pools), size=T)
     u = rng.random(T)

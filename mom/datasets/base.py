@@ -3,7 +3,7 @@
 Every dataset is indexable: ``ds[i] -> (PIL.Image in RGB, int label)``, with
 ``len(ds)``, ``ds.labels`` (N,) int64 (-1 where unknown), ``ds.name``,
 ``ds.fingerprint()`` and ``ds.thumbnail(i, size)``. File-backed datasets also
-expose ``ds.paths``. ``fingerprint()`` keys caches (STYLE principle 9): it
+expose ``ds.paths``. ``fingerprint()`` keys caches (docs/design.md §5): it
 hashes what changes the pixels (file list relative to the root + sizes, or the
 array bytes) and the labels, never an absolute path, so copying a dataset
 elsewhere keeps its fingerprint.

@@ -8,7 +8,7 @@ Reads the official layout::
     CUB_200_2011/bounding_boxes.txt      "<image_id> <x> <y> <w> <h>" (optional)
     CUB_200_2011/images/NNN.Name/*.jpg
 
-The dataset's own ``train_test_split.txt`` is not used (SPEC section 9).
+The dataset's own ``train_test_split.txt`` is not used (docs/method.md §11).
 Labels are ``class_id - 1``, so test labels are 100-199.
 """
 from __future__ import annotations
