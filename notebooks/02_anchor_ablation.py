@@ -49,6 +49,15 @@ table = ablation_table(rows)
 print(format_table(table, columns=("n_anchors", "initial", "euclidean", "mom"), label="anchors"))
 print(f"metric: {rows[0]['metric']}.  Paper: {ABLATION_CLAIM}")
 
+# %% [markdown]
+# How to read it: the paper makes two claims, that $P^+$/$P^-$ beat Euclidean pools for
+# the same anchors, and that stationary-distribution anchors beat as many random ones.
+# Compare each "mom" bar with its "euclidean" neighbour (first claim) and the stationary
+# cluster with the random one (second claim). Each bar is **one** training run: the
+# seeds of notebook 01's study show how far one run moves by training noise alone, and
+# a difference smaller than that is no evidence either way. On a small collection the
+# graph may have few modes, so the stationary and random rows train on few anchors.
+
 # %%
 fig = viz.plot_grouped_bars(ablation_grid(rows), ylabel=rows[0]["metric"], fmt="%.1f",
                             title=f"anchor ablation on {cfg.data.dataset}")
@@ -56,8 +65,10 @@ viz.save_figure(fig, f"{figures_dir}/02_anchor_ablation");
 
 # %% [markdown]
 # ## Pool diagnostics
-# P+ precision (share of positives from the anchor's class) and P− purity (share of
-# negatives from another class), per anchor choice and pool family.
+# $P^+$ precision (share of positives from the anchor's class) and $P^-$ purity (share of
+# negatives from another class), per anchor choice and pool family. Higher is cleaner;
+# MoM's $P^+$ trades some precision for harder (farther) positives, so its precision
+# below the Euclidean neighbours' is expected, not a failure.
 
 # %%
 fig = viz.plot_grouped_bars(diagnostics_table(rows), ylabel="fraction",

@@ -15,13 +15,22 @@
 #
 # For sampled anchors, four rows (as in the paper's Figure 3):
 #
-# - **P+**: hard positives, close on the manifold but not Euclidean neighbours;
-# - **NN^e_3**: the three Euclidean nearest neighbours (what Euclidean mining would call positives);
-# - **P−**: hard negatives, Euclidean neighbours that the manifold does not reach;
-# - **X \ NN^e_3**: random images outside the Euclidean neighbourhood (easy negatives).
+# - **$P^+$**: hard positives, close on the manifold but not Euclidean neighbours;
+# - **$NN^e_3$**: the three Euclidean nearest neighbours (what Euclidean mining would call positives);
+# - **$P^-$**: hard negatives, Euclidean neighbours that the manifold does not reach;
+# - **$X \setminus NN^e_3$**: random images outside the Euclidean neighbourhood (easy negatives).
 #
-# Frames: **green** = same class as the anchor, **red** = another class. The labels
-# are used for this display only; mining never saw them.
+# Frames: **blue** = the anchor, **green** = same class as the anchor, **red** = another
+# class (the key is under the figure). The labels are used for this display only;
+# mining never saw them.
+#
+# How to read it against the paper: in the paper's Figure 3 (CUB birds) the $P^+$ row
+# is mostly green while looking *different* from the anchor (other poses, backgrounds),
+# the $NN^e_3$ row is green and looks alike (easy positives, little to learn), the $P^-$
+# row looks alike but is often red (hard negatives), and $X \setminus NN^e_3$ is red and
+# unlike (easy negatives). The same pattern here, row by row, is the method working;
+# a $P^+$ row full of red frames means the pool depth $k^+$ is too large for the
+# collection's class size.
 
 # %% tags=["parameters"]
 params = "smoke"  # smoke | default | paper | path to a YAML parameter file
@@ -44,7 +53,7 @@ from mom.reproduce import save_results
 from mom.runs import cached_run, load_run
 
 cfg = apply_overrides(load_params(params), overrides)
-run = load_run(cached_run(cfg, runs_dir, progress=progress)[1])  # the same run as Table 1
+run = load_run(cached_run(cfg, runs_dir, progress=progress)[1])  # the pipeline run of these params
 train_ds = train_split(cfg)  # the run's training images
 labels = np.asarray(train_ds.labels)  # display only
 pools = run.pools
