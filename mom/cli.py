@@ -3,7 +3,8 @@
 
 Examples::
 
-    mom run --params default --out runs/default
+    mom run --params default --out runs/default          # again: reuses what is done
+    mom run --params default --out runs/default --force  # recompute every stage
     mom run --params paper --data-root ~/data/cub --out runs/paper --set train.epochs=2
     mom embed --params default --split train --out feats.npy
     mom mine feats.npy --out pools.npz --k-pos 200 --k-neg 2500
@@ -109,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--out", required=True, help="output folder (results.json and the rest)")
     p.add_argument("--cache-dir", default=None, help="cache the mining descriptors here")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", dest="force", action="store_false", default=False,
+                       help="reuse the stages an earlier run left in --out whose configuration "
+                            "matches, and continue a killed training (the default)")
+    again.add_argument("--force", dest="force", action="store_true", default=False,
+                       help="recompute every stage, ignoring what an earlier run left in --out")
 
     p = sub.add_parser("embed", help="descriptors of one split -> FEATURES.npy")
     _add_config_args(p)
@@ -213,12 +220,14 @@ def _cmd_run(args) -> int:
     _check_outputs(args, out="dir", cache_dir="dir")
     out = Path(args.out)
     # run() makes the folder once the input is known to be good: run.log opens with its
-    # first line, so a mistake found before that leaves nothing behind
-    handler = logging.FileHandler(out / "run.log", mode="w", delay=True)
+    # first line, so a mistake found before that leaves nothing behind. A resumed run
+    # appends to the log of the run it continues.
+    handler = logging.FileHandler(out / "run.log", mode="w" if args.force else "a", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
     logging.getLogger("mom").addHandler(handler)
     try:
-        results = run(cfg, out, progress=not args.quiet, cache_dir=args.cache_dir)
+        results = run(cfg, out, progress=not args.quiet, cache_dir=args.cache_dir,
+                      resume=not args.force)
     except BaseException as exc:
         if out.is_dir():  # the error goes to run.log too (main prints it on stderr)
             handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0,
@@ -229,7 +238,9 @@ def _cmd_run(args) -> int:
         logging.getLogger("mom").removeHandler(handler)
         handler.close()
     print(format_results(results))
-    print(f"wrote {out / 'results.json'} ({results['timings_s']['total']:.0f} s)")
+    reused = f"; reused {len(results['reused'])} stage(s): {', '.join(results['reused'])}" \
+        if results["reused"] else ""
+    print(f"wrote {out / 'results.json'} ({results['timings_s']['total']:.0f} s{reused})")
     return 0
 
 

@@ -6,6 +6,11 @@ Euclidean pools) and *mom* (trained on manifold pools), all from the same
 features, anchors and seed. Each stage is one call into its module; this file
 only orders them and records what they return.
 
+Each stage (:data:`STAGES`) leaves a record ``stages/<name>.json`` beside its files,
+keyed by a hash of exactly what its output depends on, so that ``run`` into the
+same folder again reuses every stage whose inputs did not change and continues a
+training killed mid-way from its checkpoint (``resume=False``: recompute all).
+
 Label-free rule: training-split labels reach nothing but
 :func:`mom.mining.pool_diagnostics` (reported, never used to choose). Test
 labels reach nothing but the evaluator.
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import logging
 import math
 import time
@@ -23,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from .config import RunConfig, config_to_dict
-from .io import env_info, save_json, save_npy, save_npz
+from .io import env_info, load_json, remove_stale_temps, save_json, save_npy, save_npz
 
 __all__ = ["run", "check_config", "embed_split", "embed_with_model", "evaluate_model",
-           "format_results", "load_model", "METHODS"]
+           "format_results", "load_model", "stage_key", "METHODS", "STAGES", "STAGES_DIR", "INITIAL"]
 
 log = logging.getLogger(__name__)
 
@@ -182,26 +189,330 @@ def _check_finite(name: str, metrics: dict) -> None:
         raise ValueError(f"{name}: non-finite metrics {bad}")
 
 
-def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[str, Any]:
+# ----------------------------------------------------------------------------- stages
+STAGES_DIR = "stages"  # a run folder's stage records: stages/<name>.json
+# the stages of a run, in the order they run (results["reused"] names some of them)
+STAGES = ("embed", "mine", "initial", "evaluate_initial",
+          *(f"{step}_{m}" for m in METHODS for step in ("train", "evaluate")))
+INITIAL = "initial.pt"  # the untrained model both rows start from (a model.pt, see load_model)
+# fields that say how a stage runs, not what it computes: they may change between a
+# run and its resumption (as mom.train allows for a checkpoint)
+_HOW_FIELDS = ("device", "num_workers")
+# the train fields that determine the initial model and its test embeddings
+# (build_model, network_embed_config, embed_with_model); ``trainable`` only sets requires_grad
+_MODEL_FIELDS = ("embedding_dim", "head_init", "pooling", "image_size")
+
+
+def _section(section, drop: tuple[str, ...] = ()) -> dict:
+    """A config section as a dict, without the fields that do not change results."""
+    return {k: v for k, v in config_to_dict(section).items() if k not in _HOW_FIELDS + drop}
+
+
+def stage_key(*parts) -> str:
+    """16 hex digits of SHA-256 over ``parts`` (as JSON) and the package version."""
+    from . import __version__
+    blob = json.dumps({"mom": __version__, "parts": parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class _Stages:
+    """The stage records of a run folder, ``stages/<name>.json``: ``{"stage", "key",
+    "complete", "seconds", ...}``, the key a hash of everything the stage's output
+    depends on (config sections, data fingerprints, the keys of the stages before).
+
+    A record is written only after every file of its stage, and removed before any of
+    them is rewritten: a complete record means that its files are those of its key,
+    whatever was killed when.
+    """
+
+    def __init__(self, out: Path, resume: bool):
+        self.dir, self.resume = out / STAGES_DIR, resume
+        self.reused: list[str] = []
+        self.timings: dict[str, float] = {}
+
+    def path(self, name: str) -> Path:
+        return self.dir / f"{name}.json"
+
+    def read(self, name: str) -> dict | None:
+        """The record of ``name`` as written (complete or not), None if absent or unreadable."""
+        try:
+            rec = load_json(self.path(name))
+        except (OSError, ValueError):
+            return None
+        return rec if isinstance(rec, dict) else None
+
+    def reusable(self, name: str, key: str, files: list[Path]) -> dict | None:
+        """The complete record of ``name`` when resuming, its key is ``key`` and every
+        file exists (the stage is then counted as reused); else None."""
+        if not self.resume:
+            return None
+        rec = self.read(name)
+        if rec is None or rec.get("key") != key or rec.get("complete") is not True:
+            return None
+        missing = [str(p.relative_to(self.dir.parent)) for p in files if not p.is_file()]
+        if missing:
+            log.info("%s: recomputed, its record is there but not %s", name, missing)
+            return None
+        self.reused.append(name)
+        self.timings[name] = rec.get("seconds", 0.0)
+        log.info("%s reused (%s, computed in %.1f s)", name,
+                 self.path(name).relative_to(self.dir.parent), self.timings[name])
+        return rec
+
+    def start(self, name: str, files: list[Path], **marker) -> None:
+        """Before rewriting any file of ``name``: drop its record (or replace it by an
+        incomplete ``marker``) and the temp files a killed write left beside ``files``."""
+        self.path(name).unlink(missing_ok=True)
+        for p in files:
+            remove_stale_temps(p)
+        if marker:
+            self.dir.mkdir(exist_ok=True)
+            save_json(self.path(name), {"stage": name, "complete": False, **marker})
+
+    def finish(self, name: str, key: str, t0: float, **data) -> dict:
+        """Record ``name`` as complete (after its files); returns the record as read back."""
+        seconds = round(time.perf_counter() - t0, 2)
+        self.dir.mkdir(exist_ok=True)
+        save_json(self.path(name), {"stage": name, "key": key, "complete": True, "seconds": seconds,
+                                    **data})
+        self.timings[name] = seconds
+        log.info("%s done in %.1f s", name, seconds)
+        return load_json(self.path(name))  # the same JSON values whether computed or reused
+
+
+@dataclasses.dataclass
+class _Run:
+    """What every stage of one ``run`` reads."""
+    cfg: RunConfig
+    out: Path
+    stages: _Stages
+    train_ds: Any
+    test_ds: Any
+    progress: bool
+    cache_dir: Any
+    train_fp: str  # fingerprints of the training images and of what the rows are scored on
+    test_fp: str
+
+    @property
+    def retrieval(self) -> bool:
+        return hasattr(self.test_ds, "gnd")
+
+
+def _once(fn):
+    """``fn()`` computed on the first call only."""
+    cache = []
+
+    def get():
+        if not cache:
+            cache.append(fn())
+        return cache[0]
+    return get
+
+
+def _embed_stage(r: _Run) -> tuple[str, np.ndarray, np.ndarray]:
+    """(key, mining descriptors (N, D), raw descriptors (N, C)) of the training images:
+    ``features/train.npy`` (and ``features/train_raw.npy`` when whitening)."""
+    cfg, name = r.cfg, "embed"
+    key = stage_key(name, _section(cfg.data), _section(cfg.embed), r.train_fp)
+    path, raw_path = r.out / "features" / "train.npy", r.out / "features" / "train_raw.npy"
+    files = [path, raw_path] if cfg.embed.whitening else [path]
+    if r.stages.reusable(name, key, files):
+        features = np.load(path, allow_pickle=False)
+        return key, features, np.load(raw_path, allow_pickle=False) if cfg.embed.whitening else features
+    t0 = time.perf_counter()
+    r.stages.start(name, files)
+    features, raw = embed_split(cfg, r.train_ds, cache_dir=r.cache_dir, progress=r.progress,
+                                desc="embed train")  # (N, D), (N, C)
+    save_npy(path, features)
+    if cfg.embed.whitening:
+        save_npy(raw_path, raw)
+    r.stages.finish(name, key, t0)
+    return key, features, raw
+
+
+def _mine_stage(r: _Run, embed_key: str, features: np.ndarray) -> tuple[str, Any, dict]:
+    """(key, pools, scalar pool diagnostics): ``pools.npz`` (and ``pool_diagnostics.npz``)."""
+    from .mining import Pools, mine, pool_diagnostics
+    name = "mine"
+    key = stage_key(name, embed_key, _section(r.cfg.mining))
+    labels = np.asarray(r.train_ds.labels)
+    labelled = bool(np.any(labels >= 0))  # unlabeled collections have no diagnostics
+    path, diag_path = r.out / "pools.npz", r.out / "pool_diagnostics.npz"
+    files = [path, diag_path] if labelled else [path]
+    rec = r.stages.reusable(name, key, files)
+    if rec:
+        pools, diagnostics = Pools.load(path), rec["diagnostics"]
+    else:
+        t0 = time.perf_counter()
+        r.stages.start(name, [path, diag_path])
+        diag_path.unlink(missing_ok=True)  # an earlier run's, if this one has no labels
+        pools = mine(features, r.cfg.mining, progress=r.progress)
+        pools.save(path)
+        # the only use of training labels: reported diagnostics, never a choice
+        diagnostics = {}
+        if labelled:
+            diagnostics = pool_diagnostics(pools, features, labels)
+            per_anchor = {k: np.asarray(v) for k, v in diagnostics.items() if np.ndim(v) > 0}
+            save_npz(diag_path, **per_anchor)  # for the figures
+            diagnostics = {k: v for k, v in diagnostics.items() if np.ndim(v) == 0}
+        diagnostics = r.stages.finish(name, key, t0, diagnostics=diagnostics)["diagnostics"]
+    log.info("mining: %d anchors, %d skipped", len(pools), pools.n_skipped)
+    return key, pools, diagnostics
+
+
+def _load_weights(cfg: RunConfig, train_cfg, path: Path):
+    """The model of ``path`` (a model.pt) in the architecture of ``cfg.embed`` and ``train_cfg``."""
+    import torch
+
+    from .train import build_model
+    model = build_model(cfg.embed, dataclasses.replace(train_cfg, head_init="random"))
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
+    return model.eval()
+
+
+def _save_weights(model, cfg: RunConfig, path: Path) -> None:
+    """``model`` as a model.pt (what mom.train writes; :func:`load_model` reads it)."""
+    import torch
+
+    from .io import atomic_write
+    meta = getattr(getattr(model, "backbone", None), "meta", None)
+    with atomic_write(path, "wb") as fh:
+        torch.save({"state_dict": model.state_dict(), "meta": meta,
+                    "train_config": config_to_dict(cfg.train),
+                    "embed_config": config_to_dict(cfg.embed)}, fh)
+
+
+def _initial_stage(r: _Run, embed_key: str, raw: np.ndarray) -> tuple[str, Any]:
+    """(key, a function returning the initial model): ``initial.pt``. Both trained rows
+    start from exactly these weights, whether computed now or by an earlier run."""
+    from .train import build_model
+    cfg, name = r.cfg, "initial"
+    key = stage_key(name, embed_key, {f: getattr(cfg.train, f) for f in _MODEL_FIELDS})
+    path = r.out / INITIAL
+    if r.stages.reusable(name, key, [path]):
+        return key, _once(lambda: _load_weights(cfg, cfg.train, path))  # only if a stage needs it
+    t0 = time.perf_counter()
+    r.stages.start(name, [path])
+    init = head_features(cfg, r.train_ds, raw, cache_dir=r.cache_dir, progress=r.progress,
+                         desc="embed train (head init)")  # (N, C)
+    model = build_model(cfg.embed, cfg.train, init_features=init)
+    _save_weights(model, cfg, path)
+    r.stages.finish(name, key, t0)
+    return key, lambda: model
+
+
+def _evaluate_row(r: _Run, row: str, model_key: str, get_model) -> dict:
+    """The metrics of row ``row`` on the test split: ``features/test_<row>.npy``
+    (and ``features/test_labels.npy``)."""
+    name = f"evaluate_{row}"
+    key = stage_key("evaluate", model_key, _section(r.cfg.eval), r.test_fp)
+    path, labels_path = r.out / "features" / f"test_{row}.npy", r.out / "features" / "test_labels.npy"
+    with_labels = row == "initial" and not r.retrieval  # the same labels for every row
+    files = [path, labels_path] if with_labels else [path]
+    rec = r.stages.reusable(name, key, files)
+    if rec is None:
+        t0 = time.perf_counter()
+        r.stages.start(name, files)
+        metrics, emb = evaluate_model(get_model(), r.test_ds, r.cfg, progress=r.progress,
+                                      desc=f"embed test ({row})")
+        _check_finite(row, metrics)
+        save_npy(path, emb)
+        if with_labels:
+            save_npy(labels_path, np.asarray(r.test_ds.labels))
+        rec = r.stages.finish(name, key, t0, metrics=metrics, order=list(metrics))
+    return {k: rec["metrics"][k] for k in rec["order"]}  # JSON sorts keys: the evaluator's order
+
+
+def _train_row(r: _Run, method: str, mine_key: str, initial_key: str, pools,
+               get_initial) -> tuple[str, list, Any]:
+    """(key, history, a function returning the trained model) of the row trained on the
+    ``method`` pools: the folder ``<method>/`` (checkpoint.pt, train.json, model.pt).
+
+    A training killed mid-way continues from its last checkpoint when it was started
+    from the same pools, initial model and settings (``epochs`` may have grown);
+    otherwise the folder is emptied and the row trained afresh.
+    """
+    from .train import CHECKPOINT, LOG, WEIGHTS, train
+    cfg, name = r.cfg, f"train_{method}"
+    tcfg = dataclasses.replace(cfg.train, pools=method)
+    # what a checkpoint of this row must have been started from; then the epochs
+    resume_key = stage_key("train", mine_key, initial_key, _section(tcfg, drop=("epochs",)))
+    key = stage_key("train", resume_key, tcfg.epochs)
+    folder = r.out / method
+    files = [folder / WEIGHTS, folder / LOG]
+    rec = r.stages.reusable(name, key, files)
+    if rec:
+        return key, rec["history"], _once(lambda: _load_weights(cfg, tcfg, folder / WEIGHTS))
+    t0 = time.perf_counter()
+    resume = r.stages.resume and _resumable_checkpoint(r, name, folder / CHECKPOINT, resume_key, tcfg)
+    r.stages.start(name, [folder / f for f in (CHECKPOINT, LOG, WEIGHTS)], resume_key=resume_key)
+    if not resume:
+        for f in (CHECKPOINT, LOG, WEIGHTS):
+            (folder / f).unlink(missing_ok=True)
+    folder.mkdir(exist_ok=True)
+    model = copy.deepcopy(get_initial())  # train() seeds every RNG itself
+    result = train(model, r.train_ds, pools, tcfg, cfg.embed, out_dir=folder, resume=resume,
+                   progress=r.progress)
+    rec = r.stages.finish(name, key, t0, resume_key=resume_key, history=result.history)
+    return key, rec["history"], lambda: result.model
+
+
+def _resumable_checkpoint(r: _Run, name: str, path: Path, resume_key: str, tcfg) -> bool:
+    """Whether ``path`` is a checkpoint this row can continue from (else it restarts; logged)."""
+    if not path.is_file():
+        return False
+    rec = r.stages.read(name)
+    if rec is None or rec.get("resume_key") != resume_key:
+        why = ("nothing records what it was trained from" if rec is None else
+               "was trained from other pools, initial model or settings")
+        log.info("%s: restarted, %s %s", name, path.relative_to(r.out), why)
+        return False
+    import torch
+
+    from .train import _resumable_config
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)  # our own file
+        written, epoch = ck["config"], int(ck["epoch"])
+    except Exception as exc:  # a checkpoint that cannot be read is only a lost head start
+        log.info("%s: restarted, %s is unreadable (%s)", name, path.relative_to(r.out), exc)
+        return False
+    now = _resumable_config(tcfg)
+    if written != now:
+        diff = sorted(k for k in set(written) | set(now) if written.get(k) != now.get(k))
+        log.info("%s: restarted, %s was written with different settings %s", name,
+                 path.relative_to(r.out), diff)
+        return False
+    if epoch > tcfg.epochs:
+        log.info("%s: restarted, %s holds epoch %d, beyond train.epochs=%d", name,
+                 path.relative_to(r.out), epoch, tcfg.epochs)
+        return False
+    log.info("%s: resuming from %s (epoch %d of %d)", name, path.relative_to(r.out), epoch, tcfg.epochs)
+    return True
+
+
+def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None, *,
+        resume: bool = True) -> dict[str, Any]:
     """Run every stage and write ``out_dir/results.json``; return its content.
 
     Files: ``config.json``; ``features/`` (train descriptors, test embeddings of
-    each row, test labels); ``pools.npz``; ``euclidean/`` and ``mom/`` (each
-    training's checkpoint and ``train.json``); ``results.json``.
+    each row, test labels); ``pools.npz``; ``initial.pt`` (the untrained model);
+    ``euclidean/`` and ``mom/`` (each training's checkpoint, ``train.json`` and
+    ``model.pt``); ``stages/`` (one record per stage); ``results.json``.
     ``cache_dir`` (optional) caches the mining descriptors across runs, keyed
     by the embed config and the dataset fingerprint.
+
+    ``resume`` (default): a stage whose record in ``out_dir/stages`` has the key of
+    this configuration and data, and whose files are there, is reused instead of
+    recomputed (the descriptors: data + embed; the pools: + mining; the initial
+    model: + the train fields of the architecture; a trained row: + pools + train;
+    an evaluation: + eval); a training killed mid-way continues from its
+    checkpoint. The results are the same either way; ``results["reused"]`` names the
+    reused stages and ``timings_s`` gives each stage's time when it was computed
+    (``total``: this call). ``resume=False`` recomputes every stage.
     """
     check_config(cfg)  # before the heavy imports: bad input fails fast
-    from .mining import mine, pool_diagnostics
-    from .train import build_model, train
-
     out = Path(out_dir)
-    timings: dict[str, float] = {}
     t_start = time.perf_counter()
-
-    def lap(stage: str, t0: float) -> None:
-        timings[stage] = round(time.perf_counter() - t0, 2)
-        log.info("%s done in %.1f s", stage, timings[stage])
 
     t0 = time.perf_counter()
     train_ds, test_ds = build_splits(cfg)
@@ -217,63 +528,34 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
     _check_sizes(cfg, len(train_ds), train_ds.name)
     # the first file once the data are known to be usable: bad input leaves no folder behind
     (out / "features").mkdir(parents=True, exist_ok=True)
+    (out / "results.json").unlink(missing_ok=True)  # rewritten once every stage agrees with cfg
     save_json(out / "config.json", config_to_dict(cfg))
-    lap("data", t0)
+    test_fp = (test_ds.database if retrieval else test_ds).fingerprint()
+    r = _Run(cfg=cfg, out=out, stages=_Stages(out, resume), train_ds=train_ds, test_ds=test_ds,
+             progress=progress, cache_dir=cache_dir, train_fp=train_ds.fingerprint(),
+             test_fp=test_fp + (test_ds.queries.fingerprint() if retrieval else ""))
+    timings = r.stages.timings
+    timings["data"] = round(time.perf_counter() - t0, 2)
+    log.info("data done in %.1f s", timings["data"])
     log.info("data: %d train images, %d test %s (%s)", len(train_ds),
              len(test_ds.queries) if retrieval else len(test_ds),
              "queries" if retrieval else "images", cfg.data.dataset)
 
-    t0 = time.perf_counter()
-    features, raw = embed_split(cfg, train_ds, cache_dir=cache_dir, progress=progress,
-                                desc="embed train")  # (N, D)
-    save_npy(out / "features" / "train.npy", features)
-    init = head_features(cfg, train_ds, raw, cache_dir=cache_dir, progress=progress,
-                         desc="embed train (head init)")  # (N, C)
-    lap("embed", t0)
-
-    t0 = time.perf_counter()
-    pools = mine(features, cfg.mining, progress=progress)
-    pools.save(out / "pools.npz")
-    # the only use of training labels: reported diagnostics, never a choice
-    diagnostics = {}
-    if np.any(np.asarray(train_ds.labels) >= 0):  # unlabeled collections have none
-        diagnostics = pool_diagnostics(pools, features, np.asarray(train_ds.labels))
-        per_anchor = {k: np.asarray(v) for k, v in diagnostics.items() if np.ndim(v) > 0}
-        save_npz(out / "pool_diagnostics.npz", **per_anchor)  # for the figures
-        diagnostics = {k: v for k, v in diagnostics.items() if np.ndim(v) == 0}
-    lap("mine", t0)
-    log.info("mining: %d anchors, %d skipped", len(pools), pools.n_skipped)
-
-    results: dict[str, Any] = {}
-    t0 = time.perf_counter()
-    initial = build_model(cfg.embed, cfg.train, init_features=init)  # both rows start from it
-    results["initial"], emb = evaluate_model(initial, test_ds, cfg, progress=progress,
-                                             desc="embed test (initial)")
-    save_npy(out / "features" / "test_initial.npy", emb)
-    if not retrieval:
-        save_npy(out / "features" / "test_labels.npy", np.asarray(test_ds.labels))
-    lap("evaluate_initial", t0)
-
+    embed_key, features, raw = _embed_stage(r)
+    mine_key, pools, diagnostics = _mine_stage(r, embed_key, features)
+    initial_key, get_initial = _initial_stage(r, embed_key, raw)
+    results: dict[str, Any] = {"initial": _evaluate_row(r, "initial", initial_key, get_initial)}
     histories: dict[str, list] = {}
     for method in METHODS:
-        t0 = time.perf_counter()
-        tcfg = dataclasses.replace(cfg.train, pools=method)
-        (out / method).mkdir(exist_ok=True)
-        model = copy.deepcopy(initial)  # train() seeds every RNG itself
-        result = train(model, train_ds, pools, tcfg, cfg.embed, out_dir=out / method,
-                       progress=progress)
-        histories[method] = result.history
-        lap(f"train_{method}", t0)
-        t0 = time.perf_counter()
-        results[method], emb = evaluate_model(result.model, test_ds, cfg, progress=progress,
-                                              desc=f"embed test ({method})")
-        save_npy(out / "features" / f"test_{method}.npy", emb)
-        lap(f"evaluate_{method}", t0)
-        del model, result
+        train_key, histories[method], get_model = _train_row(r, method, mine_key, initial_key,
+                                                             pools, get_initial)
+        results[method] = _evaluate_row(r, method, train_key, get_model)
+        del get_model  # the trained model, once evaluated
 
     for name in ("initial", *METHODS):
-        _check_finite(name, results[name])
         log.info("%-9s %s", name, _format_row(results[name]))
+    reused = list(r.stages.reused)
+    log.info("reused %d stage(s)%s", len(reused), f": {', '.join(reused)}" if reused else "")
     timings["total"] = round(time.perf_counter() - t_start, 2)
     results.update({
         "config": config_to_dict(cfg),
@@ -283,9 +565,10 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None) -> dict[
         "history": histories,
         "data": {"train": len(train_ds),
                  "test": len(test_ds.queries) if retrieval else len(test_ds),
-                 "train_fingerprint": train_ds.fingerprint(),
-                 "test_fingerprint": (test_ds.database if retrieval else test_ds).fingerprint()},
+                 "train_fingerprint": r.train_fp,
+                 "test_fingerprint": test_fp},
         "timings_s": timings,
+        "reused": reused,
         "env": env_info(),
     })
     save_json(out / "results.json", results)

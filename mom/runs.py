@@ -41,7 +41,9 @@ def cached_run(cfg: RunConfig, runs_dir: str | Path, *, progress: bool = False) 
     """``(results, run_dir)``: the results of ``mom.pipeline.run(cfg)``, computed once.
 
     A finished run (``results.json`` whose recorded config equals ``cfg``) is
-    loaded; otherwise the pipeline runs into the folder. Mining descriptors are
+    loaded; otherwise the pipeline runs into the folder, reusing the stages an
+    interrupted run of ``cfg`` finished there (``mom.pipeline.run`` resumes by
+    default; a training continues from its checkpoint). Mining descriptors are
     cached in ``runs_dir/cache`` (keyed by the embed config and the data).
     """
     from .pipeline import run

@@ -310,6 +310,8 @@ def test_a_failed_run_writes_the_error_to_run_log(tmp_path, capsys, monkeypatch)
 
 
 def test_run_names_its_progress_bars(tmp_path, monkeypatch):
+    import torch
+
     import mom.extract
     import mom.pipeline
     import mom.train
@@ -330,7 +332,7 @@ def test_run_names_its_progress_bars(tmp_path, monkeypatch):
 
     monkeypatch.setattr(mom.extract, "embed", fake_embed)
     monkeypatch.setattr(mom.pipeline, "evaluate_model", fake_evaluate)
-    monkeypatch.setattr(mom.train, "build_model", lambda *a, **k: object())
+    monkeypatch.setattr(mom.train, "build_model", lambda *a, **k: torch.nn.Identity())
     monkeypatch.setattr(mom.train, "train", fake_train)
     assert main(["-q", "run", "--params", "smoke", "--out", str(tmp_path / "o")]) == 0
     assert descs == ["embed train", "embed test (initial)", "train euclidean",
@@ -409,3 +411,25 @@ def test_distribution_is_named_mining_on_manifolds():
     assert project["scripts"] == {"mom": "mom.cli:main"}
     assert "mining-on-manifolds[notebooks]" in project["optional-dependencies"]["dev"]
     assert "mining-on-manifolds" in (root / "README.md").read_text()
+
+
+def test_run_resumes_by_default_and_force_recomputes(tmp_path, monkeypatch, capsys):
+    import mom.pipeline
+    seen = []
+
+    def fake_run(cfg, out, progress=True, cache_dir=None, *, resume=True):
+        seen.append(resume)
+        return {"initial": {"recall@1": 50.0}, "timings_s": {"total": 1.0},
+                "reused": ["embed", "mine"] if resume else []}
+
+    monkeypatch.setattr(mom.pipeline, "run", fake_run)
+    argv = ["-q", "run", "--params", "smoke", "--out", str(tmp_path / "o")]
+    for flags in ([], ["--resume"], ["--force"]):
+        assert main([*argv, *flags]) == 0
+    assert seen == [True, True, False]
+    printed = capsys.readouterr().out
+    assert printed.count("reused 2 stage(s): embed, mine") == 2
+    with pytest.raises(SystemExit) as info:  # argparse: usage and one line, no traceback
+        main([*argv, "--force", "--resume"])
+    assert info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """mom run --params smoke end to end: every stage runs and results.json has the
 three rows with every key as finite numbers; stage files reload."""
+import dataclasses
 import json
 import math
 
@@ -135,3 +136,199 @@ def test_train_split_is_the_runs_training_images(tmp_path):
                "--set", f"data.root={tmp_path / 'ox'}", "--set", f"data.train_root={tmp_path / 'extra'}",
                "--split", "train", "--out", str(out)])
     assert rc == 0 and np.load(out).shape[0] == 6
+
+
+# ---------------------------------------------------------------- resuming a run folder
+_TIMED = ("embed_s", "sample_s", "train_s", "tuples_per_s")  # per-epoch timings in the history
+
+
+def _same_results(a, b):
+    """Equal results.json content but for timings, environment and what was reused."""
+    skip = ("timings_s", "env", "reused", "history")
+    assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
+    untimed = [{m: [{k: v for k, v in e.items() if k not in _TIMED} for e in h]
+                for m, h in r["history"].items()} for r in (a, b)]
+    assert untimed[0] == untimed[1]
+
+
+def _forbid(monkeypatch, *stages, allow_train=()):
+    """Embedding ("embed"), mining ("mine"), training ("train": but the pools in
+    ``allow_train``) or evaluating ("evaluate") fail the test if they start."""
+    import mom.mining
+    import mom.pipeline
+    import mom.train
+
+    def forbidden(what):
+        def fail(*a, **k):
+            raise AssertionError(f"{what} ran again")
+        return fail
+
+    targets = {"embed": (mom.pipeline, "embed_split"), "mine": (mom.mining, "mine"),
+               "evaluate": (mom.pipeline, "evaluate_model")}
+    for stage in stages:
+        if stage == "train":
+            real = mom.train.train
+
+            def train(model, ds, pools, cfg, *a, **k):
+                if cfg.pools not in allow_train:
+                    raise AssertionError(f"training {cfg.pools} ran again")
+                return real(model, ds, pools, cfg, *a, **k)
+            monkeypatch.setattr(mom.train, "train", train)
+        else:
+            monkeypatch.setattr(*targets[stage], forbidden(stage))
+
+
+def _rerun(out, *argv):
+    assert main(["-q", "run", "--params", "smoke", "--out", str(out), *argv]) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.fixture
+def smoke_copy(smoke_run, tmp_path):
+    """A copy of the smoke run folder, to run again in."""
+    import shutil
+    out, results = smoke_run
+    shutil.copytree(out, tmp_path / "run")
+    return tmp_path / "run", results
+
+
+def test_a_first_run_reuses_nothing_and_records_every_stage(smoke_run):
+    from mom.pipeline import INITIAL, STAGES, STAGES_DIR
+    out, results = smoke_run
+    assert results["reused"] == []
+    assert sorted(p.stem for p in (out / STAGES_DIR).glob("*.json")) == sorted(STAGES)
+    assert (out / INITIAL).is_file()
+    assert "reused 0 stage(s)" in (out / "run.log").read_text()
+
+
+def test_a_second_run_reuses_every_stage_with_the_same_results(smoke_copy, monkeypatch, capsys):
+    from mom.pipeline import STAGES
+    out, results = smoke_copy
+    _forbid(monkeypatch, "embed", "mine", "train", "evaluate")
+    capsys.readouterr()
+    again = _rerun(out, "--resume")
+    assert again["reused"] == list(STAGES)
+    _same_results(again, results)
+    assert again["history"] == results["history"]  # the recorded one, timings included
+    # the stage times are the recorded ones: what computing them took
+    assert {s: again["timings_s"][s] for s in STAGES} == {s: results["timings_s"][s] for s in STAGES}
+    assert "reused 8 stage(s)" in capsys.readouterr().out
+    log = (out / "run.log").read_text()  # appended to the first run's
+    assert log.count("data done") == 2 and "train_mom reused (stages/train_mom.json" in log
+
+
+def test_a_new_learning_rate_retrains_only_the_rows(smoke_copy, monkeypatch):
+    out, results = smoke_copy
+    _forbid(monkeypatch, "embed", "mine", allow_train=("euclidean", "mom"))
+    again = _rerun(out, "--set", "train.lr=0.02")
+    assert again["reused"] == ["embed", "mine", "initial", "evaluate_initial"]
+    assert again["initial"] == results["initial"] and again["pools"] == results["pools"]
+    assert again["config"]["train"]["lr"] == 0.02
+    for method in ("euclidean", "mom"):
+        assert [e["lr"] for e in again["history"][method]] == [0.02]
+        assert again["history"][method][0]["loss"] != results["history"][method][0]["loss"]
+        log = json.loads((out / method / "train.json").read_text())
+        assert log["train_config"]["lr"] == 0.02 and log["finished"]
+    assert "train_mom: restarted, mom/checkpoint.pt was trained from other" in \
+        (out / "run.log").read_text()
+
+
+def test_new_mining_depths_recompute_the_pools_and_the_trained_rows(smoke_copy, monkeypatch):
+    from mom.mining import Pools
+    out, results = smoke_copy
+    _forbid(monkeypatch, "embed", allow_train=("euclidean", "mom"))
+    again = _rerun(out, "--set", "mining.k_pos=5")
+    # the initial model depends on the descriptors, not on the pools
+    assert again["reused"] == ["embed", "initial", "evaluate_initial"]
+    assert Pools.load(out / "pools.npz").config.k_pos == 5
+    assert again["initial"] == results["initial"]
+    assert again["pools"] != results["pools"]
+
+
+def test_a_killed_run_continues_where_it_stopped(smoke_run, tmp_path, monkeypatch):
+    """Killed while evaluating the euclidean row: the rerun reuses the descriptors, the
+    pools, the initial row and the euclidean training, and ends as an uninterrupted run."""
+    import mom.pipeline
+    real = mom.pipeline.evaluate_model
+
+    def killed(model, ds, cfg, progress=True, desc="embed test"):
+        if desc == "embed test (euclidean)":
+            raise RuntimeError("killed")
+        return real(model, ds, cfg, progress=progress, desc=desc)
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(mom.pipeline, "evaluate_model", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            main(["-q", "run", "--params", "smoke", "--out", str(out)])
+    assert not (out / "results.json").exists()
+    _forbid(monkeypatch, "embed", "mine", "train", allow_train=("mom",))
+    again = _rerun(out)
+    assert again["reused"] == ["embed", "mine", "initial", "evaluate_initial", "train_euclidean"]
+    _same_results(again, smoke_run[1])
+
+
+@pytest.mark.slow
+def test_a_training_killed_mid_way_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
+    """Two epochs, killed after the first checkpoint of the euclidean row: the rerun
+    continues that training from epoch 1; --force then recomputes every stage from
+    scratch, to the same results."""
+    import mom.train
+    real = mom.train._save_checkpoint
+
+    def killed(path, state, epoch):
+        real(path, state, epoch)
+        if epoch == 1 and path.parent.name == "euclidean":
+            raise RuntimeError("killed")
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(mom.train, "_save_checkpoint", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            main(["-q", "run", "--params", "smoke", "--out", str(out), "--set", "train.epochs=2"])
+    resumed = _rerun(out, "--set", "train.epochs=2")
+    assert resumed["reused"] == ["embed", "mine", "initial", "evaluate_initial"]
+    assert "train_euclidean: resuming from euclidean/checkpoint.pt (epoch 1 of 2)" in \
+        (out / "run.log").read_text()
+    assert [e["epoch"] for e in resumed["history"]["euclidean"]] == [1, 2]
+    capsys.readouterr()
+    fresh = _rerun(out, "--set", "train.epochs=2", "--force")
+    assert fresh["reused"] == [] and "reused" not in capsys.readouterr().out
+    assert "resuming" not in (out / "run.log").read_text()  # --force starts a new log
+    _same_results(resumed, fresh)
+
+
+def test_the_initial_model_key_covers_what_build_model_reads():
+    """The initial model's stage key holds the train fields of its architecture
+    (pipeline._MODEL_FIELDS): build_model reads no other (but ``trainable``, which
+    sets requires_grad and not a weight)."""
+    from train_fixtures import TinyBackbone
+
+    from mom.config import EmbedConfig, TrainConfig
+    from mom.model import build_model
+    from mom.pipeline import _MODEL_FIELDS
+
+    class Recording:
+        def __init__(self, cfg):
+            self._cfg, self.read = cfg, set()
+
+        def __getattr__(self, name):
+            self.read.add(name)
+            return getattr(self._cfg, name)
+
+    for pooling in (None, "mac"):
+        cfg = Recording(TrainConfig(embedding_dim=4, pooling=pooling, trainable="head"))
+        build_model(EmbedConfig(), cfg, init_features=np.random.default_rng(0).normal(size=(10, 8)),
+                    backbone=TinyBackbone())
+        assert cfg.read - {"trainable"} <= set(_MODEL_FIELDS), cfg.read
+
+
+def test_stage_keys_follow_the_sections_they_depend_on():
+    from mom.config import load_params
+    from mom.pipeline import _section, stage_key
+    cfg = load_params("smoke")
+    key = stage_key("embed", _section(cfg.embed))
+    assert key == stage_key("embed", _section(dataclasses.replace(cfg.embed, device="cuda",
+                                                                  num_workers=4)))
+    assert key != stage_key("embed", _section(dataclasses.replace(cfg.embed, image_size=48)))
+    assert len(key) == 16 and key != stage_key("mine", _section(cfg.embed))
