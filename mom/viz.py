@@ -21,7 +21,7 @@ from .gallery import (OTHER, SAME, gallery_figure, gallery_ids, label_colours, p
 from .io import atomic_write
 
 __all__ = ["project_2d", "plot_diffusion", "plot_stationary", "plot_pools_2d",
-           "plot_grouped_bars", "pool_diagnostics_groups", "plot_pool_diagnostics",
+           "plot_grouped_bars", "math_label", "pool_diagnostics_groups", "plot_pool_diagnostics",
            "plot_recalls", "plot_metric_bars", "plot_history", "gallery_ids", "plot_gallery",
            "gallery_figure", "thumbnail", "save_figure", "SAME", "OTHER",
            "plot_study_rows", "plot_study_paired", "plot_study_curves", "plot_toy_manifold"]
@@ -143,6 +143,16 @@ def plot_pools_2d(coords: np.ndarray, anchor: int,
     return fig
 
 
+def math_label(text: str) -> str:
+    """Pool names as the paper typesets them: "P+ precision" -> "$P^+$ precision",
+    "k+" -> "$k^+$" (matplotlib mathtext); other text unchanged."""
+    import re
+    for plain, tex in (("P+", "$P^+$"), ("P-", "$P^-$"), ("P−", "$P^-$"), ("k+", "$k^+$"),
+                       ("k-", "$k^-$")):
+        text = re.sub(rf"(?<![\w$]){re.escape(plain)}(?![\w$])", lambda m, t=tex: t, text)
+    return text
+
+
 def plot_grouped_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "",
                       ylabel: str = "", fmt: str = "%.2f", hatched: Sequence[str] = ()) -> Figure:
     """Grouped bars (seaborn): ``table[group][category] -> value``; one colour per group
@@ -166,11 +176,12 @@ def plot_grouped_bars(table: Mapping[str, Mapping[str, float]], *, title: str = 
                 bar.set_hatch("//")
         ax.bar_label(container, fmt=fmt, fontsize=7)
     ax.set_xlabel("")
-    ax.tick_params(axis="x", labelsize=8)
+    ax.set_xticks(range(len(cats)), [math_label(str(c)) for c in cats], fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
     ax.margins(y=0.12)  # room for the value labels
-    ax.legend(handles=list(ax.containers), labels=groups, fontsize=8, loc="upper left",
+    ax.legend(handles=list(ax.containers), labels=[math_label(g) for g in groups], fontsize=8,
+              loc="upper left",
               bbox_to_anchor=(1.0, 1.0))
     return fig
 

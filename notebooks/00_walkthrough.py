@@ -148,10 +148,10 @@ position = int(kept[0]) if len(kept) else 0  # the anchor is skipped when a pool
 shown = int(pools.anchors[position])
 print(f"{len(pools)} anchors kept, {pools.n_skipped} skipped (empty P+ or P-); showing anchor {shown}")
 fig = viz.plot_pools_2d(coords, shown, {
-    "positives": {"P+ (MoM)": pools.positives[position],
-                  "NN^e_k+ (Euclidean)": pools.baseline.positives[position]},
-    "negatives": {"P- (MoM)": pools.negatives[position],
-                  "beyond NN^e_k- (Euclidean)": pools.baseline.negatives[position]},
+    "positives": {"$P^+$ (MoM)": pools.positives[position],
+                  "$NN^e_{k^+}$ (Euclidean)": pools.baseline.positives[position]},
+    "negatives": {"$P^-$ (MoM)": pools.negatives[position],
+                  "beyond $NN^e_{k^-}$ (Euclidean)": pools.baseline.negatives[position]},
 }, labels)
 viz.save_figure(fig, f"{figures_dir}/00_pools");
 

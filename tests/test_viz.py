@@ -174,3 +174,12 @@ def test_save_figure_writes_png_and_svg_atomically(tmp_path):
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in paths[1].read_bytes()[:500]
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["fig.png", "fig.svg"]
+
+
+def test_math_labels_typeset_pool_names_once():
+    assert viz.math_label("P+ precision") == "$P^+$ precision"
+    assert viz.math_label("P- purity\nrandom") == "$P^-$ purity\nrandom"
+    assert viz.math_label("ranks k+ +1") == "ranks $k^+$ +1"
+    assert viz.math_label("$P^+$ (MoM)") == "$P^+$ (MoM)" and viz.math_label("mom") == "mom"
+    fig = viz.plot_grouped_bars({"mom": {"P+ precision": 0.7}})
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["$P^+$ precision"]
