@@ -208,7 +208,7 @@ def test_manifold_topk_torch_matches_numpy_and_dense(block_size, threads, device
     vals, ids = manifold_topk(S, anchors, 0.99, 10, 20, 1e-10, "cg", block_size, threads=threads,
                               backend="torch", device=device)
     assert torch.get_num_threads() == before  # restored after the call
-    nv, ni = manifold_topk(S, anchors, 0.99, 10, 20, 1e-10, "cg", block_size)
+    nv, ni = manifold_topk(S, anchors, 0.99, 10, 20, 1e-10, "cg", block_size, backend="numpy")
     np.testing.assert_array_equal(ids, ni)
     np.testing.assert_allclose(vals, nv, rtol=1e-12, atol=1e-15)
     for a in range(len(anchors)):

@@ -39,8 +39,9 @@ def dense_cg(L, b, iterations):
     return x
 
 
-def reference_pools(x, cfg, anchors):
-    """docs/method.md §6 by hand: dense CG per anchor, numpy sorting, Python sets."""
+def reference_pools(x, cfg, anchors, exact=False):
+    """docs/method.md §6 by hand: dense CG per anchor (or, ``exact``, a dense
+    ``numpy.linalg.solve``), numpy sorting, Python sets."""
     n = x.shape[0]
     sims, ids = knn(x, cfg.k_graph)
     L = laplacian(normalize(affinity(sims, ids, cfg.gamma)), cfg.alpha).toarray()
@@ -48,7 +49,7 @@ def reference_pools(x, cfg, anchors):
     k_neg = min(cfg.k_neg, math.ceil(n / 2))
     out = {}
     for r in anchors:
-        f = dense_cg(L, np.eye(n)[r], cfg.cg_iterations)
+        f = np.linalg.solve(L, np.eye(n)[r]) if exact else dense_cg(L, np.eye(n)[r], cfg.cg_iterations)
         e_order = [r] + [j for j in np.argsort(-E[r], kind="stable") if j != r]
         m_order = [j for j in np.lexsort((np.arange(n), -f)) if f[j] > 0]
         nn_e_pos, nn_e_neg = set(e_order[:cfg.k_pos]), set(e_order[:k_neg])
@@ -106,6 +107,29 @@ def test_exact_solver_pools_close_to_cg():
     b = mine(x, MiningConfig(**{**SMALL.__dict__, "solver": "exact", "cg_iterations": 20}))
     assert len(b) > 0 and np.isfinite(b.pos_weights).all()
     assert a.pos_weights.max() < b.pos_weights.max() * 1.01  # truncation under-shoots
+    # the exact solver against a dense solve of (I - alpha S) f = e_r and the set formulas
+    ref = reference_pools(x, SMALL, range(x.shape[0]), exact=True)
+    kept = [r for r, v in ref.items() if v[0] and v[2]]
+    np.testing.assert_array_equal(b.anchors, kept)
+    assert b.pos_ids.size > 300  # not vacuous
+    for i, r in enumerate(b.anchors):
+        pos, w, neg, _, _ = ref[int(r)]
+        assert b.positives[i].tolist() == pos and b.negatives[i].tolist() == neg
+        np.testing.assert_allclose(b.positive_weights[i], w, rtol=1e-6)
+
+
+def test_numpy_and_torch_cg_backends_mine_the_same_pools():
+    x, _ = clustered(seed=2)
+    t = mine(x, replace(SMALL, cg_backend="torch", cg_dtype="float64"))
+    n = mine(x, replace(SMALL, cg_backend="numpy", cg_dtype="float64"))
+    ref = reference_pools(x, SMALL, range(x.shape[0]))
+    for pools in (t, n):
+        np.testing.assert_array_equal(pools.anchors, [r for r, v in ref.items() if v[0] and v[2]])
+    np.testing.assert_array_equal(t.pos_ids, n.pos_ids)
+    np.testing.assert_array_equal(t.neg_ids, n.neg_ids)
+    np.testing.assert_allclose(t.pos_weights, n.pos_weights, rtol=1e-10)
+    for i, r in enumerate(n.anchors):
+        np.testing.assert_allclose(n.positive_weights[i], ref[int(r)][1], rtol=1e-6)  # stored float32
 
 
 def test_pools_from_neighbours_by_hand():

@@ -102,6 +102,18 @@ def test_contrastive_with_several_negatives_trains():
                                   hard_negatives=4, augment=False)
     res = train(tiny_model(embed_cfg, cfg), TinyImages(), tiny_pools(), cfg, embed_cfg, progress=False)
     assert np.isfinite(res.history[0]["loss"])
+    # on a separable toy set (pools = the true classes) the loss must fall
+    ds = TinyImages(n=24)
+    pools = tiny_pools()
+    classes = [np.flatnonzero(ds.labels == c) for c in range(3)]
+    pos = [np.setdiff1d(classes[ds.labels[a]], [a])[:3] for a in range(24)]
+    neg = [np.setdiff1d(np.arange(24), classes[ds.labels[a]])[:6] for a in range(24)]
+    pools.pos_ids, pools.neg_ids = np.concatenate(pos), np.concatenate(neg)
+    pools.pos_weights = np.ones_like(pools.pos_weights)
+    sep = dataclasses.replace(cfg, epochs=6, lr=0.05, lr_step_epoch=100)
+    hist = train(tiny_model(embed_cfg, sep), ds, pools, sep, embed_cfg, progress=False).history
+    losses = [h["loss"] for h in hist]
+    assert losses[-1] < 0.7 * losses[0], losses
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path):
