@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import clustered
 from mom.cli import build_parser, config_from_args, main, mining_config_from_args
 from mom.config import MiningConfig, choices, load_params
 
@@ -50,11 +51,7 @@ def test_run_arguments_apply_data_root_device_and_overrides():
 
 
 def _clustered_features(n_per=20, n_clusters=3, dim=8, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(n_clusters, dim))
-    x = np.concatenate([c + 0.3 * rng.normal(size=(n_per, dim)) for c in centres])
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x.astype(np.float32), np.repeat(np.arange(n_clusters), n_per)
+    return clustered(n_per, n_clusters, dim, spread=0.3, seed=seed)
 
 
 def test_mine_command_writes_a_loadable_pools_file(tmp_path, capsys):

@@ -3,28 +3,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from conftest import reference_cg
 from mom.diffusion import _topk_columns, cg_block, laplacian, manifold_topk, modes, stationary
 from mom.graph import affinity, normalize
 from mom.knn import knn
-
-
-def reference_cg(L, b, iterations, tol):
-    """Plain conjugate gradient from x = 0, one right-hand side."""
-    x = np.zeros_like(b)
-    r = b.copy()
-    p = r.copy()
-    rs = r @ r
-    for _ in range(iterations):
-        if np.sqrt(rs) <= tol * np.linalg.norm(b):
-            break
-        q = L @ p
-        a = rs / (p @ q)
-        x = x + a * p
-        r = r - a * q
-        rs_new = r @ r
-        p = r + (rs_new / rs) * p
-        rs = rs_new
-    return x
 
 
 def graph(n=80, k=8, seed=0, isolated=0):

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from conftest import unit_rows
 from mom import evaluate as ev
 from mom.config import EvalConfig
 
@@ -10,11 +11,6 @@ def circle(degrees):
     """Unit vectors in 2-D at the given angles: inner-product order = angular order."""
     a = np.deg2rad(np.asarray(degrees, dtype=np.float64))
     return np.c_[np.cos(a), np.sin(a)].astype(np.float32)  # (N, 2)
-
-
-def unit_rows(rng, n, d):
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def brute_recall(x, labels, ks):
@@ -58,7 +54,7 @@ def test_recall_many_duplicates_query_not_among_returned():
 @pytest.mark.parametrize("n,d,n_cls", [(50, 4, 3), (300, 8, 10)])
 def test_recall_matches_dense_reference(n, d, n_cls):
     rng = np.random.default_rng(n)
-    x = unit_rows(rng, n, d)
+    x = unit_rows(n, d, rng)
     labels = rng.integers(0, n_cls, n)
     ks = (1, 2, 4, 8)
     assert ev.recall_at_k(x, labels, ks) == pytest.approx(brute_recall(x, labels, ks))
@@ -66,7 +62,7 @@ def test_recall_matches_dense_reference(n, d, n_cls):
 
 def test_recall_blocks_do_not_change_neighbours():
     rng = np.random.default_rng(1)
-    x = unit_rows(rng, 97, 5)
+    x = unit_rows(97, 5, rng)
     full = ev._nearest_others(x, 5, block_size=4096)
     assert np.array_equal(ev._nearest_others(x, 5, block_size=7), full)
     assert not (full == np.arange(97)[:, None]).any()  # never the query itself
@@ -87,7 +83,7 @@ def test_nmi_perfect_clustering_is_100():
 
 def test_nmi_invariant_to_label_permutation_and_deterministic():
     rng = np.random.default_rng(3)
-    x = unit_rows(rng, 120, 6)
+    x = unit_rows(120, 6, rng)
     labels = rng.integers(0, 4, 120)
     relabel = np.array([17, 3, 42, 8])[labels]  # a bijection onto other ids
     a = ev.nmi(x, labels, seed=2)
@@ -98,7 +94,7 @@ def test_nmi_invariant_to_label_permutation_and_deterministic():
 
 def test_nmi_runs_mean_std():
     rng = np.random.default_rng(4)
-    x = unit_rows(rng, 80, 5)
+    x = unit_rows(80, 5, rng)
     labels = rng.integers(0, 3, 80)
     mean, std, values = ev.nmi_runs(x, labels, seeds=(0, 1, 2))
     assert values == [ev.nmi(x, labels, seed=s) for s in (0, 1, 2)]
@@ -153,7 +149,7 @@ def test_classic_map_by_hand():
 
 def test_rank_database_matches_argsort_and_feeds_map():
     rng = np.random.default_rng(5)
-    q, db = unit_rows(rng, 7, 6), unit_rows(rng, 40, 6)
+    q, db = unit_rows(7, 6, rng), unit_rows(40, 6, rng)
     ranks = ev.rank_database(q, db, block_size=3)
     assert ranks.shape == (7, 40)
     ref = np.argsort(-(q.astype(np.float64) @ db.T.astype(np.float64)), axis=1)
@@ -179,7 +175,7 @@ def test_map_at_r_hand_computed():
 
 def test_map_at_r_matches_brute_force():
     rng = np.random.default_rng(3)
-    x = unit_rows(rng, 60, 5)
+    x = unit_rows(60, 5, rng)
     labels = rng.integers(0, 4, size=60)
     sims = x @ x.T
     aps, rps = [], []

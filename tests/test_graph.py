@@ -2,13 +2,9 @@
 import numpy as np
 import scipy.sparse as sp
 
+from conftest import unit_rows
 from mom.graph import affinity, largest_component, normalize
 from mom.knn import knn
-
-
-def unit_rows(n, d, seed=0):
-    x = np.random.default_rng(seed).standard_normal((n, d))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def dense_affinity(x, ids, gamma):

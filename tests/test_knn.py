@@ -2,12 +2,8 @@
 import numpy as np
 import pytest
 
+from conftest import unit_rows
 from mom.knn import check_features, knn
-
-
-def unit_rows(n, d, seed=0):
-    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def brute_force(x, k):

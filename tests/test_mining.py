@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from conftest import clustered as _clustered, reference_cg
 from mom import MiningConfig, Pools, mine
 from mom.diffusion import laplacian, modes, stationary
 from mom.graph import affinity, normalize
@@ -18,25 +19,7 @@ SMALL = MiningConfig(k_graph=8, k_pos=10, k_neg=20, pool_size=6, cg_iterations=2
 
 
 def clustered(n=150, d=8, c=5, spread=0.6, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((c, d))
-    labels = rng.integers(0, c, n)
-    x = centres[labels] + spread * rng.standard_normal((n, d))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
-
-
-def dense_cg(L, b, iterations):
-    x, r = np.zeros_like(b), b.copy()
-    p, rs = r.copy(), r @ r
-    for _ in range(iterations):
-        if np.sqrt(rs) <= 1e-10:
-            break
-        q = L @ p
-        a = rs / (p @ q)
-        x, r = x + a * p, r - a * q
-        rs, rs_old = r @ r, rs
-        p = r + (rs / rs_old) * p
-    return x
+    return _clustered(classes=c, dim=d, spread=spread, seed=seed, n=n)
 
 
 def reference_pools(x, cfg, anchors, exact=False):
@@ -49,7 +32,7 @@ def reference_pools(x, cfg, anchors, exact=False):
     k_neg = min(cfg.k_neg, math.ceil(n / 2))
     out = {}
     for r in anchors:
-        f = np.linalg.solve(L, np.eye(n)[r]) if exact else dense_cg(L, np.eye(n)[r], cfg.cg_iterations)
+        f = np.linalg.solve(L, np.eye(n)[r]) if exact else reference_cg(L, np.eye(n)[r], cfg.cg_iterations)
         e_order = [r] + [j for j in np.argsort(-E[r], kind="stable") if j != r]
         m_order = [j for j in np.lexsort((np.arange(n), -f)) if f[j] > 0]
         nn_e_pos, nn_e_neg = set(e_order[:cfg.k_pos]), set(e_order[:k_neg])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from conftest import unit_rows
 from mom.sampler import Tuples, hardest_negatives, sample_epoch
 
 
@@ -37,11 +38,6 @@ def random_pools(rng, n=60, n_anchors=12, max_pos=6, max_neg=15):
     return FakePools(anchors.astype(np.int64), pos, w, neg)
 
 
-def unit_rows(rng, n, d):
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
 def brute_force(pools, emb, T, h, K, seed):
     """The docs/method.md §7 definition, one tuple at a time, consuming the same variates."""
     rng = np.random.default_rng(seed)
@@ -66,7 +62,7 @@ def brute_force(pools, emb, T, h, K, seed):
 def test_matches_brute_force(K, h):
     rng = np.random.default_rng(1)
     pools = random_pools(rng)
-    emb = unit_rows(rng, 60, 8)
+    emb = unit_rows(60, 8, rng)
     got = sample_epoch(pools, emb, 300, hard_negatives=h, n_negatives=K, rng=7)
     ref = brute_force(pools, emb, 300, h, K, seed=7)
     assert isinstance(got, Tuples) and got.negative.shape == (300, K)
@@ -82,7 +78,7 @@ def test_matches_brute_force(K, h):
 def test_distribution_uniform_over_hardest():
     rng = np.random.default_rng(2)
     n, h = 40, 3
-    emb = unit_rows(rng, n, 6)
+    emb = unit_rows(n, 6, rng)
     anchors = np.array([0, 1], dtype=np.int64)
     pos = [np.array([5, 6, 7, 8]), np.array([9])]
     neg = [np.arange(10, 30), np.arange(30, 32)]  # second anchor: fewer than h candidates
@@ -111,7 +107,7 @@ def test_distribution_uniform_over_hardest():
 def test_current_embedding_decides_negatives():
     # Moving a P- member next to the anchor makes it the only hard negative.
     rng = np.random.default_rng(3)
-    emb = unit_rows(rng, 20, 4)
+    emb = unit_rows(20, 4, rng)
     pools = FakePools(np.array([0]), [np.array([1])], [np.ones(1, np.float32)], [np.arange(2, 20)])
     emb2 = emb.copy()
     emb2[11] = emb[0]
@@ -126,7 +122,7 @@ def test_current_embedding_decides_negatives():
 def test_distinct_negatives_and_seed():
     rng = np.random.default_rng(4)
     pools = random_pools(rng, max_neg=15)
-    emb = unit_rows(rng, 60, 8)
+    emb = unit_rows(60, 8, rng)
     a = sample_epoch(pools, emb, 500, hard_negatives=10, n_negatives=5, rng=11)
     b = sample_epoch(pools, emb, 500, hard_negatives=10, n_negatives=5, rng=np.random.default_rng(11))
     for x, y in zip(a, b):
@@ -145,7 +141,7 @@ def test_distinct_negatives_and_seed():
 
 def test_bad_inputs():
     rng = np.random.default_rng(5)
-    emb = unit_rows(rng, 10, 3)
+    emb = unit_rows(10, 3, rng)
     empty = FakePools(np.zeros(0, np.int64), [], [], [])
     with pytest.raises(ValueError, match="empty pool set"):
         sample_epoch(empty, emb, 5)

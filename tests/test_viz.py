@@ -13,17 +13,8 @@ from mom import viz  # noqa: E402
 from mom.config import MiningConfig  # noqa: E402
 from mom.datasets import ArrayDataset  # noqa: E402
 from mom.mining import mine, pool_diagnostics  # noqa: E402
+from conftest import clustered  # noqa: E402
 from mom.paper import TABLE1, TABLE1_COLUMNS, format_table, table1_rows  # noqa: E402
-
-
-def clustered(n_per=20, classes=4, dim=8, seed=0):
-    """Features (N, D) L2-normalised around one centre per class, and labels (N,)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(classes, dim))
-    labels = np.repeat(np.arange(classes), n_per)
-    x = centres[labels] + 0.35 * rng.normal(size=(len(labels), dim))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x.astype(np.float32), labels
 
 
 @pytest.fixture(scope="module")
