@@ -463,5 +463,3 @@ def _split_override(o: str) -> tuple[str, str]:
     return k.strip(), v
 
 
-# dataclasses.replace is the way to derive a variant; re-exported for notebooks
-derive = dataclasses.replace

@@ -1,4 +1,7 @@
-"""Manifold similarity and the stationary distribution (docs/method.md §4-§5).
+"""Manifold similarity: the truncated CG solve of the diffusion (docs/method.md §4).
+
+Linear algebra only; the anchors (stationary distribution, modes) are
+:mod:`mom.anchors`.
 
 f(r) solves (I - alpha S) f = e_r. The faithful solver is conjugate gradient
 from 0, truncated at ``iterations`` steps (tolerance ``tol`` on the relative
@@ -22,9 +25,8 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 from scipy.sparse.linalg import splu
 from tqdm.auto import tqdm
 
-from .graph import degrees, largest_component
 
-__all__ = ["laplacian", "cg_block", "exact_block", "manifold_topk", "stationary", "modes"]
+__all__ = ["laplacian", "cg_block", "exact_block", "manifold_topk"]
 
 # working arrays of one block (b, x, r, p, q, scratch) stay below this many bytes
 BLOCK_BYTES = 1 << 30
@@ -369,43 +371,3 @@ def _sort_rows(v: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sort each row by value descending, ties by id ascending."""
     order = np.lexsort((i, -v), axis=1)
     return np.take_along_axis(v, order, axis=1), np.take_along_axis(i, order, axis=1)
-
-
-def stationary(A: sp.spmatrix, iterations: int = 1000) -> np.ndarray:
-    """Stationary distribution of the random walk P = D^-1 A on the largest component.
-
-    Power iteration from uniform: r <- r P, then r <- r / ||r||_2, ``iterations``
-    times. Returns (N,) float64 with 0 outside the largest connected component.
-    """
-    n = A.shape[0]
-    comp = largest_component(A)
-    Ac = A.tocsr()[comp][:, comp]  # (C, C)
-    d = degrees(Ac)
-    pi = np.zeros(n)
-    if d.sum() == 0:  # no edge anywhere: the component is a single isolated node
-        pi[comp] = 1.0 / np.sqrt(comp.size)
-        return pi
-    PT = (sp.diags(1.0 / d) @ Ac).T.tocsr()  # r P computed as P^T r
-    r = np.full(comp.size, 1.0 / comp.size)
-    for _ in range(iterations):
-        r = PT @ r
-        r /= np.linalg.norm(r)
-    pi[comp] = r
-    return pi
-
-
-def modes(A: sp.spmatrix, pi: np.ndarray) -> np.ndarray:
-    """Graph modes: nodes with pi > 0 strictly greater than every one-hop neighbour,
-    sorted by pi descending (ties: lower index first). Returns (M,) int64."""
-    A = A.tocsr()
-    pi = np.asarray(pi, dtype=np.float64)
-    if pi.shape != (A.shape[0],):
-        raise ValueError(f"modes: pi has shape {pi.shape}, expected ({A.shape[0]},)")
-    nbr_max = np.full(A.shape[0], -np.inf)
-    has = np.diff(A.indptr) > 0
-    if A.nnz:
-        red = np.maximum.reduceat(pi[A.indices], A.indptr[:-1][has])
-        nbr_max[has] = red
-    is_mode = (pi > 0) & (pi > nbr_max) & has
-    idx = np.flatnonzero(is_mode)
-    return idx[np.lexsort((idx, -pi[idx]))].astype(np.int64)

@@ -28,14 +28,15 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .anchors import select_anchors
 from .config import MiningConfig
-from .diffusion import manifold_topk, modes, stationary
+from .diffusion import manifold_topk
 from .graph import affinity, normalize
 from .io import load_npz, save_npz
 from .knn import build_index, check_features, search
 
 __all__ = ["Pools", "Ragged", "mine", "pools_from_neighbours", "baseline_from_neighbours",
-           "select_anchors", "capped_k_neg", "pool_diagnostics", "diagnostic_keys"]
+           "capped_k_neg", "pool_diagnostics", "diagnostic_keys"]
 
 
 class Ragged:
@@ -225,21 +226,6 @@ def baseline_from_neighbours(anchors, euclid_ids, k_pos: int, k_neg: int, pool_s
     keep_n[:, :k_neg] = False
     neg = _to_lists(e, keep_n, pool_size)
     return pos, posw, neg
-
-
-def select_anchors(A, cfg: MiningConfig) -> tuple[np.ndarray, np.ndarray | None]:
-    """Anchor indices for cfg.anchors: all | stationary (top n_anchors modes) | random.
-    Returns (anchors (A,) int64 sorted as chosen, stationary vector or None)."""
-    n = A.shape[0]
-    if cfg.anchors == "all":
-        return np.arange(n, dtype=np.int64), None
-    if cfg.anchors == "random":
-        rng = np.random.default_rng(cfg.seed)
-        return np.sort(rng.choice(n, size=min(cfg.n_anchors, n), replace=False)).astype(np.int64), None
-    if cfg.anchors == "stationary":
-        pi = stationary(A, cfg.power_iterations)
-        return modes(A, pi)[:cfg.n_anchors], pi
-    raise ValueError(f"MiningConfig.anchors={cfg.anchors!r}: expected all, stationary or random")
 
 
 def _check_config(cfg: MiningConfig, n: int) -> None:

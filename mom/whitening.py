@@ -1,18 +1,13 @@
 """PCA-whitening of descriptors, learned on the training images (docs/method.md §2).
 
 ``learn_whitening`` returns ``(mean, P)`` with ``P`` of shape (d, D); applying
-it is ``l2n((x - mean) @ P.T)``. The same map is a ``nn.Linear`` (weight P,
-bias -P mean), which is how a network can carry it (``whitening_layer``).
+it is ``l2n((x - mean) @ P.T)``.
 """
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
-import torch
-from torch import nn
 
-__all__ = ["learn_whitening", "apply_whitening", "whitening_layer", "whitening_digest", "l2n_np"]
+__all__ = ["learn_whitening", "apply_whitening", "l2n_np"]
 
 
 def l2n_np(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -59,23 +54,3 @@ def apply_whitening(x: np.ndarray, mean: np.ndarray, P: np.ndarray) -> np.ndarra
     if x.shape[1] != P.shape[1]:
         raise ValueError(f"apply_whitening: features have {x.shape[1]} dims, P expects {P.shape[1]}")
     return l2n_np((x - mean) @ P.T)
-
-
-def whitening_layer(mean: np.ndarray, P: np.ndarray) -> nn.Linear:
-    """``nn.Linear(D, d)`` computing P (x - mean) (no normalisation)."""
-    P_t = torch.as_tensor(np.asarray(P, dtype=np.float32))
-    layer = nn.Linear(P_t.shape[1], P_t.shape[0])
-    with torch.no_grad():
-        layer.weight.copy_(P_t)
-        layer.bias.copy_(-P_t @ torch.as_tensor(np.asarray(mean, dtype=np.float32)))
-    return layer
-
-
-def whitening_digest(mean: np.ndarray, P: np.ndarray) -> str:
-    """sha256 of the whitening's bytes (for records and cache keys)."""
-    h = hashlib.sha256()
-    for a in (mean, P):
-        a = np.ascontiguousarray(a, dtype=np.float32)
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()

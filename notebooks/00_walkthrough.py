@@ -42,8 +42,9 @@ train_epochs = 1  # the short training run of section 6
 import numpy as np
 
 from mom import viz
-from mom.config import apply_overrides, derive, load_params
-from mom.diffusion import cg_block, laplacian, modes, stationary
+from mom.anchors import modes, stationary
+from mom.config import apply_overrides, load_params
+from mom.diffusion import cg_block, laplacian
 from mom.graph import affinity, largest_component, normalize
 from mom.knn import knn
 from mom.mining import mine, pool_diagnostics
@@ -173,7 +174,8 @@ viz.pool_diagnostics_groups(diag)
 # tuples with the weighted triplet loss (docs/method.md §8), and evaluated again.
 
 # %%
-tcfg = derive(cfg.train, epochs=train_epochs)
+short = apply_overrides(cfg, {"train.epochs": train_epochs})  # the short run's config
+tcfg = short.train
 model = build_model(cfg.embed, tcfg, init_features=head_features(cfg, train_ds, raw))
 before, _ = evaluate_model(model, test_ds, cfg, progress=progress)
 result = train(model, train_ds, pools, tcfg, cfg.embed, progress=progress)
@@ -188,4 +190,4 @@ viz.save_figure(fig, f"{figures_dir}/00_before_after")
 save_results(results_dir, "00_walkthrough", {
     "before": before, "after": after, "history": result.history, "anchor": shown,
     "pool_diagnostics": viz.pool_diagnostics_groups(diag), "n_anchors": len(pools),
-    "n_skipped": pools.n_skipped}, derive(cfg, train=tcfg));
+    "n_skipped": pools.n_skipped}, short);

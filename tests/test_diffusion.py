@@ -4,7 +4,8 @@ import pytest
 import scipy.sparse as sp
 
 from conftest import reference_cg
-from mom.diffusion import _topk_columns, cg_block, laplacian, manifold_topk, modes, stationary
+from mom.anchors import modes, stationary
+from mom.diffusion import _topk_columns, cg_block, laplacian, manifold_topk
 from mom.graph import affinity, normalize
 from mom.knn import knn
 

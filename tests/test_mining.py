@@ -9,11 +9,11 @@ import pytest
 
 from conftest import clustered as _clustered, reference_cg
 from mom import MiningConfig, Pools, mine
-from mom.diffusion import laplacian, modes, stationary
+from mom.diffusion import laplacian
 from mom.graph import affinity, normalize
 from mom.knn import knn
-from mom.mining import (baseline_from_neighbours, pool_diagnostics, pools_from_neighbours,
-                        select_anchors)
+from mom.anchors import modes, select_anchors, stationary
+from mom.mining import baseline_from_neighbours, pool_diagnostics, pools_from_neighbours
 
 SMALL = MiningConfig(k_graph=8, k_pos=10, k_neg=20, pool_size=6, cg_iterations=20)
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from mom.whitening import apply_whitening, learn_whitening, whitening_digest, whitening_layer
+from mom.whitening import apply_whitening, learn_whitening
 
 
 def _correlated(n=500, d=6, seed=0):
@@ -32,13 +32,13 @@ def test_reduced_dim_keeps_the_leading_directions():
     np.testing.assert_allclose(var, all_var[:2], rtol=1e-3)
 
 
-def test_apply_whitening_rows_unit_and_layer_agrees():
+def test_apply_whitening_rows_unit():
     x = _correlated()
     mean, P = learn_whitening(x, dim=4)
     z = apply_whitening(x[:10], mean, P)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
-    lin = whitening_layer(mean, P)(torch.from_numpy(x[:10])).detach().numpy()
-    np.testing.assert_allclose(lin, (x[:10] - mean) @ P.T, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(z, (x[:10] - mean) @ P.T / np.linalg.norm(
+        (x[:10] - mean) @ P.T, axis=1, keepdims=True), rtol=1e-4, atol=1e-5)
 
 
 def test_whitening_rejects_bad_input():
@@ -55,9 +55,3 @@ def test_whitening_rejects_bad_input():
     mean, P = learn_whitening(_correlated(), dim=3)
     with pytest.raises(ValueError, match="P expects 6"):
         apply_whitening(np.ones((2, 5)), mean, P)
-
-
-def test_digest_changes_with_the_whitening():
-    mean, P = learn_whitening(_correlated(), dim=3)
-    assert whitening_digest(mean, P) == whitening_digest(mean.copy(), P.copy())
-    assert whitening_digest(mean, P) != whitening_digest(mean, P * 1.001)

@@ -1,0 +1,71 @@
+"""Anchors: which training images get pools (docs/method.md §5).
+
+- ``all``: every image (the release's CUB setting);
+- ``stationary``: the top ``n_anchors`` modes of the random walk's stationary
+  distribution on the largest connected component (the retrieval setting);
+- ``random``: as many images drawn uniformly (seeded), the ablation's baseline.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .config import MiningConfig
+from .graph import degrees, largest_component
+
+__all__ = ["stationary", "modes", "select_anchors"]
+
+
+def stationary(A: sp.spmatrix, iterations: int = 1000) -> np.ndarray:
+    """Stationary distribution of the random walk P = D^-1 A on the largest component.
+
+    Power iteration from uniform: r <- r P, then r <- r / ||r||_2, ``iterations``
+    times. Returns (N,) float64 with 0 outside the largest connected component.
+    """
+    n = A.shape[0]
+    comp = largest_component(A)
+    Ac = A.tocsr()[comp][:, comp]  # (C, C)
+    d = degrees(Ac)
+    pi = np.zeros(n)
+    if d.sum() == 0:  # no edge anywhere: the component is a single isolated node
+        pi[comp] = 1.0 / np.sqrt(comp.size)
+        return pi
+    PT = (sp.diags(1.0 / d) @ Ac).T.tocsr()  # r P computed as P^T r
+    r = np.full(comp.size, 1.0 / comp.size)
+    for _ in range(iterations):
+        r = PT @ r
+        r /= np.linalg.norm(r)
+    pi[comp] = r
+    return pi
+
+
+def modes(A: sp.spmatrix, pi: np.ndarray) -> np.ndarray:
+    """Graph modes: nodes with pi > 0 strictly greater than every one-hop neighbour,
+    sorted by pi descending (ties: lower index first). Returns (M,) int64."""
+    A = A.tocsr()
+    pi = np.asarray(pi, dtype=np.float64)
+    if pi.shape != (A.shape[0],):
+        raise ValueError(f"modes: pi has shape {pi.shape}, expected ({A.shape[0]},)")
+    nbr_max = np.full(A.shape[0], -np.inf)
+    has = np.diff(A.indptr) > 0
+    if A.nnz:
+        red = np.maximum.reduceat(pi[A.indices], A.indptr[:-1][has])
+        nbr_max[has] = red
+    is_mode = (pi > 0) & (pi > nbr_max) & has
+    idx = np.flatnonzero(is_mode)
+    return idx[np.lexsort((idx, -pi[idx]))].astype(np.int64)
+
+
+def select_anchors(A, cfg: MiningConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """Anchor indices for cfg.anchors: all | stationary (top n_anchors modes) | random.
+    Returns (anchors (A,) int64 sorted as chosen, stationary vector or None)."""
+    n = A.shape[0]
+    if cfg.anchors == "all":
+        return np.arange(n, dtype=np.int64), None
+    if cfg.anchors == "random":
+        rng = np.random.default_rng(cfg.seed)
+        return np.sort(rng.choice(n, size=min(cfg.n_anchors, n), replace=False)).astype(np.int64), None
+    if cfg.anchors == "stationary":
+        pi = stationary(A, cfg.power_iterations)
+        return modes(A, pi)[:cfg.n_anchors], pi
+    raise ValueError(f"MiningConfig.anchors={cfg.anchors!r}: expected all, stationary or random")
