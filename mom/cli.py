@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="execute the notebooks for a parameter file (papermill)")
     _add_config_args(p)
     p.add_argument("--out", default=None,
-                   help="output folder (default: the repository's figures/ and results/)")
+                   help="output folder (default: the repository's figures/, results/, runs/ "
+                        "and build/executed/; outside a source checkout, the current folder)")
     p.add_argument("--notebooks", nargs="+", default=None, metavar="NAME",
                    help="only these notebooks (default: all, in order)")
     p.add_argument("--timeout", type=int, default=None, help="seconds per notebook cell")

@@ -7,10 +7,16 @@ keeps the executed notebook. The notebooks themselves save figures (PNG + SVG)
 and ``results/*.json`` (each with its config snapshot, see ``save_results``).
 
 Layout under ``out_dir`` (default: the repository, with executed notebooks in
-``build/executed``)::
+``build/executed``; outside a checkout, e.g. from an installed wheel, the current
+directory)::
 
     figures/<params>/*.png|svg   results/<params>/*.json
     executed/<params>/*.ipynb    runs/<params>/ (cached pipeline runs)
+
+The notebooks' own ``figures_dir``, ``results_dir`` and ``runs_dir`` parameters
+default to ``""``: ``notebook_dirs`` turns that into the same folders, so a
+notebook opened in Jupyter writes where ``mom reproduce`` does, whatever the
+kernel's working directory.
 """
 from __future__ import annotations
 
@@ -23,8 +29,9 @@ from typing import Any, Sequence
 from .config import RunConfig, apply_overrides, config_to_dict, load_params
 from .io import atomic_write, env_info, save_json
 
-__all__ = ["NOTEBOOK_DIR", "REPO_ROOT", "NotebookError", "list_notebooks", "to_ipynb",
-           "output_dirs", "reproduce", "save_results", "TOLERANCE", "moved_numbers"]
+__all__ = ["NOTEBOOK_DIR", "REPO_ROOT", "IN_CHECKOUT", "NotebookError", "list_notebooks",
+           "to_ipynb", "output_dirs", "notebook_dirs", "reproduce", "save_results", "TOLERANCE",
+           "moved_numbers"]
 
 # How far a committed number may move when the same command runs on another machine
 # (other CPU, BLAS or thread count) before `mom reproduce` reports it: percent points,
@@ -36,7 +43,10 @@ _NOT_RESULTS = ("config", "run_config", "env", "timings_s", "curves", "history",
 
 # figures must reach the executed notebook even when the caller set MPLBACKEND=Agg
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+# a source checkout (the notebooks beside the package) rather than an installed wheel
+IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "notebooks").is_dir()
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 
@@ -87,12 +97,31 @@ def to_ipynb(source: str | Path, target: str | Path, kernel_name: str = "python3
 
 
 def output_dirs(params: str, out_dir: str | Path | None = None) -> dict[str, Path]:
-    """Folders one batch writes: figures, results, notebooks (executed), runs."""
-    root = Path(out_dir) if out_dir is not None else REPO_ROOT
-    executed = root / "executed" if out_dir is not None else REPO_ROOT / "build" / "executed"
+    """Folders one batch writes: figures, results, notebooks (executed), runs.
+
+    ``out_dir`` given: ``out_dir/{figures,results,executed,runs}/<params>``. Without it,
+    the repository (``REPO_ROOT``, executed notebooks in ``build/executed/<params>``);
+    outside a source checkout (an installed wheel), the current directory, laid out as
+    for ``out_dir``."""
+    if out_dir is None and IN_CHECKOUT:
+        root, executed = REPO_ROOT, REPO_ROOT / "build" / "executed"
+    else:
+        root = Path(out_dir) if out_dir is not None else Path.cwd()
+        executed = root / "executed"
     name = Path(params).stem
     return {"figures": root / "figures" / name, "results": root / "results" / name,
             "notebooks": executed / name, "runs": root / "runs" / name}
+
+
+def notebook_dirs(params: str, figures_dir: str = "", results_dir: str = "",
+                  runs_dir: str = "") -> tuple[str, str, str]:
+    """A notebook's output folders from its parameters: ``""`` means the default one of
+    ``output_dirs(params)`` (the repository's ``figures/<params>`` etc., absolute, so
+    the kernel's working directory does not matter); anything else is kept as given.
+    ``mom reproduce`` always passes all three."""
+    default = output_dirs(params)
+    return tuple(str(value) if value else str(default[key]) for key, value in
+                 (("figures", figures_dir), ("results", results_dir), ("runs", runs_dir)))
 
 
 def reproduce(params: str = "smoke", out_dir: str | Path | None = None,

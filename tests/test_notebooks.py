@@ -1,4 +1,5 @@
-"""The notebooks: one flat parameters cell, logic only in mom, and a full smoke batch."""
+"""The notebooks: one flat parameters cell, output folders resolved by mom, logic only in
+mom, and a full smoke batch."""
 import ast
 import time
 
@@ -43,6 +44,24 @@ def test_one_flat_typed_parameters_cell(path):
     for name, value in values.items():  # flat: scalars, or a list of strings
         assert isinstance(value, (str, bool, int, float)) or (
             isinstance(value, list) and all(isinstance(v, str) for v in value)), name
+    # output folders: empty = the repository's (or reproduce's --out), never the kernel's cwd
+    assert [values[k] for k in ("figures_dir", "results_dir", "runs_dir")] == ["", "", ""]
+
+
+RESOLVE = "figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_output_folders_resolved_before_use(path):
+    """The first code cell after the parameters turns the empty folders into real ones
+    (mom.reproduce.notebook_dirs), before any other line reads them."""
+    cells = code_cells(path)
+    first = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])) + 1
+    lines = cells[first].source.splitlines()
+    assert RESOLVE in lines, f"{path.stem}: the first code cell does not call notebook_dirs"
+    before = "\n".join(lines[:lines.index(RESOLVE)])
+    for name in ("figures_dir", "results_dir", "runs_dir"):
+        assert name not in before, f"{path.stem}: {name} used before notebook_dirs"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

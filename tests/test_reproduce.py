@@ -1,14 +1,16 @@
 """The papermill batch on tiny notebooks: outputs, parameters, and failures naming the cell."""
 import json
 import textwrap
+from pathlib import Path
 
 import nbformat
 import pytest
 
+import mom.reproduce
 from mom.config import load_params
 from mom.io import load_json
-from mom.reproduce import (NotebookError, list_notebooks, output_dirs, reproduce, save_results,
-                           to_ipynb)
+from mom.reproduce import (REPO_ROOT, NotebookError, list_notebooks, notebook_dirs, output_dirs,
+                           reproduce, save_results, to_ipynb)
 
 HEADER = "# %% [markdown]\n# A tiny notebook\n\n"
 PARAMS = textwrap.dedent('''\
@@ -72,8 +74,29 @@ def test_output_dirs_layout(tmp_path):
     assert d["results"] == tmp_path / "results" / "smoke"
     assert d["notebooks"] == tmp_path / "executed" / "smoke"
     default = output_dirs("paper")  # the repository: executed notebooks under build/
-    assert default["figures"].parts[-2:] == ("figures", "paper")
-    assert default["notebooks"].parts[-3:] == ("build", "executed", "paper")
+    assert default["figures"] == REPO_ROOT / "figures" / "paper"
+    assert default["runs"] == REPO_ROOT / "runs" / "paper"
+    assert default["notebooks"] == REPO_ROOT / "build" / "executed" / "paper"
+    assert output_dirs("my/own.yaml", "out")["results"] == Path("out") / "results" / "own"
+
+
+def test_output_dirs_outside_a_checkout_use_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(mom.reproduce, "IN_CHECKOUT", False)  # as from an installed wheel
+    monkeypatch.chdir(tmp_path)
+    d = output_dirs("smoke")
+    assert d["figures"] == tmp_path / "figures" / "smoke"
+    assert d["notebooks"] == tmp_path / "executed" / "smoke"
+
+
+def test_notebook_dirs_resolve_against_the_repository_not_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a kernel started in notebooks/ or anywhere else
+    figures, results, runs = notebook_dirs("smoke")  # the parameters' defaults: ""
+    assert figures == str(REPO_ROOT / "figures" / "smoke")
+    assert results == str(REPO_ROOT / "results" / "smoke")
+    assert runs == str(REPO_ROOT / "runs" / "smoke")
+    assert notebook_dirs("default", "", "res", "/abs/runs") == (
+        str(REPO_ROOT / "figures" / "default"), "res", "/abs/runs")  # given ones are kept
+    assert notebook_dirs("params/paper.yaml")[0] == str(REPO_ROOT / "figures" / "paper")
 
 
 def test_bad_params_fail_before_any_kernel(tmp_path):
