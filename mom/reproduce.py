@@ -47,7 +47,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 # a source checkout (the notebooks beside the package) rather than an installed wheel
 IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "notebooks").is_dir()
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+# in a checkout, notebooks/; in a wheel, the copy shipped as package data (mom/notebooks is a
+# symlink to ../notebooks in the repository, so both hold the same files)
+NOTEBOOK_DIR = REPO_ROOT / "notebooks" if IN_CHECKOUT else PACKAGE_DIR / "notebooks"
 
 
 class NotebookError(RuntimeError):

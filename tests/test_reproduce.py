@@ -1,6 +1,12 @@
-"""The papermill batch on tiny notebooks: outputs, parameters, and failures naming the cell."""
+"""The papermill batch on tiny notebooks: outputs, parameters, and failures naming the cell;
+the notebooks' output folders; the notebooks inside the wheel."""
 import json
+import os
+import shutil
+import subprocess
+import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -97,6 +103,57 @@ def test_notebook_dirs_resolve_against_the_repository_not_the_cwd(tmp_path, monk
     assert notebook_dirs("default", "", "res", "/abs/runs") == (
         str(REPO_ROOT / "figures" / "default"), "res", "/abs/runs")  # given ones are kept
     assert notebook_dirs("params/paper.yaml")[0] == str(REPO_ROOT / "figures" / "paper")
+
+
+def _copy_source_tree(dest: Path) -> Path:
+    """The files a wheel is built from (package, notebooks, metadata) copied to dest."""
+    dest.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(REPO_ROOT / name, dest / name)
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.ipynb", ".ipynb_checkpoints")
+    shutil.copytree(REPO_ROOT / "mom", dest / "mom", symlinks=True, ignore=skip)
+    shutil.copytree(REPO_ROOT / "notebooks", dest / "notebooks", ignore=skip)
+    return dest
+
+
+def test_the_wheel_ships_the_notebooks_and_reproduce_finds_them(tmp_path):
+    pytest.importorskip("setuptools", reason="setuptools (the build backend) is not installed")
+    link = REPO_ROOT / "mom" / "notebooks"  # the package's view of notebooks/
+    assert link.is_symlink() and link.resolve() == (REPO_ROOT / "notebooks").resolve()
+    src = _copy_source_tree(tmp_path / "src")
+    build = subprocess.run(  # the build backend itself: no pip, no index, no isolation
+        [sys.executable, "-c", "from setuptools import build_meta as b; print(b.build_wheel('dist'))"],
+        cwd=src, capture_output=True, text=True, timeout=180)
+    assert build.returncode == 0, build.stderr[-3000:]
+    wheel = src / "dist" / build.stdout.strip().splitlines()[-1]
+    names = zipfile.ZipFile(wheel).namelist()
+    expected = sorted(p.name for p in list_notebooks())
+    assert sorted(n.split("/")[-1] for n in names if n.startswith("mom/notebooks/")) == expected
+    assert "mom/params/smoke.yaml" in names
+
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    zipfile.ZipFile(wheel).extractall(site)
+    elsewhere.mkdir()
+    probe = textwrap.dedent("""\
+        import json, mom, mom.reproduce as r
+        from mom.config import load_params
+        load_params("smoke")
+        r.to_ipynb(r.list_notebooks(["04"])[0], "04.ipynb")
+        print(json.dumps({"mom": mom.__file__, "in_checkout": r.IN_CHECKOUT,
+                          "notebooks": [p.name for p in r.list_notebooks()],
+                          "folder": str(r.NOTEBOOK_DIR), "figures": str(r.output_dirs("smoke")["figures"])}))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = subprocess.run([sys.executable, "-c", probe], cwd=elsewhere, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert Path(found["mom"]).is_relative_to(site)  # the wheel's mom, not the checkout's
+    assert found["in_checkout"] is False
+    assert Path(found["folder"]) == site / "mom" / "notebooks"
+    assert found["notebooks"] == expected
+    assert Path(found["figures"]) == elsewhere / "figures" / "smoke"  # not inside site-packages
+    assert (elsewhere / "04.ipynb").is_file()
 
 
 def test_bad_params_fail_before_any_kernel(tmp_path):
