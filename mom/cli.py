@@ -416,6 +416,8 @@ def _cmd_reproduce(args) -> int:
         return 1
     for name, info in done.get("notebooks", {}).items():
         print(f"{name}: {info.get('path')} ({info.get('seconds', 0):.0f} s)")
+    if done.get("index"):
+        print(f"index of the notebooks (HTML) and figures: {done['index']}")
     moved = done.get("moved", [])
     for m in moved:
         print(f"moved beyond the cross-machine tolerance ({m['tolerance']}): {m['file']} "

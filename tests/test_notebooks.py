@@ -1,7 +1,10 @@
 """The notebooks: one flat parameters cell, output folders resolved by mom, logic only in
-mom, and a full smoke batch."""
+mom, and a full smoke batch (executed notebooks, their HTML and the index)."""
 import ast
+import re
 import time
+import urllib.parse
+from pathlib import Path
 
 import jupytext
 import nbformat
@@ -96,7 +99,16 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
                   if o.output_type == "error"]
         assert not errors, name
+        page = Path(info["html"])  # the same notebook as HTML, beside it, figures embedded
+        assert page == Path(info["path"]).with_suffix(".html")
+        assert "data:image/png;base64," in page.read_text(), name
     figures = tmp_path / "figures" / "smoke"
+    index = Path(summary["index"])
+    assert index == tmp_path / "executed" / "smoke" / "index.html"
+    linked = {(index.parent / urllib.parse.unquote(href)).resolve()
+              for href in re.findall(r'href="([^"]+)"', index.read_text())}
+    assert {Path(i["html"]).resolve() for i in summary["notebooks"].values()} <= linked
+    assert {p.resolve() for p in figures.glob("*.png")} <= linked
     stems = {p.stem for p in figures.glob("*.png")}
     assert stems == {p.stem for p in figures.glob("*.svg")}
     for prefix in ("00_", "01_", "02_", "03_", "04_"):

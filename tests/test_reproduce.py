@@ -1,12 +1,14 @@
-"""The papermill batch on tiny notebooks: outputs, parameters, and failures naming the cell;
-the notebooks' output folders; the notebooks inside the wheel."""
+"""The papermill batch on tiny notebooks: outputs, parameters, HTML and index, failures
+naming the cell; the notebooks' output folders; the notebooks inside the wheel."""
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import urllib.parse
 import zipfile
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -16,7 +18,7 @@ import mom.reproduce
 from mom.config import load_params
 from mom.io import load_json
 from mom.reproduce import (REPO_ROOT, NotebookError, list_notebooks, notebook_dirs, output_dirs,
-                           reproduce, save_results, to_ipynb)
+                           reproduce, save_results, to_ipynb, write_index)
 
 HEADER = "# %% [markdown]\n# A tiny notebook\n\n"
 PARAMS = textwrap.dedent('''\
@@ -103,6 +105,48 @@ def test_notebook_dirs_resolve_against_the_repository_not_the_cwd(tmp_path, monk
     assert notebook_dirs("default", "", "res", "/abs/runs") == (
         str(REPO_ROOT / "figures" / "default"), "res", "/abs/runs")  # given ones are kept
     assert notebook_dirs("params/paper.yaml")[0] == str(REPO_ROOT / "figures" / "paper")
+
+
+class _Links(HTMLParser):
+    """(tag, attribute value) of every href and src, in document order."""
+
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        self.links += [(tag, v) for k, v in attrs if k in ("href", "src")]
+
+
+def links_of(page: Path) -> list[tuple[str, str]]:
+    parser = _Links()
+    parser.feed(page.read_text())
+    return [(tag, urllib.parse.unquote(value)) for tag, value in parser.links]
+
+
+def test_write_index_links_each_notebook_then_its_figures(tmp_path):
+    d = output_dirs("smoke", tmp_path / "out")
+    for folder in d.values():
+        folder.mkdir(parents=True)
+    for name in ("00_a.html", "00_a.ipynb", "01_b.html"):
+        (d["notebooks"] / name).write_text("x")
+    (d["notebooks"] / ".00_a.source.ipynb").write_text("x")  # a build copy: not listed
+    for name in ("00_x.png", "00_x.svg", "01_y.png", "07_z & more.png"):
+        (d["figures"] / name).write_bytes(b"png")
+    (d["results"] / "table.json").write_text("{}")
+    index = write_index("smoke", tmp_path / "out")
+    assert index == d["notebooks"] / "index.html"
+    links = links_of(index)
+    for _, href in links:  # relative links that resolve from the index's folder
+        assert not os.path.isabs(href) and (index.parent / href).is_file(), href
+    hrefs = [Path(h).name for tag, h in links if tag == "a"]
+    assert hrefs == ["00_a.html", "00_a.ipynb", "00_x.png", "01_b.html", "01_y.png",
+                     "07_z & more.png", "table.json"]
+    assert {Path(s).name for tag, s in links if tag == "img"} == {
+        "00_x.png", "01_y.png", "07_z & more.png"}
+    assert "Other figures" in index.read_text()
+    assert sorted(p.name for p in d["notebooks"].iterdir()) == [
+        ".00_a.source.ipynb", "00_a.html", "00_a.ipynb", "01_b.html", "index.html"]  # no temp file
 
 
 def _copy_source_tree(dest: Path) -> Path:
@@ -199,6 +243,14 @@ def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path, monkeypatc
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and json.dumps("out/figures/my") in injected[0].source
     assert not list((out / "executed" / "my").glob(".*.ipynb"))  # build copies removed
+    page = out / "executed" / "my" / "00_good.html"  # the executed notebook as HTML, beside it
+    assert Path(summary["notebooks"]["00_good"]["html"]).resolve() == page
+    assert "data:image/png;base64," in page.read_text()  # the figure, embedded
+    index = out / "executed" / "my" / "index.html"
+    assert Path(summary["index"]).resolve() == index
+    links = [href for _, href in links_of(index)]
+    assert "00_good.html" in links and "00_good.ipynb" in links
+    assert "../../figures/my/tiny.png" in links and (index.parent / "../../figures/my/tiny.png").is_file()
 
     with pytest.raises(NotebookError) as info:
         reproduce("smoke", out, notebook_dir=src, progress=False)
@@ -207,6 +259,10 @@ def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path, monkeypatc
     assert (err.notebook, err.cell, err.cell_index) == ("01_bad", 4, 4)
     assert "01_bad" in str(err) and "broken on purpose" in str(err) and "[4]" in str(err)
     assert not (out / "executed" / "smoke" / "02_never.ipynb").exists()  # the batch stopped
+    failed = out / "executed" / "smoke" / "01_bad.html"  # the traceback, readable in a browser
+    assert "broken on purpose" in failed.read_text()
+    links = [href for _, href in links_of(out / "executed" / "smoke" / "index.html")]
+    assert "00_good.html" in links and "01_bad.html" in links and "02_never.html" not in links
 
 
 def test_moved_numbers_reports_only_results_beyond_tolerance():
