@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="execute the notebooks for a parameter file (papermill)")
     _add_config_args(p)
     p.add_argument("--out", default=None,
-                   help="output folder (default: the repository's figures/ and results/)")
+                   help="output folder (default: the repository's figures/, results/, runs/ "
+                        "and build/executed/; outside a source checkout, the current folder)")
     p.add_argument("--notebooks", nargs="+", default=None, metavar="NAME",
                    help="only these notebooks (default: all, in order)")
     p.add_argument("--timeout", type=int, default=None, help="seconds per notebook cell")
@@ -428,6 +429,8 @@ def _cmd_reproduce(args) -> int:
         return 1
     for name, info in done.get("notebooks", {}).items():
         print(f"{name}: {info.get('path')} ({info.get('seconds', 0):.0f} s)")
+    if done.get("index"):
+        print(f"index of the notebooks (HTML) and figures: {done['index']}")
     moved = done.get("moved", [])
     for m in moved:
         print(f"moved beyond the cross-machine tolerance ({m['tolerance']}): {m['file']} "

@@ -7,24 +7,33 @@ keeps the executed notebook. The notebooks themselves save figures (PNG + SVG)
 and ``results/*.json`` (each with its config snapshot, see ``save_results``).
 
 Layout under ``out_dir`` (default: the repository, with executed notebooks in
-``build/executed``)::
+``build/executed``; outside a checkout, e.g. from an installed wheel, the current
+directory)::
 
     figures/<params>/*.png|svg   results/<params>/*.json
-    executed/<params>/*.ipynb    runs/<params>/ (cached pipeline runs)
+    executed/<params>/*.ipynb|html, index.html    runs/<params>/ (cached pipeline runs)
+
+The notebooks' own ``figures_dir``, ``results_dir`` and ``runs_dir`` parameters
+default to ``""``: ``notebook_dirs`` turns that into the same folders, so a
+notebook opened in Jupyter writes where ``mom reproduce`` does, whatever the
+kernel's working directory.
 """
 from __future__ import annotations
 
 import contextlib
+import html
 import os
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any, Sequence
 
 from .config import RunConfig, apply_overrides, config_to_dict, load_params
 from .io import atomic_write, env_info, save_json
 
-__all__ = ["NOTEBOOK_DIR", "REPO_ROOT", "NotebookError", "list_notebooks", "to_ipynb",
-           "output_dirs", "reproduce", "save_results", "TOLERANCE", "moved_numbers"]
+__all__ = ["NOTEBOOK_DIR", "REPO_ROOT", "IN_CHECKOUT", "NotebookError", "list_notebooks",
+           "to_ipynb", "output_dirs", "notebook_dirs", "to_html", "write_index", "reproduce",
+           "save_results", "TOLERANCE", "moved_numbers"]
 
 # How far a committed number may move when the same command runs on another machine
 # (other CPU, BLAS or thread count) before `mom reproduce` reports it: percent points,
@@ -36,8 +45,13 @@ _NOT_RESULTS = ("config", "run_config", "env", "timings_s", "curves", "history",
 
 # figures must reach the executed notebook even when the caller set MPLBACKEND=Agg
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+# a source checkout (the notebooks beside the package) rather than an installed wheel
+IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "notebooks").is_dir()
+# in a checkout, notebooks/; in a wheel, the copy shipped as package data (mom/notebooks is a
+# symlink to ../notebooks in the repository, so both hold the same files)
+NOTEBOOK_DIR = REPO_ROOT / "notebooks" if IN_CHECKOUT else PACKAGE_DIR / "notebooks"
 
 
 class NotebookError(RuntimeError):
@@ -87,12 +101,31 @@ def to_ipynb(source: str | Path, target: str | Path, kernel_name: str = "python3
 
 
 def output_dirs(params: str, out_dir: str | Path | None = None) -> dict[str, Path]:
-    """Folders one batch writes: figures, results, notebooks (executed), runs."""
-    root = Path(out_dir) if out_dir is not None else REPO_ROOT
-    executed = root / "executed" if out_dir is not None else REPO_ROOT / "build" / "executed"
+    """Folders one batch writes: figures, results, notebooks (executed), runs.
+
+    ``out_dir`` given: ``out_dir/{figures,results,executed,runs}/<params>``. Without it,
+    the repository (``REPO_ROOT``, executed notebooks in ``build/executed/<params>``);
+    outside a source checkout (an installed wheel), the current directory, laid out as
+    for ``out_dir``."""
+    if out_dir is None and IN_CHECKOUT:
+        root, executed = REPO_ROOT, REPO_ROOT / "build" / "executed"
+    else:
+        root = Path(out_dir) if out_dir is not None else Path.cwd()
+        executed = root / "executed"
     name = Path(params).stem
     return {"figures": root / "figures" / name, "results": root / "results" / name,
             "notebooks": executed / name, "runs": root / "runs" / name}
+
+
+def notebook_dirs(params: str, figures_dir: str = "", results_dir: str = "",
+                  runs_dir: str = "") -> tuple[str, str, str]:
+    """A notebook's output folders from its parameters: ``""`` means the default one of
+    ``output_dirs(params)`` (the repository's ``figures/<params>`` etc., absolute, so
+    the kernel's working directory does not matter); anything else is kept as given.
+    ``mom reproduce`` always passes all three."""
+    default = output_dirs(params)
+    return tuple(str(value) if value else str(default[key]) for key, value in
+                 (("figures", figures_dir), ("results", results_dir), ("runs", runs_dir)))
 
 
 def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
@@ -101,9 +134,12 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
               timeout: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Execute the notebooks with ``params`` (smoke | default | paper | a YAML path).
 
-    Returns ``{"params", "dirs", "notebooks": {name: {"path", "seconds"}}, "figures",
-    "results"}``. A failing notebook stops the batch with ``NotebookError``
-    naming the notebook and the cell.
+    Each executed notebook is kept as ``.ipynb`` and as ``.html`` beside it, and
+    ``index.html`` in the same folder links every notebook's HTML and the figures.
+    Returns ``{"params", "dirs", "notebooks": {name: {"path", "html", "seconds"}},
+    "index", "figures", "results"}``. A failing notebook stops the batch with
+    ``NotebookError`` naming the notebook and the cell (its HTML and the index are
+    still written, to read the traceback in a browser).
     """
     apply_overrides(load_params(params), overrides)  # a bad name or override fails here, not in a kernel
     import papermill as pm
@@ -130,13 +166,19 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
                                     kernel_name=kernel_name, cwd=os.getcwd(),
                                     progress_bar=progress, execution_timeout=timeout)
         except PapermillExecutionError as exc:
+            for write in (lambda: to_html(target), lambda: write_index(params, out_dir)):
+                with contextlib.suppress(Exception):  # best effort: the error below matters more
+                    write()
             raise NotebookError(src.stem, exc.exec_count, exc.cell_index,
                                 f"{exc.ename}: {exc.evalue} (executed notebook: {target})") from exc
         finally:
             build.unlink(missing_ok=True)
-        done[src.stem] = {"path": str(target), "seconds": round(time.perf_counter() - t0, 1)}
+        page = to_html(target)
+        done[src.stem] = {"path": str(target), "html": str(page),
+                          "seconds": round(time.perf_counter() - t0, 1)}
+    index = write_index(params, out_dir)
     return {"params": str(params), "dirs": {k: str(v) for k, v in dirs.items()},
-            "notebooks": done,
+            "notebooks": done, "index": str(index),
             "figures": sorted(str(p) for p in dirs["figures"].glob("*.png")),
             "results": sorted(str(p) for p in dirs["results"].glob("*.json")),
             "moved": moved_numbers(before, _load_results(dirs["results"]))}
@@ -191,6 +233,70 @@ def moved_numbers(before: dict[str, Any], after: dict[str, Any],
     for name in sorted(before.keys() & after.keys()):
         walk(before[name], after[name], [], name)
     return moved
+
+
+def to_html(notebook: str | Path, target: str | Path | None = None) -> Path:
+    """Write an executed ``.ipynb`` as HTML (nbconvert's ``HTMLExporter``, figures
+    embedded) to ``target`` (default: beside it, ``.html``); atomic."""
+    from nbconvert import HTMLExporter
+    notebook = Path(notebook)
+    target = Path(target) if target is not None else notebook.with_suffix(".html")
+    body, _ = HTMLExporter().from_filename(str(notebook))
+    with atomic_write(target, "w") as fh:
+        fh.write(body)
+    return target
+
+
+_INDEX_CSS = ("body{font-family:sans-serif;margin:2em;max-width:80em}"
+              "figure{display:inline-block;vertical-align:top;margin:.5em;text-align:center}"
+              "img{max-width:320px;max-height:240px;border:1px solid #ccc}figcaption{font-size:small}")
+
+
+def write_index(params: str, out_dir: str | Path | None = None) -> Path:
+    """Write ``index.html`` in the executed-notebooks folder of ``params`` (see
+    ``output_dirs``): every notebook's HTML (and ``.ipynb``) found there, each followed
+    by the PNG figures of ``figures/<params>/`` that carry its number prefix
+    (``00_pools.png`` under ``00_walkthrough``), then any other figures and the result
+    files. Links are relative, so the folder tree can be moved or served as is; atomic."""
+    dirs = output_dirs(params, out_dir)
+    folder = dirs["notebooks"]
+    folder.mkdir(parents=True, exist_ok=True)
+    pages = sorted(folder.glob("[0-9][0-9]_*.html"))
+    figures = sorted(dirs["figures"].glob("*.png"))
+    results = sorted(dirs["results"].glob("*.json"))
+
+    def link(path: Path) -> str:  # relative, URL-quoted, HTML-escaped
+        return html.escape(urllib.parse.quote(Path(os.path.relpath(path, folder)).as_posix()))
+
+    def gallery(pngs: list[Path]) -> str:
+        return "".join(f'<figure><a href="{link(p)}"><img src="{link(p)}" alt="{html.escape(p.stem)}">'
+                       f"</a><figcaption>{html.escape(p.name)}</figcaption></figure>" for p in pngs)
+
+    name = html.escape(Path(params).stem)
+    parts = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">',
+             f"<title>mom reproduce: {name}</title><style>{_INDEX_CSS}</style></head><body>",
+             f"<h1>mom reproduce &middot; params <code>{name}</code></h1>",
+             f"<p>Written {html.escape(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>"]
+    shown: set[Path] = set()
+    for page in pages:
+        prefix = page.stem.split("_", 1)[0] + "_"
+        mine = [p for p in figures if p.name.startswith(prefix)]
+        shown.update(mine)
+        ipynb = page.with_suffix(".ipynb")
+        extra = f' (<a href="{link(ipynb)}">.ipynb</a>)' if ipynb.is_file() else ""
+        parts.append(f'<h2><a href="{link(page)}">{html.escape(page.stem)}</a>{extra}</h2>')
+        parts.append(gallery(mine) if mine else "<p>No figures.</p>")
+    rest = [p for p in figures if p not in shown]
+    if rest:
+        parts += ["<h2>Other figures</h2>", gallery(rest)]
+    if results:
+        parts += ["<h2>Results</h2><ul>"] + [
+            f'<li><a href="{link(p)}">{html.escape(p.name)}</a></li>' for p in results] + ["</ul>"]
+    parts.append("</body></html>\n")
+    target = folder / "index.html"
+    with atomic_write(target, "w") as fh:
+        fh.write("\n".join(parts))
+    return target
 
 
 @contextlib.contextmanager

@@ -31,9 +31,9 @@
 # %% tags=["parameters"]
 params = "smoke"  # smoke | default | paper | path to a YAML parameter file
 overrides = []  # parameter overrides, as for `mom run --set`
-figures_dir = "../figures/smoke"
-results_dir = "../results/smoke"
-runs_dir = "../runs/smoke"
+figures_dir = ""  # empty: figures/<params> of the repository, whatever the working directory
+results_dir = ""  # empty: results/<params> of the repository
+runs_dir = ""  # empty: runs/<params> of the repository (cached pipeline runs)
 progress = False
 anchor = 0  # index of the training image used as the example anchor
 train_epochs = 1  # the short training run of section 6
@@ -50,10 +50,11 @@ from mom.knn import knn
 from mom.mining import mine, pool_diagnostics
 from mom.paper import format_table
 from mom.pipeline import build_splits, embed_split, evaluate_model, head_features
-from mom.reproduce import save_results
+from mom.reproduce import notebook_dirs, save_results
 from mom.train import build_model, train
 
 cfg = apply_overrides(load_params(params), overrides)
+figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)
 mc = cfg.mining
 print(cfg.name, cfg.data, cfg.embed, mc, sep="\n")
 

@@ -38,19 +38,20 @@
 # %% tags=["parameters"]
 params = "smoke"  # smoke | default | paper | path to a YAML parameter file
 overrides = []  # parameter overrides, as for `mom run --set`
-figures_dir = "../figures/smoke"
-results_dir = "../results/smoke"
-runs_dir = "../runs/smoke"
+figures_dir = ""  # empty: figures/<params> of the repository, whatever the working directory
+results_dir = ""  # empty: results/<params> of the repository
+runs_dir = ""  # empty: runs/<params> of the repository (cached pipeline runs)
 progress = False
 
 # %%
 from mom import viz
 from mom.config import apply_overrides, load_params
 from mom.paper import LATER_LABEL_FREE_R1, TABLE1, TABLE1_COLUMNS, format_table, table1_rows
-from mom.reproduce import save_results
+from mom.reproduce import notebook_dirs, save_results
 from mom.studies import load_study, save_study, study, summary_table
 
 cfg = apply_overrides(load_params(params), overrides)
+figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)
 studies = {}
 for select in ("validation", "none"):
     scfg = load_study(params, select=select)

@@ -26,9 +26,9 @@
 # %% tags=["parameters"]
 params = "smoke"  # smoke | default | paper | path to a YAML parameter file
 overrides = []  # parameter overrides, as for `mom run --set`
-figures_dir = "../figures/smoke"
-results_dir = "../results/smoke"
-runs_dir = "../runs/smoke"
+figures_dir = ""  # empty: figures/<params> of the repository, whatever the working directory
+results_dir = ""  # empty: results/<params> of the repository
+runs_dir = ""  # empty: runs/<params> of the repository (cached pipeline runs)
 progress = False
 oxford_root = ""  # folder holding roxford5k/: adds the Oxford5k mAP ablation (params/paper_oxford.yaml)
 
@@ -37,9 +37,10 @@ from mom import viz
 from mom.ablation import ablation, ablation_grid, ablation_table, diagnostics_table
 from mom.config import apply_overrides, load_params
 from mom.paper import ABLATION_CLAIM, format_table
-from mom.reproduce import save_results
+from mom.reproduce import notebook_dirs, save_results
 
 cfg = apply_overrides(load_params(params), overrides)
+figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)
 print(f"params {cfg.name!r}, dataset {cfg.data.dataset!r}: at most {cfg.mining.n_anchors} stationary "
       f"modes, as many random anchors; k+ {cfg.mining.k_pos}, k- {cfg.mining.k_neg}")
 

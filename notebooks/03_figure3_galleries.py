@@ -35,9 +35,9 @@
 # %% tags=["parameters"]
 params = "smoke"  # smoke | default | paper | path to a YAML parameter file
 overrides = []  # parameter overrides, as for `mom run --set`
-figures_dir = "../figures/smoke"
-results_dir = "../results/smoke"
-runs_dir = "../runs/smoke"
+figures_dir = ""  # empty: figures/<params> of the repository, whatever the working directory
+results_dir = ""  # empty: results/<params> of the repository
+runs_dir = ""  # empty: runs/<params> of the repository (cached pipeline runs)
 progress = False
 n_anchors_shown = 4  # anchors sampled for the figure
 n_images = 6  # images per row
@@ -49,10 +49,11 @@ import numpy as np
 from mom import viz
 from mom.config import apply_overrides, load_params
 from mom.pipeline import train_split
-from mom.reproduce import save_results
+from mom.reproduce import notebook_dirs, save_results
 from mom.runs import cached_run, load_run
 
 cfg = apply_overrides(load_params(params), overrides)
+figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)
 run = load_run(cached_run(cfg, runs_dir, progress=progress)[1])  # the pipeline run of these params
 train_ds = train_split(cfg)  # the run's training images
 labels = np.asarray(train_ds.labels)  # display only

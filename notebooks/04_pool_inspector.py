@@ -26,19 +26,21 @@
 # %% tags=["parameters"]
 params = "smoke"  # smoke | default | paper | path to a YAML parameter file
 overrides = []  # parameter overrides, as for `mom run --set`
-figures_dir = "../figures/smoke"
-results_dir = "../results/smoke"
-runs_dir = "../runs/smoke"
+figures_dir = ""  # empty: figures/<params> of the repository, whatever the working directory
+results_dir = ""  # empty: results/<params> of the repository
+runs_dir = ""  # empty: runs/<params> of the repository (cached pipeline runs)
 progress = False
 more_runs_dirs = []  # other folders of cached runs to switch to, e.g. another params' runs
 
 # %%
 from mom import viz
 from mom.config import apply_overrides, load_params
+from mom.reproduce import notebook_dirs
 from mom.runs import cached_run, finished_runs
 from mom.widgets import PoolInspector
 
 cfg = apply_overrides(load_params(params), overrides)
+figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)
 _, current = cached_run(cfg, runs_dir, progress=progress)
 others = [d for folder in [runs_dir, *more_runs_dirs] for d in finished_runs(folder) if d != current]
 inspector = PoolInspector.from_runs([current, *others])

@@ -1,6 +1,10 @@
-"""The notebooks: one flat parameters cell, logic only in mom, and a full smoke batch."""
+"""The notebooks: one flat parameters cell, output folders resolved by mom, logic only in
+mom, and a full smoke batch (executed notebooks, their HTML and the index)."""
 import ast
+import re
 import time
+import urllib.parse
+from pathlib import Path
 
 import jupytext
 import nbformat
@@ -43,6 +47,24 @@ def test_one_flat_typed_parameters_cell(path):
     for name, value in values.items():  # flat: scalars, or a list of strings
         assert isinstance(value, (str, bool, int, float)) or (
             isinstance(value, list) and all(isinstance(v, str) for v in value)), name
+    # output folders: empty = the repository's (or reproduce's --out), never the kernel's cwd
+    assert [values[k] for k in ("figures_dir", "results_dir", "runs_dir")] == ["", "", ""]
+
+
+RESOLVE = "figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_output_folders_resolved_before_use(path):
+    """The first code cell after the parameters turns the empty folders into real ones
+    (mom.reproduce.notebook_dirs), before any other line reads them."""
+    cells = code_cells(path)
+    first = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])) + 1
+    lines = cells[first].source.splitlines()
+    assert RESOLVE in lines, f"{path.stem}: the first code cell does not call notebook_dirs"
+    before = "\n".join(lines[:lines.index(RESOLVE)])
+    for name in ("figures_dir", "results_dir", "runs_dir"):
+        assert name not in before, f"{path.stem}: {name} used before notebook_dirs"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -77,7 +99,16 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
                   if o.output_type == "error"]
         assert not errors, name
+        page = Path(info["html"])  # the same notebook as HTML, beside it, figures embedded
+        assert page == Path(info["path"]).with_suffix(".html")
+        assert "data:image/png;base64," in page.read_text(), name
     figures = tmp_path / "figures" / "smoke"
+    index = Path(summary["index"])
+    assert index == tmp_path / "executed" / "smoke" / "index.html"
+    linked = {(index.parent / urllib.parse.unquote(href)).resolve()
+              for href in re.findall(r'href="([^"]+)"', index.read_text())}
+    assert {Path(i["html"]).resolve() for i in summary["notebooks"].values()} <= linked
+    assert {p.resolve() for p in figures.glob("*.png")} <= linked
     stems = {p.stem for p in figures.glob("*.png")}
     assert stems == {p.stem for p in figures.glob("*.svg")}
     for prefix in ("00_", "01_", "02_", "03_", "04_"):

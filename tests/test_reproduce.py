@@ -1,14 +1,24 @@
-"""The papermill batch on tiny notebooks: outputs, parameters, and failures naming the cell."""
+"""The papermill batch on tiny notebooks: outputs, parameters, HTML and index, failures
+naming the cell; the notebooks' output folders; the notebooks inside the wheel."""
 import json
+import os
+import shutil
+import subprocess
+import sys
 import textwrap
+import urllib.parse
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
 
 import nbformat
 import pytest
 
+import mom.reproduce
 from mom.config import load_params
 from mom.io import load_json
-from mom.reproduce import (NotebookError, list_notebooks, output_dirs, reproduce, save_results,
-                           to_ipynb)
+from mom.reproduce import (REPO_ROOT, NotebookError, list_notebooks, notebook_dirs, output_dirs,
+                           reproduce, save_results, to_ipynb, write_index)
 
 HEADER = "# %% [markdown]\n# A tiny notebook\n\n"
 PARAMS = textwrap.dedent('''\
@@ -72,8 +82,122 @@ def test_output_dirs_layout(tmp_path):
     assert d["results"] == tmp_path / "results" / "smoke"
     assert d["notebooks"] == tmp_path / "executed" / "smoke"
     default = output_dirs("paper")  # the repository: executed notebooks under build/
-    assert default["figures"].parts[-2:] == ("figures", "paper")
-    assert default["notebooks"].parts[-3:] == ("build", "executed", "paper")
+    assert default["figures"] == REPO_ROOT / "figures" / "paper"
+    assert default["runs"] == REPO_ROOT / "runs" / "paper"
+    assert default["notebooks"] == REPO_ROOT / "build" / "executed" / "paper"
+    assert output_dirs("my/own.yaml", "out")["results"] == Path("out") / "results" / "own"
+
+
+def test_output_dirs_outside_a_checkout_use_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(mom.reproduce, "IN_CHECKOUT", False)  # as from an installed wheel
+    monkeypatch.chdir(tmp_path)
+    d = output_dirs("smoke")
+    assert d["figures"] == tmp_path / "figures" / "smoke"
+    assert d["notebooks"] == tmp_path / "executed" / "smoke"
+
+
+def test_notebook_dirs_resolve_against_the_repository_not_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a kernel started in notebooks/ or anywhere else
+    figures, results, runs = notebook_dirs("smoke")  # the parameters' defaults: ""
+    assert figures == str(REPO_ROOT / "figures" / "smoke")
+    assert results == str(REPO_ROOT / "results" / "smoke")
+    assert runs == str(REPO_ROOT / "runs" / "smoke")
+    assert notebook_dirs("default", "", "res", "/abs/runs") == (
+        str(REPO_ROOT / "figures" / "default"), "res", "/abs/runs")  # given ones are kept
+    assert notebook_dirs("params/paper.yaml")[0] == str(REPO_ROOT / "figures" / "paper")
+
+
+class _Links(HTMLParser):
+    """(tag, attribute value) of every href and src, in document order."""
+
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        self.links += [(tag, v) for k, v in attrs if k in ("href", "src")]
+
+
+def links_of(page: Path) -> list[tuple[str, str]]:
+    parser = _Links()
+    parser.feed(page.read_text())
+    return [(tag, urllib.parse.unquote(value)) for tag, value in parser.links]
+
+
+def test_write_index_links_each_notebook_then_its_figures(tmp_path):
+    d = output_dirs("smoke", tmp_path / "out")
+    for folder in d.values():
+        folder.mkdir(parents=True)
+    for name in ("00_a.html", "00_a.ipynb", "01_b.html"):
+        (d["notebooks"] / name).write_text("x")
+    (d["notebooks"] / ".00_a.source.ipynb").write_text("x")  # a build copy: not listed
+    for name in ("00_x.png", "00_x.svg", "01_y.png", "07_z & more.png"):
+        (d["figures"] / name).write_bytes(b"png")
+    (d["results"] / "table.json").write_text("{}")
+    index = write_index("smoke", tmp_path / "out")
+    assert index == d["notebooks"] / "index.html"
+    links = links_of(index)
+    for _, href in links:  # relative links that resolve from the index's folder
+        assert not os.path.isabs(href) and (index.parent / href).is_file(), href
+    hrefs = [Path(h).name for tag, h in links if tag == "a"]
+    assert hrefs == ["00_a.html", "00_a.ipynb", "00_x.png", "01_b.html", "01_y.png",
+                     "07_z & more.png", "table.json"]
+    assert {Path(s).name for tag, s in links if tag == "img"} == {
+        "00_x.png", "01_y.png", "07_z & more.png"}
+    assert "Other figures" in index.read_text()
+    assert sorted(p.name for p in d["notebooks"].iterdir()) == [
+        ".00_a.source.ipynb", "00_a.html", "00_a.ipynb", "01_b.html", "index.html"]  # no temp file
+
+
+def _copy_source_tree(dest: Path) -> Path:
+    """The files a wheel is built from (package, notebooks, metadata) copied to dest."""
+    dest.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(REPO_ROOT / name, dest / name)
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.ipynb", ".ipynb_checkpoints")
+    shutil.copytree(REPO_ROOT / "mom", dest / "mom", symlinks=True, ignore=skip)
+    shutil.copytree(REPO_ROOT / "notebooks", dest / "notebooks", ignore=skip)
+    return dest
+
+
+def test_the_wheel_ships_the_notebooks_and_reproduce_finds_them(tmp_path):
+    pytest.importorskip("setuptools", reason="setuptools (the build backend) is not installed")
+    link = REPO_ROOT / "mom" / "notebooks"  # the package's view of notebooks/
+    assert link.is_symlink() and link.resolve() == (REPO_ROOT / "notebooks").resolve()
+    src = _copy_source_tree(tmp_path / "src")
+    build = subprocess.run(  # the build backend itself: no pip, no index, no isolation
+        [sys.executable, "-c", "from setuptools import build_meta as b; print(b.build_wheel('dist'))"],
+        cwd=src, capture_output=True, text=True, timeout=180)
+    assert build.returncode == 0, build.stderr[-3000:]
+    wheel = src / "dist" / build.stdout.strip().splitlines()[-1]
+    names = zipfile.ZipFile(wheel).namelist()
+    expected = sorted(p.name for p in list_notebooks())
+    assert sorted(n.split("/")[-1] for n in names if n.startswith("mom/notebooks/")) == expected
+    assert "mom/params/smoke.yaml" in names
+
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    zipfile.ZipFile(wheel).extractall(site)
+    elsewhere.mkdir()
+    probe = textwrap.dedent("""\
+        import json, mom, mom.reproduce as r
+        from mom.config import load_params
+        load_params("smoke")
+        r.to_ipynb(r.list_notebooks(["04"])[0], "04.ipynb")
+        print(json.dumps({"mom": mom.__file__, "in_checkout": r.IN_CHECKOUT,
+                          "notebooks": [p.name for p in r.list_notebooks()],
+                          "folder": str(r.NOTEBOOK_DIR), "figures": str(r.output_dirs("smoke")["figures"])}))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = subprocess.run([sys.executable, "-c", probe], cwd=elsewhere, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert Path(found["mom"]).is_relative_to(site)  # the wheel's mom, not the checkout's
+    assert found["in_checkout"] is False
+    assert Path(found["folder"]) == site / "mom" / "notebooks"
+    assert found["notebooks"] == expected
+    assert Path(found["figures"]) == elsewhere / "figures" / "smoke"  # not inside site-packages
+    assert (elsewhere / "04.ipynb").is_file()
 
 
 def test_bad_params_fail_before_any_kernel(tmp_path):
@@ -119,6 +243,14 @@ def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path, monkeypatc
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and json.dumps("out/figures/my") in injected[0].source
     assert not list((out / "executed" / "my").glob(".*.ipynb"))  # build copies removed
+    page = out / "executed" / "my" / "00_good.html"  # the executed notebook as HTML, beside it
+    assert Path(summary["notebooks"]["00_good"]["html"]).resolve() == page
+    assert "data:image/png;base64," in page.read_text()  # the figure, embedded
+    index = out / "executed" / "my" / "index.html"
+    assert Path(summary["index"]).resolve() == index
+    links = [href for _, href in links_of(index)]
+    assert "00_good.html" in links and "00_good.ipynb" in links
+    assert "../../figures/my/tiny.png" in links and (index.parent / "../../figures/my/tiny.png").is_file()
 
     with pytest.raises(NotebookError) as info:
         reproduce("smoke", out, notebook_dir=src, progress=False)
@@ -127,6 +259,10 @@ def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path, monkeypatc
     assert (err.notebook, err.cell, err.cell_index) == ("01_bad", 4, 4)
     assert "01_bad" in str(err) and "broken on purpose" in str(err) and "[4]" in str(err)
     assert not (out / "executed" / "smoke" / "02_never.ipynb").exists()  # the batch stopped
+    failed = out / "executed" / "smoke" / "01_bad.html"  # the traceback, readable in a browser
+    assert "broken on purpose" in failed.read_text()
+    links = [href for _, href in links_of(out / "executed" / "smoke" / "index.html")]
+    assert "00_good.html" in links and "01_bad.html" in links and "02_never.html" not in links
 
 
 def test_moved_numbers_reports_only_results_beyond_tolerance():
