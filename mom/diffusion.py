@@ -25,8 +25,19 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 from scipy.sparse.linalg import splu
 from tqdm.auto import tqdm
 
+from .config import MiningConfig as _M
 
-__all__ = ["laplacian", "cg_block", "exact_block", "manifold_topk"]
+
+__all__ = ["laplacian", "cg_block", "exact_block", "manifold_topk", "check_backend", "BACKENDS"]
+
+BACKENDS = ("torch", "numpy")  # block CG kernels (MiningConfig.cg_backend)
+
+
+def check_backend(backend: str) -> str:
+    """``backend`` if it names CG kernels (``BACKENDS``), else ValueError: the one check."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    return backend
 
 # working arrays of one block (b, x, r, p, q, scratch) stay below this many bytes
 BLOCK_BYTES = 1 << 30
@@ -79,8 +90,7 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
     steps (and every step, on a graph whose diameter exceeds ``iterations``)
     work on that neighbourhood only. Skipped entries are exactly zero.
     """
-    if backend not in ("numpy", "torch"):
-        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    check_backend(backend)
     B = np.asarray(B, dtype=dtype)
     if B.ndim == 1:
         return cg_block(L, B[:, None], iterations, tol, dtype, backend, device)[:, 0]
@@ -243,12 +253,15 @@ def exact_block(lu, B: np.ndarray) -> np.ndarray:
     return lu.solve(np.asarray(B, dtype=np.float64))
 
 
-def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
-                  iterations: int = 20, tol: float = 1e-10, solver: str = "cg",
-                  block_size: int = 1024, progress: bool = False,
-                  dtype=np.float64, threads: int | None = None, backend: str = "torch",
-                  device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100,
+                  iterations: int = _M.cg_iterations, tol: float = _M.cg_tol,
+                  solver: str = _M.solver, block_size: int = _M.block_size, progress: bool = False,
+                  dtype=np.dtype(_M.cg_dtype), threads: int | None = None,
+                  backend: str = _M.cg_backend, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` manifold similarities f(r)_j for each anchor r.
+
+    Defaults are ``MiningConfig``'s (alpha, iterations, tol, solver, block size, CG
+    precision and backend), so a bare call computes what ``mine`` computes.
 
     Args: ``S`` (N, N) normalised affinity; ``anchors`` (A,) node indices;
     ``solver`` "cg" (truncated, faithful) or "exact" (sparse LU of L); anchors
@@ -278,9 +291,7 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = 0.99, k: int = 100,
         raise ValueError(f"manifold_topk: k={k} must be between 1 and N={n}")
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
-    if backend not in ("numpy", "torch"):
-        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
-    device = _device(device) if backend == "torch" else "cpu"
+    device = _device(device) if check_backend(backend) == "torch" else "cpu"
     L = laplacian(S, alpha)
     perm = reverse_cuthill_mckee(L, symmetric_mode=True).astype(np.int64)  # new -> old
     pos = np.empty(n, np.int64)

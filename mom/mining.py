@@ -234,10 +234,6 @@ def _check_config(cfg: MiningConfig, n: int) -> None:
     for name in ("k_graph", "k_pos", "k_neg", "pool_size", "cg_iterations", "block_size", "n_anchors"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"MiningConfig.{name} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.cg_backend not in ("torch", "numpy"):
-        raise ValueError(f"MiningConfig.cg_backend must be torch or numpy, got {cfg.cg_backend!r}")
-    if cfg.cg_dtype not in ("float32", "float64"):
-        raise ValueError(f"MiningConfig.cg_dtype must be float32 or float64, got {cfg.cg_dtype!r}")
     if cfg.k_pos > n:
         raise ValueError(f"MiningConfig.k_pos={cfg.k_pos} exceeds N={n}")
 

@@ -72,7 +72,7 @@ def test_manifold_topk_matches_dense(solver, block_size):
     S = normalize(A)
     anchors = np.array([0, 3, 3, 40, 80])  # repeated anchor; 80 is isolated
     F = dense_topk(S, anchors, 0.99, 10, None if solver == "exact" else 20)
-    vals, ids = manifold_topk(S, anchors, 0.99, 10, 20, 1e-10, solver, block_size)
+    vals, ids = manifold_topk(S, anchors, 0.99, 10, 20, 1e-10, solver, block_size, dtype=np.float64)
     assert vals.shape == ids.shape == (5, 10)
     assert np.isfinite(vals).all()
     for a in range(len(anchors)):
@@ -100,7 +100,7 @@ def test_topk_columns_ties_take_lowest_rows():
 def test_exact_solver_equals_dense_on_disconnected_graph():
     A = sp.block_diag([graph(n=30, seed=1), graph(n=40, seed=2)]).tocsr()
     S = normalize(A)
-    vals, ids = manifold_topk(S, [2, 35], 0.99, 70, solver="exact")
+    vals, ids = manifold_topk(S, [2, 35], 0.99, 70, solver="exact", dtype=np.float64)
     F = dense_topk(S, [2, 35], 0.99, 70)
     np.testing.assert_allclose(vals, np.take_along_axis(F, ids, 1), rtol=1e-9, atol=1e-14)
     assert np.all(vals[0, 30:] == 0) and set(ids[0, :30]) == set(range(30))
@@ -188,10 +188,11 @@ def test_manifold_topk_torch_matches_numpy_and_dense(block_size, threads, device
     anchors = np.array([0, 3, 3, 40, 80])
     F = dense_topk(S, anchors, 0.99, 10, 20)
     before = torch.get_num_threads()
-    vals, ids = manifold_topk(S, anchors, 0.99, 10, 20, 1e-10, "cg", block_size, threads=threads,
-                              backend="torch", device=device)
+    vals, ids = manifold_topk(S, anchors, 0.99, 10, 20, 1e-10, "cg", block_size, dtype=np.float64,
+                              threads=threads, backend="torch", device=device)
     assert torch.get_num_threads() == before  # restored after the call
-    nv, ni = manifold_topk(S, anchors, 0.99, 10, 20, 1e-10, "cg", block_size, backend="numpy")
+    nv, ni = manifold_topk(S, anchors, 0.99, 10, 20, 1e-10, "cg", block_size, dtype=np.float64,
+                           backend="numpy")
     np.testing.assert_array_equal(ids, ni)
     np.testing.assert_allclose(vals, nv, rtol=1e-12, atol=1e-15)
     for a in range(len(anchors)):
@@ -208,3 +209,14 @@ def test_bad_backend_and_auto_device():
         manifold_topk(S, [0], k=5, backend="jax")
     with pytest.raises(ValueError, match="backend"):
         cg_block(laplacian(S, 0.99), np.eye(80)[:, :1], backend="cupy")
+
+
+def test_manifold_topk_defaults_are_the_mining_configs():
+    import inspect
+
+    from mom.config import MiningConfig
+    d = {k: v.default for k, v in inspect.signature(manifold_topk).parameters.items()}
+    m = MiningConfig()
+    assert (d["alpha"], d["iterations"], d["tol"], d["solver"], d["block_size"], d["backend"]) == \
+        (m.alpha, m.cg_iterations, m.cg_tol, m.solver, m.block_size, m.cg_backend)
+    assert np.dtype(d["dtype"]) == np.dtype(m.cg_dtype)
