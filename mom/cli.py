@@ -249,6 +249,7 @@ def _cmd_embed(args) -> int:
     import numpy as np
 
     from .datasets import build_dataset
+    from .distributed import launched_by_torchrun
     from .io import save_npy
     from .pipeline import check_config, embed_split, embed_with_model, train_split
     cfg = config_from_args(args)
@@ -257,18 +258,69 @@ def _cmd_embed(args) -> int:
         raise ValueError(f"--labels-out {args.labels_out!r} is the --out file")
     check_config(cfg)
     ds = train_split(cfg) if args.split == "train" else build_dataset(cfg.data, args.split)
-    if args.checkpoint:
+    # under torchrun every rank embeds its shard of the split (mom/extract.py); rank 0 writes
+    sharded = launched_by_torchrun()
+    main = not sharded or int(os.environ["RANK"]) == 0
+    progress, desc = not args.quiet, f"embed {args.split}"
+    if args.checkpoint and sharded:
+        feats = _embed_checkpoint_sharded(args, cfg, ds, progress, desc)  # written by rank 0
+    elif args.checkpoint:
         from .pipeline import load_model
         feats = embed_with_model(load_model(args.checkpoint, device=cfg.train.device), ds, cfg,
-                                 progress=not args.quiet, desc=f"embed {args.split}")
-    else:
-        feats = embed_split(cfg, ds, cache_dir=args.cache_dir, progress=not args.quiet,
-                            desc=f"embed {args.split}")[0]
-    save_npy(args.out, feats)
-    if args.labels_out:
+                                 progress=progress, desc=desc)
+        save_npy(args.out, feats)
+    elif sharded and not args.cache_dir:
+        feats = _embed_sharded(args.out, cfg, ds, progress, desc)  # written by rank 0
+    else:  # under torchrun the shards go beside the cache entry
+        feats = embed_split(cfg, ds, cache_dir=args.cache_dir, progress=progress, desc=desc)[0]
+        if main:
+            save_npy(args.out, feats)
+    if args.labels_out and main:
         save_npy(args.labels_out, np.asarray(ds.labels))
-    print(f"wrote {args.out}: {feats.shape[0]} x {feats.shape[1]} ({ds.name}, {args.split})")
+    if main:
+        print(f"wrote {args.out}: {feats.shape[0]} x {feats.shape[1]} ({ds.name}, {args.split})")
     return 0
+
+
+def _embed_sharded(out: str, cfg: RunConfig, ds, progress: bool, desc: str):
+    """``mom embed --out`` under torchrun: the shards merge into ``out`` itself (or, with
+    ``embed.whitening``, into ``<out>.raw.npy``, whitened into ``out`` by rank 0 and removed)."""
+    import numpy as np
+
+    from .extract import embed_to_file
+    from .io import save_npy
+    from .whitening import apply_whitening, learn_whitening
+    raw_cfg = dataclasses.replace(cfg.embed, whitening=False)
+    if not cfg.embed.whitening:
+        return embed_to_file(ds, out, raw_cfg, progress=progress, desc=desc)
+    raw_path = Path(out).with_name(Path(out).name + ".raw.npy")
+    raw = np.asarray(embed_to_file(ds, raw_path, raw_cfg, progress=progress, desc=desc))
+    mean, P = learn_whitening(raw, cfg.embed.whiten_dim)  # as pipeline.embed_split
+    feats = np.asarray(apply_whitening(raw, mean, P), dtype=np.float32)
+    if int(os.environ["RANK"]) == 0:
+        save_npy(out, feats)
+        raw_path.unlink(missing_ok=True)
+    return feats
+
+
+def _embed_checkpoint_sharded(args, cfg: RunConfig, ds, progress: bool, desc: str):
+    """``mom embed --checkpoint`` under torchrun: :func:`mom.extract.extract_to_file`
+    with the test transform of ``pipeline.embed_with_model``, keyed by the weights file."""
+    import hashlib
+
+    from .extract import extract_to_file, make_transform
+    from .io import sha256_file
+    from .pipeline import load_model
+    from .train import WEIGHTS
+    model = load_model(args.checkpoint, device=cfg.train.device)
+    weights = Path(args.checkpoint)
+    weights = weights / WEIGHTS if weights.is_dir() else weights
+    key = hashlib.sha256(json.dumps({
+        "weights_sha256": sha256_file(weights), "image_size": cfg.train.image_size,
+        "dataset": ds.fingerprint(), "n": len(ds)}, sort_keys=True).encode()).hexdigest()
+    return extract_to_file(model, ds, make_transform(model.backbone.meta, cfg.train.image_size, train=False),
+                           args.out, key=key, device=cfg.train.device, batch_size=cfg.embed.batch_size,
+                           num_workers=cfg.embed.num_workers, progress=progress, desc=desc)
 
 
 def _load_npy(path: str, what: str):

@@ -91,3 +91,168 @@ def test_two_gloo_ranks_match_the_single_process_run(tmp_path):
     assert log["world_size"] == 2 and log["finished"] and len(log["history"]) == 2
     ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert ck["epoch"] == 2 and len(ck["rng"]) == 2  # every rank's RNG state
+
+
+# ----------------------------------------------------------------------------- sharded embedding
+def _spawn(worker, args: tuple, nprocs: int = 2, timeout: float = 180) -> None:
+    """Run ``worker(rank, *args)`` in ``nprocs`` forked processes; a hung collective fails."""
+    ctx = mp.start_processes(worker, args=args, nprocs=nprocs, join=False, start_method="fork")
+    deadline = time.monotonic() + timeout
+    while not ctx.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail(f"{nprocs} ranks did not finish within {timeout} s")
+
+
+def _embed_setup():
+    from mom.config import EmbedConfig
+    from mom.datasets import ArrayDataset
+    imgs = np.random.default_rng(0).integers(0, 256, size=(11, 20, 20), dtype=np.uint8)
+    # 11 images in batches of 4: 3 batches, rank 0 gets [0, 4), rank 1 [4, 11)
+    return ArrayDataset(imgs, np.arange(11), name="tiny"), EmbedConfig(image_size=32, batch_size=4,
+                                                                       device="cpu")
+
+
+def _as_rank(rank: int, world: int, port: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+
+
+def _count_extract(out: str, rank: int):
+    """Wrap mom.extract._extract so that each call appends a line to out/calls-rank<r>."""
+    import mom.extract as ex
+    real = ex._extract
+
+    def counted(*args, **kw):
+        with open(os.path.join(out, f"calls-rank{rank}"), "a") as fh:
+            fh.write(f"{kw.get('rows')}\n")
+        return real(*args, **kw)
+    ex._extract = counted
+
+
+def _embed_worker(rank: int, world: int, port: int, out: str) -> None:
+    import mom.extract as ex
+    from mom.backbones import build_backbone
+    from mom.pooling import Pooling
+    _as_rank(rank, world, port)
+    ds, cfg = _embed_setup()
+    res = {"cache": ex.embed(ds, cfg=cfg, cache_dir=os.path.join(out, "cache"), progress=False),  # as torchrun
+           "memory": ex.embed(ds, cfg=cfg, progress=False, distributed=True),
+           "file": ex.embed_to_file(ds, os.path.join(out, "f.npy"), cfg, progress=False)}
+    bb = build_backbone(cfg.backbone)
+    res["model"] = ex.extract_to_file(ex.EmbeddingNet(bb, Pooling("gem")), ds,
+                                      ex.make_transform(bb.meta, 32), os.path.join(out, "m.npy"),
+                                      key="gem", device="cpu", batch_size=4, progress=False)
+    for name, arr in res.items():
+        np.save(os.path.join(out, f"{name}-rank{rank}.npy"), np.asarray(arr))
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_embed_the_single_process_bits(tmp_path, monkeypatch):
+    import mom.extract as ex
+    from mom.backbones import build_backbone
+    from mom.pooling import Pooling
+    torch.set_num_threads(1)
+    ds, cfg = _embed_setup()
+    ref = np.asarray(ex.embed(ds, cfg=cfg, progress=False, distributed=False))
+    bb = build_backbone(cfg.backbone)
+    ref_model = ex.extract(ex.EmbeddingNet(bb, Pooling("gem")), ds, ex.make_transform(bb.meta, 32),
+                           device="cpu", batch_size=4, progress=False)
+    _spawn(_embed_worker, (2, _free_port(), str(tmp_path)))
+    for rank in range(2):
+        for name in ("cache", "memory", "file", "model"):
+            got = np.load(tmp_path / f"{name}-rank{rank}.npy")
+            want = ref_model if name == "model" else ref
+            assert got.dtype == np.float32 and got.shape == want.shape, name
+            assert np.array_equal(got, want), f"{name} on rank {rank} differs from one process"
+    assert not list(tmp_path.rglob("*.shards")) and not list(tmp_path.rglob("*.tmp"))
+    np.testing.assert_array_equal(np.load(tmp_path / "f.npy"), ref)
+    monkeypatch.setattr(ex, "_extract", lambda *a, **k: pytest.fail("the cache entry was not used"))
+    hit = ex.embed(ds, cfg=cfg, cache_dir=tmp_path / "cache", progress=False, distributed=False)
+    assert isinstance(hit, np.memmap) and np.array_equal(hit, ref)  # a valid entry, sidecar included
+
+
+def _killed_worker(rank: int, world: int, port: int, out: str, kill: bool) -> None:
+    import signal
+
+    import mom.extract as ex
+    import mom.io
+    _as_rank(rank, world, port)
+    _count_extract(out, rank)
+    ds, cfg = _embed_setup()
+    if kill and rank == 1:  # killed while writing its shard, after rank 0 finished its own
+        def dies(path, array):
+            folder = os.path.dirname(path)
+            while not os.path.exists(os.path.join(folder, "rank0-of-2.json")):
+                time.sleep(0.05)
+            with open(os.path.join(folder, ".rank1-of-2.npy.x1y2z3.tmp"), "wb") as fh:
+                fh.write(b"\x93NUMPY half of a shard")  # what atomic_write leaves when killed
+            with open(path, "wb") as fh:
+                fh.write(b"\x93NUMPY")  # and a truncated shard file, as a non-atomic copy would
+            os.kill(os.getpid(), signal.SIGKILL)
+        mom.io.save_npy = dies
+    feats = ex.embed(ds, cfg=cfg, cache_dir=os.path.join(out, "cache"), progress=False)
+    np.save(os.path.join(out, f"feats-rank{rank}.npy"), np.asarray(feats))
+
+
+@pytest.mark.slow
+def test_a_killed_ranks_shard_alone_is_redone(tmp_path):
+    import mom.extract as ex
+    torch.set_num_threads(1)
+    ds, cfg = _embed_setup()
+    ref = np.asarray(ex.embed(ds, cfg=cfg, progress=False, distributed=False))
+    with pytest.raises(mp.ProcessExitedException):
+        ctx = mp.start_processes(_killed_worker, args=(2, _free_port(), str(tmp_path), True), nprocs=2,
+                                 join=False, start_method="fork")
+        deadline = time.monotonic() + 180
+        while not ctx.join(timeout=1, grace_period=1):  # rank 1 dies; rank 0 is then terminated
+            assert time.monotonic() < deadline, "the killed run did not end"
+    shards = next((tmp_path / "cache").glob("*.shards"))
+    assert sorted(p.name for p in shards.iterdir()) == [
+        ".rank1-of-2.npy.x1y2z3.tmp", "rank0-of-2.json", "rank0-of-2.npy", "rank1-of-2.npy"]
+    assert not list((tmp_path / "cache").glob("embed-*.npy"))  # nothing merged
+    for f in tmp_path.glob("calls-rank*"):
+        f.unlink()
+
+    _spawn(_killed_worker, (2, _free_port(), str(tmp_path), False))
+    assert not (tmp_path / "calls-rank0").exists()  # rank 0's complete shard was reused
+    assert (tmp_path / "calls-rank1").read_text().split() == ["range(4,", "11)"]  # rank 1's redone
+    for rank in range(2):
+        assert np.array_equal(np.load(tmp_path / f"feats-rank{rank}.npy"), ref)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] != [] and not shards.exists()
+    assert not list((tmp_path / "cache").glob(".*.tmp"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("whitening", [False, True])
+def test_mom_embed_under_torchrun_writes_the_single_process_file(tmp_path, whitening):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import mom
+    # smoke: 60 training images; batches of 16 give each of the 2 ranks 2 batches
+    args = ["-q", "embed", "--params", "smoke", "--set", "embed.batch_size=16",
+            "--set", f"embed.whitening={str(whitening).lower()}"]
+    # the reference in a process of its own with the same threads: the whitening's
+    # eigendecomposition (numpy's BLAS) rounds differently with another thread count
+    env = dict(os.environ, PYTHONPATH=str(Path(mom.__file__).parent.parent), OMP_NUM_THREADS="1")
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    runs = {"one": [sys.executable, "-m", "mom"],
+            "two": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                    "-m", "mom"]}
+    for name, launch in runs.items():
+        proc = subprocess.run(launch + args + ["--out", str(tmp_path / f"{name}.npy"),
+                                               "--labels-out", str(tmp_path / f"{name}-labels.npy")],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.count("wrote ") == 1, proc.stdout  # under torchrun: rank 0 alone
+    one, two = np.load(tmp_path / "one.npy"), np.load(tmp_path / "two.npy")
+    assert two.dtype == np.float32 and two.shape == one.shape == (60, 59 if whitening else 1280)
+    assert np.array_equal(one, two)
+    np.testing.assert_array_equal(np.load(tmp_path / "one-labels.npy"), np.load(tmp_path / "two-labels.npy"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one-labels.npy", "one.npy", "two-labels.npy",
+                                                          "two.npy"]  # no shard or raw file left

@@ -223,3 +223,95 @@ def test_unreadable_cache_entry_is_recomputed(tmp_path, counted):
     assert len(counted) == 2
     with pytest.raises(ValueError, match="mean, P"):
         _embed(ds, tmp_path, whitening="pca")
+
+
+# ----------------------------------------------------------------------------- shards
+def test_shard_ranges_are_whole_batches_in_order():
+    for n, b, w in [(11, 4, 2), (10, 4, 3), (5, 4, 2), (1, 4, 3), (100, 7, 4), (12, 4, 4)]:
+        parts = ex.shard_ranges(n, b, w)
+        assert len(parts) == w and [i for p in parts for i in p] == list(range(n))
+        assert all(p.start % b == 0 for p in parts)  # every shard starts a batch
+        batches = [-(-len(p) // b) for p in parts]  # balanced to one batch
+        assert max(batches) - min(batches) <= 1 and sum(batches) == -(-n // b)
+    assert ex.shard_ranges(11, 4, 2) == [range(0, 4), range(4, 11)]
+    assert [len(p) for p in ex.shard_ranges(5, 4, 3)] == [0, 4, 1]  # fewer batches than ranks
+    assert ex.shard_folder("/x/feats.npy").as_posix() == "/x/feats.npy.shards"
+    with pytest.raises(ValueError, match="batch_size"):
+        ex.shard_ranges(5, 0, 2)
+
+
+def test_merged_file_is_what_np_save_writes(tmp_path):
+    rng = np.random.default_rng(0)
+    a, b = rng.random((3, 5), dtype=np.float32), rng.random((4, 5), dtype=np.float32)
+    np.save(tmp_path / "ref.npy", np.concatenate([a, b]))
+    assert ex._write_rows(tmp_path / "m.npy", [a, b, a[:0]]) == (7, 5)
+    assert (tmp_path / "m.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes()
+    with pytest.raises(ValueError, match="widths differ"):
+        ex._write_rows(tmp_path / "bad.npy", [a, b[:, :4]])
+
+
+def test_shard_is_reused_only_when_complete_and_matching(tmp_path):
+    calls = []
+
+    def shard(rows):
+        calls.append(rows)
+        return np.full((len(rows), 3), rows.start, np.float32), [(rows.start, "bad image")]
+    rows, folder = range(4, 11), tmp_path / "out.npy.shards"
+    folder.mkdir()
+    npy, side = ex._shard_paths(folder, 1, 2)
+    assert ex._ensure_shard(folder, 1, 2, rows, "k", shard) and len(calls) == 1
+    assert not ex._ensure_shard(folder, 1, 2, rows, "k", shard) and len(calls) == 1  # reused
+    rec = json.loads(side.read_text())
+    assert (rec["start"], rec["stop"], rec["shape"], rec["skipped"]) == (4, 11, [7, 3], [[4, "bad image"]])
+    good = npy.read_bytes()
+
+    def damage(how):
+        if how == "flip":  # same size, other bytes (e.g. written by another run)
+            raw = bytearray(good)
+            raw[-1] ^= 1
+            npy.write_bytes(bytes(raw))
+        elif how == "truncate":  # a killed non-atomic copy
+            npy.write_bytes(good[:100])
+        elif how == "no-sidecar":  # killed between the bytes and the sidecar
+            side.unlink()
+        elif how == "other-key":
+            side.write_text(json.dumps(dict(rec, key="other")))
+        elif how == "other-range":
+            side.write_text(json.dumps(dict(rec, start=0)))
+        elif how == "garbage-sidecar":
+            side.write_text("{not json")
+    for how in ("flip", "truncate", "no-sidecar", "other-key", "other-range", "garbage-sidecar"):
+        n = len(calls)
+        damage(how)
+        (folder / ".rank1-of-2.npy.abc123.tmp").write_bytes(b"partial")  # a killed atomic write
+        assert ex._ensure_shard(folder, 1, 2, rows, "k", shard), how
+        assert len(calls) == n + 1 and npy.read_bytes() == good, how
+        assert not list(folder.glob(".*.tmp")), how
+    assert not ex._ensure_shard(folder, 1, 2, rows, "k", shard)
+    assert ex._ensure_shard(folder, 1, 2, rows, "k2", shard)  # another embedding config
+    assert ex._ensure_shard(folder, 1, 3, rows, "k2", shard)  # another world size: its own file
+
+
+def test_embed_to_file_in_one_process_is_embed(tmp_path, counted):
+    ds = ArrayDataset(_images(9), np.zeros(9), name="tiny")
+    cfg = EmbedConfig(weights="none", image_size=32, batch_size=4, device="cpu")
+    ref = ex.embed(ds, cfg=cfg, progress=False, distributed=False)
+    got = ex.embed_to_file(ds, tmp_path / "f.npy", cfg, progress=False, distributed=False)
+    assert isinstance(got, np.memmap) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, ref)  # the same batches: the same bits
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npy"]  # shards merged and removed
+    bad = _write_images(tmp_path / "img")
+    res = ex.embed_to_file(bad, tmp_path / "g.npy", cfg, progress=False, skip_corrupt=True)
+    want = _embed(bad, None, skip_corrupt=True)
+    assert res.kept.tolist() == want.kept.tolist() and res.skipped == want.skipped
+    np.testing.assert_array_equal(res.features, want.features)
+    with pytest.raises(ValueError, match="2.png"):
+        ex.embed_to_file(bad, tmp_path / "h.npy", cfg, progress=False)
+    assert not (tmp_path / "h.npy").exists()
+    assert len(counted) == 5
+    net = ex.EmbeddingNet(_tiny_backbone(), Pooling("mac"))
+    tf = make_transform(META, 32)
+    np.testing.assert_array_equal(
+        ex.extract_to_file(net, ds, tf, tmp_path / "e.npy", key="tiny", device="cpu", batch_size=4,
+                           progress=False, distributed=False),
+        ex.extract(net, ds, tf, device="cpu", batch_size=4, progress=False))
