@@ -192,7 +192,8 @@ def check_mine(device, small: bool) -> list[dict]:
         t_both = time.perf_counter() - t0
         same, total, jp, jn = _agreement(_pool_sets(cpu), _pool_sets(both))
         rows.append(_row(f"mine N {n}: faiss GPU + CG CUDA vs CPU",
-                         f"{same}/{total} anchors identical (Jaccard P+ {jp:.4f}, P- {jn:.4f}); {t_both:.2f} s",
+                         f"{same}/{total} anchors identical (Jaccard P+ {jp:.4f}, P- {jn:.4f}); "
+                         f"{t_both:.2f} s",
                          "all identical", same == total))
     else:
         why = "faiss has no GPU support here (faiss-cpu)" if not hasattr(faiss, "StandardGpuResources") \

@@ -50,7 +50,8 @@ def test_without_a_gpu_every_check_is_skipped_with_its_reason(tmp_path, case):
         assert status == "skipped" and want in result, rows
         assert check.lower().startswith(name), rows
     if case == "no-cuda":
-        assert proc.stdout.count("| check | result | target | status |") == 1  # one table, with the date and the machine above it
+        # one table, with the date and the machine on the line above it
+        assert proc.stdout.count("| check | result | target | status |") == 1
         assert "mom device check, " in proc.stdout.splitlines()[0]
     assert not list(tmp_path.glob("mom-device-check.*"))  # its work folder is removed
 

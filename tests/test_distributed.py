@@ -138,7 +138,8 @@ def _embed_worker(rank: int, world: int, port: int, out: str) -> None:
     from mom.pooling import Pooling
     _as_rank(rank, world, port)
     ds, cfg = _embed_setup()
-    res = {"cache": ex.embed(ds, cfg=cfg, cache_dir=os.path.join(out, "cache"), progress=False),  # as torchrun
+    # distributed=None (the default) with the torchrun environment set
+    res = {"cache": ex.embed(ds, cfg=cfg, cache_dir=os.path.join(out, "cache"), progress=False),
            "memory": ex.embed(ds, cfg=cfg, progress=False, distributed=True),
            "file": ex.embed_to_file(ds, os.path.join(out, "f.npy"), cfg, progress=False)}
     bb = build_backbone(cfg.backbone)
