@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
-import faiss
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
 from .config import EvalConfig
-from .knn import check_features
+from .knn import check_features, knn
 
 __all__ = ["recall_at_k", "map_at_r", "nmi", "nmi_runs", "average_precision", "mean_average_precision",
            "revisited_map", "rank_database", "evaluate_embeddings"]
@@ -67,23 +66,16 @@ def _check_ks(ks: Iterable[int], n: int) -> tuple[int, ...]:
 
 # --------------------------------------------------------------------------- Recall@K
 def _nearest_others(x: np.ndarray, k: int, block_size: int = 4096) -> np.ndarray:
-    """(N, k) indices of each row's k nearest *other* rows by inner product.
+    """(N, k) indices of each row's k nearest *other* rows by inner product:
+    :func:`mom.knn.knn` with ``exclude_self=True`` (exact flat index, ``block_size``
+    queries a call).
 
     The query is removed by index, not by rank: with exact duplicates faiss may
     list a duplicate before the query itself (or push the query past k+1), and
     the duplicate must still count as a neighbour.
     """
-    n = x.shape[0]
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    out = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, block_size):  # blocks keep the result arrays bounded
-        stop = min(start + block_size, n)
-        _, ids = index.search(x[start:stop], k + 1)  # (b, k+1)
-        drop = ids == np.arange(start, stop)[:, None]  # (b, k+1) the query's own column
-        drop[~drop.any(axis=1), -1] = True  # query not returned: drop the (k+1)-th instead
-        out[start:stop] = ids[~drop].reshape(stop - start, k)
-    return out
+    _, ids = knn(x, k, exclude_self=True, norm_tol=None, batch=block_size)  # (N, k)
+    return ids
 
 
 def recall_at_k(emb, labels, ks: Sequence[int] = (1, 2, 4, 8)) -> dict[int, float]:

@@ -31,11 +31,14 @@ def gallery_ids(pools: Any, features: np.ndarray, position: int, n: int = 5,
     """Rows of Figure 3 for the anchor at ``position`` in ``pools``: the first ``n``
     of P+, its Euclidean NN^e_3 (anchor excluded), the first ``n`` of P-, and ``n``
     random points of X minus NN^e_3 (seeded)."""
+    from .knn import knn
     anchor = int(pools.anchors[position])
-    sims = np.asarray(features) @ np.asarray(features)[anchor]  # (N,)
-    order = np.argsort(-sims, kind="stable")
-    nn3 = order[order != anchor][:3]
-    rest = np.setdiff1d(np.arange(len(sims)), np.append(nn3, anchor))
+    n_all = len(features)
+    # exact, ties lower index first, the anchor removed by index
+    _, near = knn(features, min(3, n_all - 1), index="dense", rows=[anchor], exclude_self=True,
+                  norm_tol=None)
+    nn3 = near[0]  # (min(3, N - 1),)
+    rest = np.setdiff1d(np.arange(n_all), np.append(nn3, anchor))
     rng = np.random.default_rng(seed)
     return {
         "P+": np.asarray(pools.positives[position][:n], dtype=np.int64),

@@ -1,9 +1,15 @@
-"""k-nearest neighbours by inner product (faiss), and input checks for features.
+"""k-nearest neighbours by inner product, and input checks for features.
 
+The one home of Euclidean neighbours in the package: mining's graph and pools,
+Recall@K and MAP@R, the pool diagnostics, the Figure 3 galleries and the pool
+inspector all call :func:`knn` (or :func:`search` on an index they reuse).
 Similarity is the inner product, which is the cosine on the L2-normalised
 descriptors mining works on; larger is closer everywhere in the package.
-Every row's own index is placed first (rank 1), so duplicated rows or an
-approximate index can never push a point out of its own neighbour list.
+
+The query itself, by default, is placed first (rank 1), so duplicated rows or an
+approximate index can never push a point out of its own neighbour list
+(docs/method.md §3). ``exclude_self=True`` instead returns the k nearest *other*
+rows, the query removed by index, not by rank (docs/method.md §11).
 """
 from __future__ import annotations
 
@@ -14,7 +20,8 @@ import numpy as np
 
 __all__ = ["check_features", "build_index", "search", "knn", "faiss_device"]
 
-INDEXES = ("flat", "ivf", "hnsw")
+INDEXES = ("flat", "ivf", "hnsw")  # faiss indexes (MiningConfig.knn_index)
+DENSE = "dense"  # numpy: a few rows at a time, exact, ties lower index first
 
 
 def check_features(features, name: str = "features", norm_tol: float | None = 1e-3) -> np.ndarray:
@@ -98,30 +105,47 @@ def build_index(features: np.ndarray, index: str = "flat", device: str = "cpu", 
 
 
 def search(idx, features: np.ndarray, k: int, rows: np.ndarray | None = None,
-           batch: int = 16384) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` of ``features[rows]`` in ``idx``; the row itself is placed first.
+           batch: int = 16384, *, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` of ``features[rows]`` in the faiss index ``idx`` (which holds ``features``).
 
+    ``exclude_self=False``: the row itself is placed first, the others follow in
+    faiss's order. ``exclude_self=True``: the ``k`` nearest other rows; faiss is
+    asked for ``k + 1`` and the query's own column is removed by index, or, when
+    faiss did not return the query (exact duplicates listed before it), the
+    ``(k + 1)``-th. Queries go to faiss ``batch`` rows at a time. Ties: see :func:`knn`.
     Returns (sims (Q, k) float32 descending, ids (Q, k) int64). Slots an
     approximate index could not fill hold id -1 and similarity -inf.
     """
     n = features.shape[0]
     rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    if exclude_self and k + 1 > n:
+        raise ValueError(f"knn: k={k} other points requested but there are only {n - 1}")
     if hasattr(idx, "hnsw"):
         idx.hnsw.efSearch = max(idx.hnsw.efSearch, k + 1)
     sims = np.empty((rows.size, k), np.float32)
     ids = np.empty((rows.size, k), np.int64)
     for s in range(0, rows.size, batch):
         q = rows[s:s + batch]
-        # one spare slot so that self can be moved to the front without losing a neighbour
+        # one spare slot: self can be moved to the front, or removed, without losing a neighbour
         xq = features[q]  # (b, D)
         d_, i_ = idx.search(xq, min(k + 1, n))
-        sims[s:s + batch], ids[s:s + batch] = _self_first(xq, q, d_, i_, k)
+        d_ = np.where(i_ < 0, -np.inf, d_).astype(np.float32)
+        if exclude_self:
+            sims[s:s + batch], ids[s:s + batch] = _without_self(q, d_, i_, k)
+        else:
+            sims[s:s + batch], ids[s:s + batch] = _self_first(xq, q, d_, i_, k)
     return sims, ids
+
+
+def _without_self(q, d_, i_, k):
+    """Remove query q[i] from its (k+1)-list by index; if it is not there, drop the last."""
+    drop = i_ == q[:, None]  # (Q, k+1) the query's own column
+    drop[~drop.any(axis=1), -1] = True  # query not returned: drop the (k+1)-th instead
+    return d_[~drop].reshape(-1, k), i_[~drop].reshape(-1, k)
 
 
 def _self_first(xq, q, d_, i_, k):
     """Put query q[i] at rank 1 of its own list, keep the others in order, cut to k."""
-    d_ = np.where(i_ < 0, -np.inf, d_).astype(np.float32)
     not_self = i_ != q[:, None]  # (Q, k+1)
     # stable sort: False (self) first, then the original order
     order = np.argsort(not_self, axis=1, kind="stable")
@@ -139,18 +163,64 @@ def _self_first(xq, q, d_, i_, k):
 
 
 def knn(features, k: int, index: str = "flat", device: str = "cpu", rows=None,
-        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """k nearest neighbours by inner product, the point itself included at rank 1.
+        seed: int = 0, *, exclude_self: bool = False, norm_tol: float | None = 1e-3,
+        batch: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest neighbours by inner product: the one neighbour search of the package.
 
-    Args: ``features`` (N, D) L2-normalised; ``k`` <= N; ``index`` flat | ivf | hnsw;
-    ``device`` cpu | auto | cuda; ``rows`` optional query row indices (default all).
-    Returns (sims (Q, k) float32, ids (Q, k) int64), each row sorted by similarity.
+    Args: ``features`` (N, D), L2-normalised to ``norm_tol`` (None: any finite rows;
+    :func:`check_features`); ``index`` flat | ivf | hnsw (faiss, :func:`build_index`)
+    or ``"dense"`` (numpy, below); ``device`` cpu | auto | cuda (faiss only); ``rows``
+    optional query row indices (default all); ``batch`` query rows per faiss call.
 
-    Example: ``sims, ids = knn(x, 30)``; ``ids[:, 0] == arange(N)``.
+    The query itself:
+    - ``exclude_self=False`` (the kNN graph, docs/method.md §3): the point itself at
+      rank 1, then its k - 1 nearest others; 1 <= k <= N.
+    - ``exclude_self=True`` (Recall@K, MAP@R, galleries, docs/method.md §11): the k
+      nearest *other* points, the query removed by index, not by rank, so an exact
+      duplicate listed before the query still counts; 1 <= k <= N - 1.
+
+    Ties (equal similarities): with faiss, which members of a group tied at the k-th
+    place are returned and in what order is faiss's choice (the CPU flat index of
+    faiss 1.15 keeps the lowest indices for k + 1 < 100 and lists tied members higher
+    index first); mining and Recall@K use that order as it comes. ``index="dense"``
+    computes ``x @ x[r]`` with numpy for one query row at a time and sorts it stably:
+    exact over all N, ties lower index first, equal to
+    ``[j for j in argsort(-x @ x[r], kind="stable") if j != r]`` (self prepended when
+    not excluded). It costs O(N log N) a row: meant for a few rows (the Figure 3
+    galleries, the pool inspector), not for whole collections.
+
+    Returns (sims (Q, k) float32, ids (Q, k) int64), each row sorted by similarity
+    (after the query itself when it is included).
+
+    Example: ``sims, ids = knn(x, 30)``; ``ids[:, 0] == arange(N)``;
+    ``knn(x, 4, exclude_self=True)[1]`` never holds the query.
     """
-    x = check_features(features)
+    if index not in INDEXES + (DENSE,):
+        raise ValueError(f"knn index {index!r} unknown; expected one of {INDEXES + (DENSE,)}")
+    x = check_features(features, norm_tol=norm_tol)
     n = x.shape[0]
+    if exclude_self and not 1 <= int(k) <= n - 1:
+        raise ValueError(f"knn: k={k} must be between 1 and the number of other points N-1={n - 1}")
     if not 1 <= int(k) <= n:
         raise ValueError(f"knn: k={k} must be between 1 and the number of points N={n}")
+    if index == DENSE:
+        return _dense(x, int(k), rows, exclude_self)
     idx = build_index(x, index, device, seed=seed)
-    return search(idx, x, int(k), rows)
+    return search(idx, x, int(k), rows, batch, exclude_self=exclude_self)
+
+
+def _dense(x: np.ndarray, k: int, rows, exclude_self: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``index="dense"`` of :func:`knn`: numpy products, one row at a time, stable sort."""
+    n = x.shape[0]
+    rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64).ravel()
+    sims = np.empty((rows.size, k), np.float32)
+    ids = np.empty((rows.size, k), np.int64)
+    for i, r in enumerate(rows):
+        s = x @ x[r]  # (N,)
+        order = np.argsort(-s, kind="stable")  # ties: lower index first
+        order = order[order != r]  # the query removed by index
+        if not exclude_self:
+            order = np.concatenate([[r], order])
+        ids[i] = order[:k]
+        sims[i] = s[ids[i]]
+    return sims, ids

@@ -33,7 +33,7 @@ from .config import MiningConfig
 from .diffusion import manifold_topk
 from .graph import affinity, normalize
 from .io import load_npz, save_npz
-from .knn import build_index, check_features, search
+from .knn import build_index, check_features, knn, search
 
 __all__ = ["Pools", "Ragged", "mine", "pools_from_neighbours", "baseline_from_neighbours",
            "capped_k_neg", "pool_diagnostics", "diagnostic_keys"]
@@ -338,7 +338,7 @@ def pool_diagnostics(pools: Pools, features, labels) -> dict:
     k_pos = pools.config.k_pos
     depth = int(mom.positives.sizes().max(initial=0))
     k_e = min(x.shape[0], k_pos + max(depth, 1))
-    _, eids = search(build_index(x, "flat"), x, k_e, rows=mom.anchors)
+    _, eids = knn(x, k_e, rows=mom.anchors)  # (A, k_e) NN^e, each anchor first
     same_depth = [eids[i, k_pos:k_pos + len(p)] for i, p in enumerate(mom.positives)]
     out = {"n_anchors": len(mom), "n_skipped": int(mom.n_skipped),
            "anchors": mom.anchors.copy()}

@@ -24,9 +24,13 @@ ORDERS = ("index", "worst first", "best first")
 def euclidean_ranks(features: np.ndarray, anchor: int, ids: np.ndarray) -> np.ndarray:
     """1-based rank of each of ``ids`` among the anchor's Euclidean neighbours
     (the anchor itself excluded; ties share the better rank). (len(ids),) int64"""
-    sims = features @ features[anchor]  # (N,)
-    others = np.delete(sims, anchor)
-    sorted_sims = np.sort(others)[::-1]
+    from .knn import knn
+    n = len(features)
+    # every point, the anchor first, then the others by similarity (exact, numpy)
+    s, order = knn(features, n, index="dense", rows=[anchor], norm_tol=None)
+    sims = np.empty(n, np.float32)
+    sims[order[0]] = s[0]  # (N,) similarity to the anchor, by index
+    sorted_sims = s[0, 1:]  # (N-1,) the others, descending
     # rank = 1 + number of other points strictly more similar
     return 1 + np.searchsorted(-sorted_sims, -sims[np.asarray(ids, dtype=np.int64)], side="left")
 

@@ -114,3 +114,32 @@ def test_k_out_of_range_and_unknown_index():
         knn(x, 0)
     with pytest.raises(ValueError, match="unknown"):
         knn(x, 2, index="lsh")
+
+
+def test_exclude_self_removes_the_query_by_index():
+    x = unit_rows(40, 6, seed=2)
+    x = np.concatenate([x, np.repeat(x[:1], 6, axis=0)])  # row 0 appears 7 times
+    sims, ids = knn(x, 5, exclude_self=True)
+    assert ids.shape == (46, 5)
+    assert not (ids == np.arange(46)[:, None]).any()  # never the query itself
+    for i in [0] + list(range(40, 46)):  # the copies are each other's nearest
+        assert set(ids[i]) <= {0, *range(40, 46)} and np.allclose(sims[i], 1.0, atol=1e-6)
+    self_first = knn(x[:40], 6)[1]
+    np.testing.assert_array_equal(knn(x[:40], 5, exclude_self=True)[1], self_first[:, 1:])
+    with pytest.raises(ValueError, match="other points"):
+        knn(x, 46, exclude_self=True)
+
+
+def test_dense_is_a_stable_sort_of_the_products():
+    x = np.repeat(unit_rows(10, 3, seed=3), 3, axis=0)  # every row three times: ties
+    for r in (0, 4, 29):
+        s = x @ x[r]
+        ref = [j for j in np.argsort(-s, kind="stable") if j != r]  # ties lower index first
+        sims, ids = knn(x, 7, index="dense", rows=[r], exclude_self=True)
+        assert ids[0].tolist() == ref[:7]
+        np.testing.assert_array_equal(sims[0], s[ref[:7]])
+        _, with_self = knn(x, 7, index="dense", rows=[r])
+        assert with_self[0].tolist() == [r] + ref[:6]
+    # the same sets as faiss where nothing is tied
+    y = unit_rows(60, 5, seed=4)
+    np.testing.assert_array_equal(knn(y, 8, index="dense")[1], knn(y, 8)[1])
