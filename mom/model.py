@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .config import EmbedConfig, TrainConfig
+from .whitening import pca
 
 __all__ = ["NormLinear", "pca_head", "build_model", "network_embed_config", "set_trainable",
            "freeze_batchnorm"]
@@ -35,10 +36,7 @@ def pca_head(features: np.ndarray, dim: int) -> NormLinear:
     n, c = x.shape
     if dim > min(n, c):
         raise ValueError(f"pca_head: embedding_dim={dim} exceeds min(N={n}, C={c}) principal directions")
-    mean = x.mean(axis=0)  # (C,)
-    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)  # rows: directions, by variance
-    p = vt[:dim]  # (dim, C)
-    p *= np.sign(p[np.arange(dim), np.abs(p).argmax(axis=1)])[:, None]  # deterministic signs
+    mean, p, _ = pca(x, dim)  # (C,), (dim, C) directions by variance, deterministic signs
     head = NormLinear(c, dim)
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(p))

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from .gallery import (OTHER, SAME, gallery_figure, gallery_ids, label_colours, plot_gallery,
                       thumbnail)
 from .io import atomic_write
+from .whitening import pca
 
 __all__ = ["project_2d", "plot_diffusion", "plot_stationary", "plot_pools_2d",
            "plot_grouped_bars", "math_label", "pool_diagnostics_groups", "plot_pool_diagnostics",
@@ -35,11 +36,8 @@ def project_2d(features: np.ndarray) -> np.ndarray:
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or len(x) < 2:
         raise ValueError(f"project_2d: expected (N, D) features with N >= 2, got shape {x.shape}")
-    x = x - x.mean(axis=0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)  # vt (min(N,D), D)
-    vt = vt[:2]
-    sign = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
-    coords = x @ (vt * sign[:, None]).T  # (N, 2)
+    mean, components, _ = pca(x, min(2, x.shape[1]))  # (D,), (2, D); (1, D) when D == 1
+    coords = (x - mean) @ components.T  # (N, 2)
     if coords.shape[1] < 2:  # D == 1
         coords = np.column_stack([coords, np.zeros(len(x))])
     return coords

@@ -1,5 +1,7 @@
-"""PCA-whitening of descriptors, learned on the training images (docs/method.md §2).
+"""PCA, and PCA-whitening of descriptors learned on the training images (docs/method.md §2).
 
+``pca`` is the package's one principal component analysis (also the PCA head of
+``mom/model.py: pca_head`` and the 2-D projection of ``mom/viz.py: project_2d``).
 ``learn_whitening`` returns ``(mean, P)`` with ``P`` of shape (d, D); applying
 it is ``l2n((x - mean) @ P.T)``.
 """
@@ -7,13 +9,37 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["learn_whitening", "apply_whitening", "l2n_np"]
+__all__ = ["pca", "learn_whitening", "apply_whitening", "l2n_np"]
 
 
 def l2n_np(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of (N, D) scaled to unit L2 norm, float32."""
     x = np.asarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
+
+
+def pca(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-``dim`` principal components of the rows of ``x`` (N, D), in float64.
+
+    Returns ``mean`` (D,), ``components`` (dim, D) orthonormal rows ordered by
+    variance, descending, and ``variances`` (dim,), the variance of the centred rows
+    along each (population: singular value squared over N, the eigenvalues of
+    ``cov(x, bias=True)``). Computed by the SVD of ``x - mean``. Signs are
+    deterministic: in each component the entry of largest magnitude (the first such
+    one) is positive. Projecting is ``(x - mean) @ components.T``.
+    Raises ValueError unless ``x`` is a 2-D array and 1 <= dim <= min(N, D).
+    """
+    x = np.asarray(x, dtype=np.float64)  # (N, D)
+    if x.ndim != 2:
+        raise ValueError(f"pca: expected an (N, D) array, got shape {x.shape}")
+    n, d_in = x.shape
+    if not 1 <= dim <= min(n, d_in):
+        raise ValueError(f"pca: dim={dim} must be in 1..min(N={n}, D={d_in})")
+    mean = x.mean(axis=0)  # (D,)
+    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)  # rows of vt: directions, by variance
+    p = vt[:dim]  # (dim, D)
+    p *= np.sign(p[np.arange(dim), np.abs(p).argmax(axis=1)])[:, None]  # deterministic signs
+    return mean, p, s[:dim] ** 2 / n
 
 
 def learn_whitening(features: np.ndarray, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -35,16 +61,12 @@ def learn_whitening(features: np.ndarray, dim: int | None = None) -> tuple[np.nd
     if not 1 <= d <= min(d_in, n - 1):
         raise ValueError(f"learn_whitening: dim={dim} must be in 1..{min(d_in, n - 1)} "
                          f"for {n} features of dimension {d_in}")
-    mean = x.mean(axis=0)  # (D,)
-    xc = x - mean
-    cov = xc.T @ xc / n  # (D, D)
-    vals, vecs = np.linalg.eigh(cov)  # ascending
-    vals, vecs = vals[::-1][:d], vecs[:, ::-1][:, :d]
+    mean, vecs, vals = pca(x, d)  # (D,), (d, D), (d,) descending
     floor = max(vals[0], 1e-30) * 1e-9
     if vals[-1] <= floor:
         raise ValueError(f"learn_whitening: only {(vals > floor).sum()} directions carry variance; "
                          f"ask for dim <= that (got dim={d})")
-    p = (vecs / np.sqrt(vals)).T  # (d, D)
+    p = vecs / np.sqrt(vals)[:, None]  # (d, D)
     return mean.astype(np.float32), p.astype(np.float32)
 
 

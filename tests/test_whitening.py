@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from mom.whitening import apply_whitening, learn_whitening
+from mom.whitening import apply_whitening, learn_whitening, pca
 
 
 def _correlated(n=500, d=6, seed=0):
@@ -55,3 +55,20 @@ def test_whitening_rejects_bad_input():
     mean, P = learn_whitening(_correlated(), dim=3)
     with pytest.raises(ValueError, match="P expects 6"):
         apply_whitening(np.ones((2, 5)), mean, P)
+
+
+def test_pca_components_variances_and_signs():
+    x = _correlated().astype(np.float64)
+    mean, comps, var = pca(x, 3)
+    assert mean.shape == (6,) and comps.shape == (3, 6) and var.shape == (3,)
+    np.testing.assert_allclose(mean, x.mean(axis=0))
+    np.testing.assert_allclose(comps @ comps.T, np.eye(3), atol=1e-12)  # orthonormal rows
+    vals, vecs = np.linalg.eigh(np.cov(x, rowvar=False, bias=True))
+    np.testing.assert_allclose(var, vals[::-1][:3], rtol=1e-10)  # descending, population variance
+    np.testing.assert_allclose(np.abs(comps @ vecs[:, ::-1][:, :3]), np.eye(3), atol=1e-8)
+    top = comps[np.arange(3), np.abs(comps).argmax(axis=1)]
+    assert (top > 0).all()  # the largest loading of each component is positive
+    mean_w, P = learn_whitening(x, dim=3)  # whitening uses the same directions and signs
+    np.testing.assert_allclose(P, comps / np.sqrt(var)[:, None], rtol=1e-6)
+    with pytest.raises(ValueError, match="dim=7"):
+        pca(x, 7)
