@@ -21,7 +21,8 @@ import torch
 import mom
 from mom.backbones import build_backbone, make_transform
 from mom.datasets import FashionMNIST, Subset
-from mom.extract import EmbeddingNet, _Items, extract, resolve_device
+from mom.device import resolve_device
+from mom.extract import EmbeddingNet, _Items, extract
 from mom.pooling import Pooling
 
 

@@ -26,7 +26,8 @@ import torch
 import mom
 from mom.config import EmbedConfig, MiningConfig, TrainConfig
 from mom.datasets import FashionMNIST
-from mom.extract import extract, make_transform, resolve_device
+from mom.device import resolve_device
+from mom.extract import extract, make_transform
 from mom.mining import mine
 from mom.sampler import sample_epoch
 from mom.train import TupleImages, build_model, freeze_batchnorm, make_optimizer, train, tuple_loss

@@ -54,15 +54,6 @@ TORCH_CACHE_BYTES = 3 << 19
 TORCH_MIN_BLOCK = 32
 
 
-def _device(device: str) -> str:
-    """"auto" -> "cuda" where torch sees a GPU, else "cpu"; other names pass through."""
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
-
-
 def laplacian(S: sp.spmatrix, alpha: float) -> sp.csr_matrix:
     """L = I - alpha S (csr float64); symmetric positive definite for 0 <= alpha < 1."""
     if not 0 <= alpha < 1:
@@ -291,7 +282,11 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
         raise ValueError(f"manifold_topk: k={k} must be between 1 and N={n}")
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
-    device = _device(device) if check_backend(backend) == "torch" else "cpu"
+    if check_backend(backend) == "torch":  # "auto": CUDA, else the CPU; never MPS for the sparse CG
+        from .device import resolve_device
+        device = str(resolve_device(device, kinds=("cuda", "cpu")))
+    else:
+        device = "cpu"
     L = laplacian(S, alpha)
     perm = reverse_cuthill_mckee(L, symmetric_mode=True).astype(np.int64)  # new -> old
     pos = np.empty(n, np.int64)

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .backbones import backbone_meta, build_backbone, make_transform, eval_resize
 from .config import EmbedConfig
+from .device import rank_device, resolve_device  # resolve_device re-exported here
 from .pooling import Pooling, l2n
 from .whitening import apply_whitening, learn_whitening
 
@@ -48,20 +49,6 @@ __all__ = ["EmbeddingNet", "EmbedResult", "resolve_device", "extract", "embed", 
 
 CACHE_FORMAT = "mom-embed-1"  # bump when the cached bytes' meaning changes
 SHARD_FORMAT = "mom-embed-shard-1"  # bump when a shard file's meaning changes
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA if available, else MPS, else CPU; anything else as given."""
-    if isinstance(device, torch.device):
-        return device
-    if device != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 class EmbeddingNet(nn.Module):
@@ -435,14 +422,6 @@ def _gathered(n: int, batch_size: int, info, shard) -> tuple[np.ndarray, dict]:
     return feats, {"skipped": [[int(i), str(e)] for _, s in parts for i, e in s]}
 
 
-def _rank_device(dev: torch.device, info) -> torch.device:
-    """This rank's device: ``cuda:LOCAL_RANK`` when distributed on CUDA (as train does)."""
-    if info.active and dev.type == "cuda":
-        dev = torch.device("cuda", info.local_rank)
-        torch.cuda.set_device(dev)
-    return dev
-
-
 def _net_shard(dataset, cfg: EmbedConfig, dev, progress: bool, skip_corrupt: bool, desc: str, info):
     """``shard(rows) -> (features, [(index, error)])`` with the network built on first use."""
     built = []
@@ -478,7 +457,7 @@ def embed_to_file(dataset, out, cfg: EmbedConfig | None = None, *, progress: boo
     key, _ = embed_cache_key(dataset, cfg, precision, skip_corrupt)
     info = ddp.setup(distributed, dev)
     try:
-        dev = _rank_device(dev, info)
+        dev = rank_device(dev, info)
         feats, skipped = _sharded_to_file(
             out, len(dataset), cfg.batch_size, key, info,
             _net_shard(dataset, cfg, dev, progress, skip_corrupt, desc, info))
@@ -499,7 +478,7 @@ def extract_to_file(model: nn.Module, dataset, transform, out, *, key: str, devi
     dev = resolve_device(device)
     info = ddp.setup(distributed, dev)
     try:
-        dev = _rank_device(dev, info)
+        dev = rank_device(dev, info)
         label = desc if not info.active else f"{desc} (shard {info.rank + 1}/{info.world_size})"
 
         def shard(rows):
@@ -558,7 +537,7 @@ def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", i
     from . import distributed as ddp
     info = ddp.setup(distributed, dev)
     try:
-        dev = _rank_device(dev, info)
+        dev = rank_device(dev, info)
         shard = _net_shard(dataset, cfg, dev, progress, skip_corrupt, desc, info)
         if not info.active:
             def compute():

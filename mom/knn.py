@@ -60,7 +60,10 @@ def check_features(features, name: str = "features", norm_tol: float | None = 1e
 
 
 def faiss_device(device: str = "cpu") -> str:
-    """Resolve ``"auto"``/``"cpu"``/``"cuda"`` to where faiss will actually run."""
+    """Resolve ``"auto"``/``"cpu"``/``"cuda"`` to where faiss will actually run.
+
+    This asks faiss (a faiss-gpu build and a GPU it sees), not torch, so it is not
+    :func:`mom.device.resolve_device`: torch may see a GPU that faiss-cpu cannot use."""
     if device not in ("auto", "cpu", "cuda", "gpu") and not str(device).startswith("cuda"):
         return "cpu"  # e.g. "mps": faiss has no such backend
     if device == "cpu":

@@ -163,7 +163,7 @@ def load_model(path: str | Path, device: str = "cpu"):
     import torch
 
     from .config import EmbedConfig, TrainConfig, config_from_dict
-    from .extract import resolve_device
+    from .device import resolve_device
     from .train import WEIGHTS, build_model
     path = Path(path)
     if path.is_dir():

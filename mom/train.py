@@ -139,7 +139,7 @@ def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedCo
             ``model.backbone.meta`` at ``cfg.image_size``.
     Returns ``TrainResult(model, history)``. Raises FloatingPointError on a non-finite loss.
     """
-    from .extract import resolve_device
+    from .device import rank_device, resolve_device
 
     if cfg.weights not in WEIGHT_MODES:
         raise ValueError(f"train.weights must be one of {WEIGHT_MODES}, got {cfg.weights!r}")
@@ -155,9 +155,7 @@ def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedCo
     device = resolve_device(cfg.device)
     info = ddp.setup(distributed, device)
     try:
-        if info.active and device.type == "cuda":
-            device = torch.device("cuda", info.local_rank)
-            torch.cuda.set_device(device)
+        device = rank_device(device, info)  # cuda:LOCAL_RANK under torchrun
         out = Path(out_dir) if out_dir is not None else None
         return _fit(model, dataset, pools, cfg, embed_cfg, out, resume, progress, eval_fn, transforms,
                     device, info, n_tuples)
