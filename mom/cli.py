@@ -127,8 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None)
 
     p = sub.add_parser("mine", help="FEATURES.npy -> POOLS.npz (every MiningConfig field is a flag)")
-    p.add_argument("features", help="features .npy (N, D), rows L2-normalised, or a MAT-file "
-                                    "(.mat, v5 or v7.3) whose variable --var is D x N")
+    p.add_argument("features", nargs="?", default=None,
+                   help="features .npy (N, D), rows L2-normalised, or a MAT-file "
+                        "(.mat, v5 or v7.3) whose variable --var is D x N")
+    p.add_argument("--features", dest="features_flag", default=None, metavar="FILE",
+                   help="the same as the FEATURES argument (e.g. --features googlenet_rmac_ms_"
+                        "pcaw512_CUB.mat)")
     p.add_argument("--var", default="V", help="variable of a .mat features file (default: V)")
     p.add_argument("--out", required=True, help="pools .npz, or a folder with --format release")
     p.add_argument("--format", default="npz", choices=("npz", "release"),
@@ -336,6 +340,9 @@ def _load_npy(path: str, what: str):
 def _cmd_mine(args) -> int:
     import numpy as np
 
+    if (args.features is None) == (args.features_flag is None):
+        raise ValueError("give the features file once: FEATURES or --features FILE")
+    args.features = args.features or args.features_flag
     cfg = mining_config_from_args(args)
     _check_outputs(args, out="dir" if args.format == "release" else "file")
     from .knn import check_features

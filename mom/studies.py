@@ -274,9 +274,16 @@ def _stage_key(cfg: RunConfig, train_ds, eval_ds) -> str:
                        "mining": config_to_dict(cfg.mining), "eval": config_to_dict(cfg.eval),
                        "train": {"embedding_dim": t.embedding_dim, "pooling": t.pooling,
                                  "head_init": t.head_init, "image_size": t.image_size},
-                       "train_data": train_ds.fingerprint(), "eval_data": eval_ds.fingerprint(),
+                       "train_data": train_ds.fingerprint(), "eval_data": _fingerprint(eval_ds),
                        "mom": __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _fingerprint(ds) -> str:
+    """A dataset's fingerprint; a retrieval benchmark's is its database's (and queries')."""
+    if hasattr(ds, "gnd"):
+        return ds.database.fingerprint() + ds.queries.fingerprint()
+    return ds.fingerprint()
 
 
 def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -339,7 +346,7 @@ def _cell_key(cfg: RunConfig, row: str, train_ds, eval_ds) -> str:
     if row == "euclidean":
         d["train"]["weights"] = "raw"
     blob = json.dumps({"config": d, "row": row, "train_data": train_ds.fingerprint(),
-                       "eval_data": eval_ds.fingerprint(), "mom": __version__}, sort_keys=True)
+                       "eval_data": _fingerprint(eval_ds), "mom": __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -430,3 +430,18 @@ def test_run_resumes_by_default_and_force_recomputes(tmp_path, monkeypatch, caps
         main([*argv, "--force", "--resume"])
     assert info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_mine_takes_features_as_a_flag_too(tmp_path, capsys):
+    x, _ = _clustered_features()
+    np.save(tmp_path / "f.npy", x)
+    assert main(["-q", "mine", "--features", str(tmp_path / "f.npy"), "--out", str(tmp_path / "a.npz"),
+                 "--k-graph", "5", "--k-pos", "5", "--k-neg", "10"]) == 0
+    assert main(["-q", "mine", str(tmp_path / "f.npy"), "--out", str(tmp_path / "b.npz"),
+                 "--k-graph", "5", "--k-pos", "5", "--k-neg", "10"]) == 0
+    from mom.mining import Pools
+    assert np.array_equal(Pools.load(tmp_path / "a.npz").pos_ids, Pools.load(tmp_path / "b.npz").pos_ids)
+    capsys.readouterr()
+    assert main(["-q", "mine", "--out", str(tmp_path / "c.npz")]) == 2
+    assert "FEATURES or --features" in capsys.readouterr().err
+    assert not (tmp_path / "c.npz").exists()

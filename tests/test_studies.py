@@ -245,3 +245,17 @@ def test_cli_study_and_its_errors(tmp_path, capsys):
                  "--out", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
     assert "| mom-initial |" in out and (tmp_path / "d" / "study.json").is_file()
+
+
+def test_retrieval_benchmarks_are_fingerprinted_by_database_and_queries():
+    class DS:
+        def __init__(self, fp):
+            self.fp = fp
+
+        def fingerprint(self):
+            return self.fp
+
+    class Bench:
+        gnd = [{}]
+        database, queries = DS("db"), DS("q")
+    assert ms._fingerprint(Bench()) == "dbq" and ms._fingerprint(DS("x")) == "x"
