@@ -1,5 +1,5 @@
 """Exploration for issue 9 (not a claim): P+ precision against k+ across class sizes (notes/pool_depths.md),
-sizes, and a label-free statistic of the graph/diffusion that might track class size."""
+and a label-free statistic of the graph/diffusion that might track class size."""
 import dataclasses, json
 import numpy as np
 from mom.config import load_params, apply_overrides
