@@ -16,7 +16,7 @@ from .graph import degrees, largest_component
 __all__ = ["stationary", "modes", "select_anchors"]
 
 
-def stationary(A: sp.spmatrix, iterations: int = 1000) -> np.ndarray:
+def stationary(A: sp.spmatrix, iterations: int = 1000, progress: bool = False) -> np.ndarray:
     """Stationary distribution of the random walk P = D^-1 A on the largest component.
 
     Power iteration from uniform: r <- r P, then r <- r / ||r||_2, ``iterations``
@@ -32,7 +32,9 @@ def stationary(A: sp.spmatrix, iterations: int = 1000) -> np.ndarray:
         return pi
     PT = (sp.diags(1.0 / d) @ Ac).T.tocsr()  # r P computed as P^T r
     r = np.full(comp.size, 1.0 / comp.size)
-    for _ in range(iterations):
+    from tqdm.auto import tqdm
+    for _ in tqdm(range(iterations), desc="stationary distribution", disable=not progress,
+                  leave=False, unit="step"):
         r = PT @ r
         r /= np.linalg.norm(r)
     pi[comp] = r
@@ -56,9 +58,10 @@ def modes(A: sp.spmatrix, pi: np.ndarray) -> np.ndarray:
     return idx[np.lexsort((idx, -pi[idx]))].astype(np.int64)
 
 
-def select_anchors(A, cfg: MiningConfig) -> tuple[np.ndarray, np.ndarray | None]:
+def select_anchors(A, cfg: MiningConfig, progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Anchor indices for cfg.anchors: all | stationary (top n_anchors modes) | random.
-    Returns (anchors (A,) int64 sorted as chosen, stationary vector or None)."""
+    Returns (anchors (A,) int64 sorted as chosen, stationary vector or None);
+    ``progress``: a bar over the power iteration."""
     n = A.shape[0]
     if cfg.anchors == "all":
         return np.arange(n, dtype=np.int64), None
@@ -66,6 +69,6 @@ def select_anchors(A, cfg: MiningConfig) -> tuple[np.ndarray, np.ndarray | None]
         rng = np.random.default_rng(cfg.seed)
         return np.sort(rng.choice(n, size=min(cfg.n_anchors, n), replace=False)).astype(np.int64), None
     if cfg.anchors == "stationary":
-        pi = stationary(A, cfg.power_iterations)
+        pi = stationary(A, cfg.power_iterations, progress=progress)
         return modes(A, pi)[:cfg.n_anchors], pi
     raise ValueError(f"MiningConfig.anchors={cfg.anchors!r}: expected all, stationary or random")

@@ -327,12 +327,12 @@ def _embed_checkpoint_sharded(args, cfg: RunConfig, ds, progress: bool, desc: st
                            num_workers=cfg.embed.num_workers, progress=progress, desc=desc)
 
 
-def _load_npy(path: str, what: str):
+def _load_npy(path: str, what: str, mmap: bool = False):
     import numpy as np
     if not Path(path).is_file():
         raise ValueError(f"{what} file {path!r} does not exist")
-    try:
-        return np.load(path, allow_pickle=False)
+    try:  # memory-mapped: a large features file is paged in as the search reads it
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (ValueError, OSError) as exc:
         raise ValueError(f"{what} file {path!r} is not a readable .npy: {exc}") from exc
 
@@ -351,7 +351,7 @@ def _cmd_mine(args) -> int:
         from .release import load_mat_features
         raw = load_mat_features(args.features, args.var)
     else:
-        raw = _load_npy(args.features, "features")
+        raw = _load_npy(args.features, "features", mmap=True)
     feats = check_features(raw, f"features file {args.features!r}")
     n = feats.shape[0]
     if n <= cfg.k_graph:  # the kNN graph counts each point as its own first neighbour

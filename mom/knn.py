@@ -108,14 +108,16 @@ def build_index(features: np.ndarray, index: str = "flat", device: str = "cpu", 
 
 
 def search(idx, features: np.ndarray, k: int, rows: np.ndarray | None = None,
-           batch: int = 16384, *, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+           batch: int = 16384, *, exclude_self: bool = False, progress: bool = False,
+           desc: str = "kNN search") -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` of ``features[rows]`` in the faiss index ``idx`` (which holds ``features``).
 
     ``exclude_self=False``: the row itself is placed first, the others follow in
     faiss's order. ``exclude_self=True``: the ``k`` nearest other rows; faiss is
     asked for ``k + 1`` and the query's own column is removed by index, or, when
     faiss did not return the query (exact duplicates listed before it), the
-    ``(k + 1)``-th. Queries go to faiss ``batch`` rows at a time. Ties: see :func:`knn`.
+    ``(k + 1)``-th. Queries go to faiss ``batch`` rows at a time (a ``desc``
+    progress bar over the batches when ``progress``). Ties: see :func:`knn`.
     Returns (sims (Q, k) float32 descending, ids (Q, k) int64). Slots an
     approximate index could not fill hold id -1 and similarity -inf.
     """
@@ -127,7 +129,9 @@ def search(idx, features: np.ndarray, k: int, rows: np.ndarray | None = None,
         idx.hnsw.efSearch = max(idx.hnsw.efSearch, k + 1)
     sims = np.empty((rows.size, k), np.float32)
     ids = np.empty((rows.size, k), np.int64)
-    for s in range(0, rows.size, batch):
+    from tqdm.auto import tqdm
+    for s in tqdm(range(0, rows.size, batch), desc=desc, disable=not progress, leave=False,
+                  unit="batch"):
         q = rows[s:s + batch]
         # one spare slot: self can be moved to the front, or removed, without losing a neighbour
         xq = features[q]  # (b, D)

@@ -261,11 +261,11 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     k_e = min(n, max(cfg.k_pos, k_neg + cfg.pool_size))  # Euclidean depth the pools need
     # every point an anchor: one search serves both the graph and the pools
     k_all = max(cfg.k_graph, k_e) if cfg.anchors == "all" else cfg.k_graph
-    sims, ids = search(idx, x, k_all)  # (N, k_all)
+    sims, ids = search(idx, x, k_all, progress=progress, desc="kNN graph")  # (N, k_all)
     clock("knn")
     A = affinity(sims[:, :cfg.k_graph], ids[:, :cfg.k_graph], cfg.gamma)
     clock("graph")
-    anchors, pi = select_anchors(A, cfg)
+    anchors, pi = select_anchors(A, cfg, progress=progress)
     clock("anchors")
     k_m = max(cfg.k_pos, k_neg)
     mvals, mids = manifold_topk(normalize(A), anchors, cfg.alpha, k_m, cfg.cg_iterations,
@@ -276,7 +276,8 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     if cfg.anchors == "all":
         eids = ids[:, :k_e]  # (A, k_e), anchors = 0..N-1
     else:
-        _, eids = search(idx, x, k_e, rows=anchors)  # (A, k_e)
+        _, eids = search(idx, x, k_e, rows=anchors, progress=progress,
+                         desc="Euclidean pools")  # (A, k_e)
     pos, posw, neg = pools_from_neighbours(anchors, eids, mids, mvals, cfg.k_pos, k_neg, cfg.pool_size)
     kept = np.array([len(p) > 0 and len(q) > 0 for p, q in zip(pos, neg)], dtype=bool)
     sel = np.flatnonzero(kept)

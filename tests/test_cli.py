@@ -445,3 +445,29 @@ def test_mine_takes_features_as_a_flag_too(tmp_path, capsys):
     assert main(["-q", "mine", "--out", str(tmp_path / "c.npz")]) == 2
     assert "FEATURES or --features" in capsys.readouterr().err
     assert not (tmp_path / "c.npz").exists()
+
+
+def test_mine_names_each_stage_in_its_progress_bar(tmp_path, capsys):
+    x, _ = _clustered_features(n_per=30)
+    np.save(tmp_path / "f.npy", x)
+    assert main(["mine", str(tmp_path / "f.npy"), "--out", str(tmp_path / "p.npz"), "--k-graph", "5",
+                 "--k-pos", "5", "--k-neg", "10", "--anchors", "stationary", "--n-anchors", "5"]) == 0
+    err = capsys.readouterr().err
+    for stage in ("kNN graph", "stationary distribution", "manifold similarity", "Euclidean pools"):
+        assert stage in err, stage
+
+
+def test_mine_reads_the_features_memory_mapped(tmp_path, monkeypatch):
+    import mom.cli as cli
+    x, _ = _clustered_features()
+    np.save(tmp_path / "f.npy", x)
+    seen = {}
+    real = np.load
+
+    def spy(*a, **k):
+        seen["mmap_mode"] = k.get("mmap_mode")
+        return real(*a, **k)
+    monkeypatch.setattr(np, "load", spy)
+    assert cli.main(["-q", "mine", str(tmp_path / "f.npy"), "--out", str(tmp_path / "p.npz"),
+                     "--k-graph", "5", "--k-pos", "5", "--k-neg", "10"]) == 0
+    assert seen["mmap_mode"] == "r"
