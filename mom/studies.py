@@ -72,8 +72,6 @@ SELECT_METRICS = ("recall@1+nmi", "recall@1", "nmi", "map@r")
 STUDY_FILE, RUNS_FILE, CONFIG_FILE = "study.json", "runs.csv", "study_config.json"
 # fields that may differ between a study and its resumption (more seeds extend it)
 _RESUMABLE = ("seeds",)
-_DEVICE_FIELDS = (("embed", "device"), ("train", "device"), ("embed", "num_workers"),
-                  ("train", "num_workers"))
 # per-epoch metrics that are not summarised (spread of k-means runs, the raw runs)
 _NOT_SUMMARISED = ("nmi_std", "nmi_runs", "nmi_seed0")
 
@@ -267,16 +265,20 @@ class _Stage:
     diagnostics: dict = field(default_factory=dict)  # pool diagnostics (training labels)
 
 
+def _sections(cfg: RunConfig) -> dict:
+    """Every config section without the fields that say how, not what, a stage computes
+    (device, workers): the same rule as ``mom run``'s stage records."""
+    from .pipeline import _section
+    return {sec: _section(getattr(cfg, sec)) for sec in ("data", "embed", "mining", "train", "eval")}
+
+
 def _stage_key(cfg: RunConfig, train_ds, eval_ds) -> str:
-    from . import __version__
-    t = cfg.train
-    blob = json.dumps({"data": config_to_dict(cfg.data), "embed": config_to_dict(cfg.embed),
-                       "mining": config_to_dict(cfg.mining), "eval": config_to_dict(cfg.eval),
-                       "train": {"embedding_dim": t.embedding_dim, "pooling": t.pooling,
-                                 "head_init": t.head_init, "image_size": t.image_size},
-                       "train_data": train_ds.fingerprint(), "eval_data": _fingerprint(eval_ds),
-                       "mom": __version__}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """What the descriptors, pools and initial model of a stage depend on (the train
+    fields of the initial model only, as ``mom run``'s ``initial`` stage)."""
+    from .pipeline import _MODEL_FIELDS, stage_key
+    sections = _sections(cfg)
+    sections["train"] = {f: sections["train"][f] for f in _MODEL_FIELDS}
+    return stage_key(sections, train_ds.fingerprint(), _fingerprint(eval_ds))
 
 
 def _fingerprint(ds) -> str:
@@ -338,22 +340,15 @@ def _cell_key(cfg: RunConfig, row: str, train_ds, eval_ds) -> str:
     Euclidean row ``train.weights`` is: its weights are all 1, so ``mean1``
     rescales nothing and both values train the same model bit for bit.
     """
-    from . import __version__
-    d = config_to_dict(cfg)
-    for sec, name in _DEVICE_FIELDS:
-        d[sec].pop(name, None)
-    d.pop("name", None)
+    from .pipeline import stage_key
+    sections = _sections(cfg)
     if row == "euclidean":
-        d["train"]["weights"] = "raw"
-    blob = json.dumps({"config": d, "row": row, "train_data": train_ds.fingerprint(),
-                       "eval_data": _fingerprint(eval_ds), "mom": __version__}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        sections["train"]["weights"] = "raw"
+    return stage_key(sections, row, train_ds.fingerprint(), _fingerprint(eval_ds))
 
 
 def _run_cell(cfg: RunConfig, stage: _Stage, train_ds, eval_ds, row: str, progress: bool) -> dict:
     """Train ``row`` with ``cfg`` and score ``eval_ds`` after every epoch."""
-    import copy
-
     from .model import build_model
     from .pipeline import evaluate_model
     from .train import train
@@ -364,11 +359,11 @@ def _run_cell(cfg: RunConfig, stage: _Stage, train_ds, eval_ds, row: str, progre
         return _scalars(evaluate_model(m, eval_ds, cfg, progress=False)[0])
 
     tcfg = dataclasses.replace(cfg.train, pools=row)
-    result = train(copy.deepcopy(model), train_ds, stage.pools, tcfg, cfg.embed, out_dir=None,
+    result = train(model, train_ds, stage.pools, tcfg, cfg.embed, out_dir=None,
                    progress=progress, eval_fn=score)
-    keep = ("epoch", "loss", "lr", "steps", "mean_raw_weight")
-    history = [{k: v for k, v in rec.items() if k in keep or k not in (
-        "tuples", "embed_s", "sample_s", "train_s", "tuples_per_s")} for rec in result.history]
+    # per-epoch records without their timings (cells must not differ between machines)
+    timing = ("tuples", "embed_s", "sample_s", "train_s", "tuples_per_s")
+    history = [{k: v for k, v in rec.items() if k not in timing} for rec in result.history]
     return {"history": history, "seconds": round(time.perf_counter() - t0, 2)}
 
 
@@ -399,11 +394,8 @@ def _metric_of(rec: Mapping[str, Any], metric: str) -> float:
 def _check_folder(out: Path, cfg: RunConfig, scfg: StudyConfig) -> None:
     """Refuse a study folder written by another configuration; else record this one."""
     def identity(c: RunConfig, s: StudyConfig) -> dict:
-        d = config_to_dict(c)
-        for sec, name in _DEVICE_FIELDS:
-            d[sec].pop(name, None)
         sd = {k: v for k, v in config_to_dict(s).items() if k not in _RESUMABLE}
-        return {"config": d, "study": sd}
+        return {"config": {"name": c.name, **_sections(c)}, "study": sd}
 
     path = out / CONFIG_FILE
     now = identity(cfg, scfg)
