@@ -440,6 +440,15 @@ def _net_shard(dataset, cfg: EmbedConfig, dev, progress: bool, skip_corrupt: boo
     return shard
 
 
+def _device_and_key(dataset, cfg: EmbedConfig, skip_corrupt: bool):
+    """(device, cache key, key inputs) of embedding ``dataset`` with ``cfg``: the key
+    names the precision the device computes in (float16 autocast on CUDA)."""
+    dev = resolve_device(cfg.device)
+    precision = "cuda-fp16-autocast" if dev.type == "cuda" else "fp32"
+    key, inputs = embed_cache_key(dataset, cfg, precision, skip_corrupt)
+    return dev, key, inputs
+
+
 def embed_to_file(dataset, out, cfg: EmbedConfig | None = None, *, progress: bool = True,
                   skip_corrupt: bool = False, desc: str = "embed", distributed: bool | None = None):
     """The raw descriptors of ``dataset`` (``cfg.whitening`` not applied) written to
@@ -452,9 +461,7 @@ def embed_to_file(dataset, out, cfg: EmbedConfig | None = None, *, progress: boo
     (one shard). ``out``'s folder must exist and be seen by every rank."""
     from . import distributed as ddp
     cfg = cfg or EmbedConfig()
-    dev = resolve_device(cfg.device)
-    precision = "cuda-fp16-autocast" if dev.type == "cuda" else "fp32"
-    key, _ = embed_cache_key(dataset, cfg, precision, skip_corrupt)
+    dev, key, _ = _device_and_key(dataset, cfg, skip_corrupt)
     info = ddp.setup(distributed, dev)
     try:
         dev = rank_device(dev, info)
@@ -531,9 +538,7 @@ def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", i
     else:  # keywords left at their defaults do not override cfg
         sig = inspect.signature(embed).parameters
         cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v != sig[k].default})
-    dev = resolve_device(cfg.device)
-    precision = "cuda-fp16-autocast" if dev.type == "cuda" else "fp32"
-    key, inputs = embed_cache_key(dataset, cfg, precision, skip_corrupt)
+    dev, key, inputs = _device_and_key(dataset, cfg, skip_corrupt)
     from . import distributed as ddp
     info = ddp.setup(distributed, dev)
     try:
