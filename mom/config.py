@@ -55,6 +55,8 @@ CgBackend = Literal["torch", "numpy"]
 AnchorChoice = Literal["all", "stationary", "random"]
 KnnIndex = Literal["flat", "ivf", "hnsw"]
 PoolKind = Literal["mom", "euclidean"]
+Auto = Literal["auto"]
+GuardName = Literal["none", "holdout"]
 LossName = Literal["triplet", "contrastive"]
 HeadInit = Literal["pca", "random"]
 TupleWeights = Literal["raw", "mean1"]
@@ -71,6 +73,9 @@ class DataConfig:
     source: FashionSource = "bundled"
     # fashion_mnist only: images per class taken from the source (None = all)
     per_class: int | None = None
+    # fashion_mnist only: the classes of the train split, a subset of 0-4 (None = all
+    # five); the test split stays classes 5-9
+    classes: tuple[int, ...] | None = None
     download: bool = False
     # retrieval datasets only: an image folder of unlabeled training images
     # (default: mine and train on the searched database itself)
@@ -113,8 +118,10 @@ class MiningConfig:
     solver: Solver = "cg"  # "cg" (truncated, faithful) | "exact" (sparse direct solve)
     cg_dtype: CgDtype = "float32"  # CG working precision: float32 (half the memory traffic) | float64 (as the release)
     cg_backend: CgBackend = "torch"  # block CG kernels: torch (CPU or CUDA, faster) | numpy (scipy.sparse)
-    k_pos: int = 50
-    k_neg: int = 100  # capped at ceil(N/2)
+    # pool depths: a number, or "auto" = derived from the unlabeled graph (mom/depths.py,
+    # docs/method.md §6a); k_neg is capped at ceil(N/2)
+    k_pos: int | Auto = 50
+    k_neg: int | Auto = 100
     pool_size: int = 50
     anchors: AnchorChoice = "all"  # all | stationary | random
     n_anchors: int = 1500
@@ -146,7 +153,9 @@ class TrainConfig:
     freeze_bn: bool = True  # keep BN statistics frozen (docs/method.md §15)
     epochs: int = 100
     batch_size: int = 42
-    tuples_per_epoch: int | None = None  # None = number of training images
+    # tuples per epoch: None = one per training image; an integer = that many; a number
+    # in (0, 1) = that fraction of the training images (at least one batch)
+    tuples_per_epoch: int | float | None = None
     lr: float = 0.01
     momentum: float = 0.9
     dampening: float = 0.9
@@ -163,9 +172,23 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     num_workers: int = 0
     amp: bool = False  # mixed precision (float16 autocast + grad scaling), CUDA only
+    # label-free safeguard (mom/guard.py, docs/method.md §10a): "holdout" keeps
+    # guard_fraction of the anchors out of training and returns the epoch whose
+    # tuple loss on them is lowest (the untrained network included); "none": the last epoch
+    guard: GuardName = "none"
+    guard_fraction: float = 0.1
 
     def __post_init__(self):
         _validate(self)
+
+    def epoch_tuples(self, n: int) -> int:
+        """Tuples per epoch for ``n`` training images (``tuples_per_epoch`` resolved)."""
+        t = self.tuples_per_epoch
+        if t is None:
+            return n
+        if isinstance(t, float):  # a fraction of the images, at least one batch
+            return max(self.batch_size, round(t * n))
+        return t
 
 
 @dataclass(frozen=True)
@@ -214,7 +237,8 @@ _NON_NEGATIVE: _Rule = (">= 0", lambda v: v >= 0)
 _AT_LEAST_1: _Rule = (">= 1", lambda v: v >= 1)
 _IMAGE_SIZE: _Rule = (">= 8 (the smallest image the transforms accept)", lambda v: v >= 8)
 _RULES: dict[str, dict[str, _Rule]] = {
-    "DataConfig": {"per_class": _AT_LEAST_1},
+    "DataConfig": {"per_class": _AT_LEAST_1,
+                   "classes": ("a training class id 0-4", lambda v: 0 <= v <= 4)},
     "EmbedConfig": {"gem_p": _POSITIVE, "rmac_levels": _AT_LEAST_1, "scales": _POSITIVE,
                     "image_size": _IMAGE_SIZE, "whiten_dim": _AT_LEAST_1,
                     "batch_size": _AT_LEAST_1, "num_workers": _NON_NEGATIVE},
@@ -227,7 +251,10 @@ _RULES: dict[str, dict[str, _Rule]] = {
     "TrainConfig": {"margin": _NON_NEGATIVE, "n_negatives": _AT_LEAST_1,
                     "hard_negatives": _AT_LEAST_1, "embedding_dim": _AT_LEAST_1,
                     "epochs": _AT_LEAST_1, "batch_size": _AT_LEAST_1,
-                    "tuples_per_epoch": _AT_LEAST_1, "lr": _POSITIVE,
+                    "tuples_per_epoch": (">= 1 (a count) or a fraction in (0, 1)",
+                                         lambda v: v >= 1 if isinstance(v, int) else 0 < v < 1),
+                    "guard_fraction": ("strictly between 0 and 0.5", lambda v: 0 < v < 0.5),
+                    "lr": _POSITIVE,
                     "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
                     "dampening": ("in [0, 1]", lambda v: 0 <= v <= 1),
                     "weight_decay": _NON_NEGATIVE, "lr_step_epoch": _AT_LEAST_1,
@@ -260,10 +287,20 @@ def choices(cls, name: str) -> tuple[str, ...] | None:
 def _conform(where: str, hint: Any, value: Any) -> Any:
     """``value`` checked against the type ``hint`` (ints/floats/tuples normalised); else ValueError."""
     origin, args = get_origin(hint), get_args(hint)
-    if origin in (typing.Union, types.UnionType):  # X | None
-        if value is None:
+    if origin in (typing.Union, types.UnionType):  # X | None, int | Literal["auto"], ...
+        if value is None and type(None) in args:
             return None
-        return _conform(where, next(a for a in args if a is not type(None)), value)
+        alts = [a for a in args if a is not type(None)]
+        errors = []
+        for alt in alts:
+            try:
+                return _conform(where, alt, value)
+            except ValueError as exc:
+                errors.append(str(exc).removeprefix(where + ": expected "))
+        if len(alts) == 1:
+            raise ValueError(f"{where}: expected {errors[0]}")
+        others = " or ".join(e.split(", got ")[0] for e in errors[1:])
+        raise ValueError(f"{where}: expected {errors[0]} (or {others})")
     if origin is Literal:
         if not isinstance(value, str) or value not in args:
             raise ValueError(f"{where}: expected one of {', '.join(map(repr, args))}, got {value!r}")
@@ -310,7 +347,7 @@ def _validate(cfg) -> None:
         if f.name == "device" and not isinstance(value, str) and hasattr(value, "type"):
             value = str(value)  # a torch.device
         value = _conform(where, _hints(cls)[f.name], value)
-        if value is not None and f.name in rules:
+        if isinstance(value, (int, float, tuple)) and not isinstance(value, bool) and f.name in rules:
             text, test = rules[f.name]
             for i, v in enumerate(value if isinstance(value, tuple) else (value,)):
                 if not test(v):
@@ -337,6 +374,8 @@ def _coerce(cls, name: str, value: Any) -> Any:
     converted raises ValueError naming ``Class.field`` (range checks: ``__post_init__``)."""
     default = {f.name: f for f in fields(cls)}[name].default
     where = f"{cls.__name__}.{name}"
+    if isinstance(value, str) and value in _literal_names(cls, name):
+        return value  # k_pos: auto
     if isinstance(default, tuple):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = [value]  # eval.ks=4 means (4,)
@@ -368,6 +407,13 @@ def _convert(where: str, kind: type, value: Any) -> Any:
     except (TypeError, ValueError):
         what = "an integer" if kind is int else "a number" if kind is float else kind.__name__
         raise ValueError(f"{where}: expected {what}, got {value!r}") from None
+
+
+def _literal_names(cls, name: str) -> tuple:
+    """Every name a ``Literal`` alternative of field ``name`` accepts (``int | Literal["auto"]``)."""
+    hint = _hints(cls)[name]
+    args = get_args(hint) if get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return tuple(v for a in args if get_origin(a) is Literal for v in get_args(a))
 
 
 def _takes_text(cls, name: str) -> bool:

@@ -24,12 +24,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from .anchors import select_anchors
 from .config import MiningConfig
+from .depths import Depths, resolve_depths
 from .diffusion import manifold_topk
 from .graph import affinity, normalize
 from .io import load_npz, save_npz
@@ -91,6 +92,7 @@ class Pools:
     baseline: "Pools | None" = None
     stationary: np.ndarray | None = None
     timings: dict | None = None  # seconds per stage of mine() (not saved)
+    depths: Depths | None = None  # the k+/k- used and, for "auto", the statistic behind them
 
     @property
     def positives(self) -> Ragged:
@@ -116,6 +118,20 @@ class Pools:
         raise ValueError(f"pools of kind {kind!r} not available (have {self.method!r}"
                          f"{' and baseline' if self.baseline is not None else ''})")
 
+    def take(self, rows) -> "Pools":
+        """The pools of anchors ``rows`` (indices into ``self.anchors``), baseline alike."""
+        rows = np.asarray(rows, np.int64)
+
+        def part(ragged: Ragged, flat_dtype) -> tuple[np.ndarray, np.ndarray]:
+            return _ragged([ragged[i] for i in rows], flat_dtype)
+
+        po, pi_ = part(self.positives, np.int64)
+        _, pw = part(self.positive_weights, np.float32)
+        no, ni = part(self.negatives, np.int64)
+        base = self.baseline.take(rows) if self.baseline is not None else None
+        return Pools(self.anchors[rows], po, pi_, pw, no, ni, self.n_skipped, self.method,
+                     self.config, base, self.stationary, self.timings, self.depths)
+
     def _arrays(self, prefix: str = "") -> dict:
         return {prefix + k: getattr(self, k) for k in
                 ("anchors", "pos_offsets", "pos_ids", "pos_weights", "neg_offsets", "neg_ids")}
@@ -124,7 +140,8 @@ class Pools:
         """Write to ``path`` (.npz, atomic), with the config as JSON and the baseline."""
         arrays = self._arrays()
         meta = {"n_skipped": int(self.n_skipped), "method": self.method,
-                "config": asdict(self.config), "has_baseline": self.baseline is not None}
+                "config": asdict(self.config), "has_baseline": self.baseline is not None,
+                "depths": self.depths.to_dict() if self.depths is not None else None}
         if self.baseline is not None:
             arrays.update(self.baseline._arrays("baseline_"))
             meta["baseline_n_skipped"] = int(self.baseline.n_skipped)
@@ -140,12 +157,13 @@ class Pools:
             meta = json.loads(str(d["meta"]))
             cfg = MiningConfig(**meta["config"])
             keys = ("anchors", "pos_offsets", "pos_ids", "pos_weights", "neg_offsets", "neg_ids")
+            depths = Depths(**meta["depths"]) if meta.get("depths") else None
             base = None
             if meta["has_baseline"]:
                 base = cls(**{k: d["baseline_" + k] for k in keys}, method="euclidean",
-                           n_skipped=meta["baseline_n_skipped"], config=cfg)
+                           n_skipped=meta["baseline_n_skipped"], config=cfg, depths=depths)
             return cls(**{k: d[k] for k in keys}, n_skipped=meta["n_skipped"], method=meta["method"],
-                       config=cfg, baseline=base, stationary=d.get("stationary"))
+                       config=cfg, baseline=base, stationary=d.get("stationary"), depths=depths)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: not a pools file written by Pools.save ({exc})") from exc
 
@@ -232,9 +250,10 @@ def _check_config(cfg: MiningConfig, n: int) -> None:
     if n <= cfg.k_graph:
         raise ValueError(f"mine: N={n} points but k_graph={cfg.k_graph}; need N > k_graph")
     for name in ("k_graph", "k_pos", "k_neg", "pool_size", "cg_iterations", "block_size", "n_anchors"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"MiningConfig.{name} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.k_pos > n:
+        v = getattr(cfg, name)
+        if v != "auto" and v < 1:
+            raise ValueError(f"MiningConfig.{name} must be >= 1, got {v}")
+    if cfg.k_pos != "auto" and cfg.k_pos > n:
         raise ValueError(f"MiningConfig.k_pos={cfg.k_pos} exceeds N={n}")
 
 
@@ -255,16 +274,27 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     x = check_features(features)  # (N, D) float32
     n = x.shape[0]
     _check_config(cfg, n)
-    k_neg = capped_k_neg(cfg.k_neg, n)
+    auto = "auto" in (cfg.k_pos, cfg.k_neg)
     clock = _Clock()
     idx = build_index(x, cfg.knn_index, device, seed=cfg.seed)
-    k_e = min(n, max(cfg.k_pos, k_neg + cfg.pool_size))  # Euclidean depth the pools need
-    # every point an anchor: one search serves both the graph and the pools
-    k_all = max(cfg.k_graph, k_e) if cfg.anchors == "all" else cfg.k_graph
+
+    def euclid_depth(c: MiningConfig) -> int:  # Euclidean depth the pools need
+        return min(n, max(c.k_pos, capped_k_neg(c.k_neg, n) + c.pool_size))
+
+    # every point an anchor: one search serves both the graph and the pools (when the
+    # depths are known before the graph is)
+    k_all = (max(cfg.k_graph, euclid_depth(cfg)) if cfg.anchors == "all" and not auto
+             else cfg.k_graph)
     sims, ids = search(idx, x, k_all, progress=progress, desc="kNN graph")  # (N, k_all)
     clock("knn")
     A = affinity(sims[:, :cfg.k_graph], ids[:, :cfg.k_graph], cfg.gamma)
     clock("graph")
+    depths = resolve_depths(cfg, A)
+    cfg = replace(cfg, k_pos=depths.k_pos, k_neg=depths.k_neg)  # numbers from here on
+    _check_config(cfg, n)
+    k_neg, k_e = capped_k_neg(cfg.k_neg, n), euclid_depth(cfg)
+    if auto:
+        clock("depths")
     anchors, pi = select_anchors(A, cfg, progress=progress)
     clock("anchors")
     k_m = max(cfg.k_pos, k_neg)
@@ -273,7 +303,7 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
                                 dtype=np.dtype(cfg.cg_dtype), backend=cfg.cg_backend,
                                 device=device)
     clock("diffusion")
-    if cfg.anchors == "all":
+    if cfg.anchors == "all" and ids.shape[1] >= k_e:
         eids = ids[:, :k_e]  # (A, k_e), anchors = 0..N-1
     else:
         _, eids = search(idx, x, k_e, rows=anchors, progress=progress,
@@ -283,11 +313,16 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     sel = np.flatnonzero(kept)
     bpos, bposw, bneg = baseline_from_neighbours(anchors[sel], eids[sel], cfg.k_pos, k_neg, cfg.pool_size)
     n_skipped = int(anchors.size - sel.size)
+    if auto and sel.size == 0:
+        raise ValueError(f"mine: with k_pos/k_neg=auto ({depths.statistic}={depths.value}: "
+                         f"k+ {cfg.k_pos}, k- {k_neg}) every one of the {anchors.size} anchors "
+                         "has an empty P+ or P-; give the depths as numbers")
     base = _make_pools(anchors[sel], bpos, bposw, bneg, n_skipped, "euclidean", cfg)
     pools = _make_pools(anchors[sel], [pos[i] for i in sel], [posw[i] for i in sel],
                         [neg[i] for i in sel], n_skipped, "mom", cfg)
     clock("pools")
     pools.baseline, pools.stationary, pools.timings = base, pi, clock.laps
+    pools.depths = base.depths = depths
     return pools
 
 

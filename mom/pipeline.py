@@ -48,6 +48,12 @@ def check_config(cfg: RunConfig) -> None:
                          f"(params {cfg.name!r}): pass --data-root DIR or --set data.root=DIR")
     if cfg.data.root and not Path(cfg.data.root).exists():
         raise ValueError(f"data.root {cfg.data.root!r} does not exist")
+    if cfg.data.classes is not None:
+        if cfg.data.dataset != "fashion_mnist":
+            raise ValueError(f"data.classes picks Fashion-MNIST's training classes; dataset "
+                             f"{cfg.data.dataset!r} takes its classes from its own files")
+        if len(set(cfg.data.classes)) != len(cfg.data.classes):
+            raise ValueError(f"data.classes {list(cfg.data.classes)} repeats a class")
     if cfg.train.pools not in METHODS:
         raise ValueError(f"train.pools must be one of {METHODS}, got {cfg.train.pools!r}")
 
@@ -58,9 +64,9 @@ def _check_sizes(cfg: RunConfig, n: int, name: str) -> None:
     if n <= m.k_graph:
         raise ValueError(f"the training split ({name}) has {n} images, too few for "
                          f"mining.k_graph={m.k_graph} (the kNN graph needs more images than k)")
-    if m.k_pos > n:
+    if m.k_pos != "auto" and m.k_pos > n:
         raise ValueError(f"mining.k_pos={m.k_pos} exceeds the {n} images of the training split ({name})")
-    n_tuples = t.tuples_per_epoch or n
+    n_tuples = t.epoch_tuples(n)
     if n_tuples < t.batch_size:
         source = "train.tuples_per_epoch" if t.tuples_per_epoch else "one per training image"
         raise ValueError(f"{n_tuples} tuples per epoch ({source}) give no full batch of "

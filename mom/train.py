@@ -51,6 +51,7 @@ _RESUMABLE_CHANGES = ("epochs", "device", "num_workers")
 class TrainResult:
     model: nn.Module  # the trained model, unwrapped (no DDP), on the training device
     history: list[dict] = field(default_factory=list)  # one dict per epoch
+    guard: dict | None = None  # train.guard's record (held-out losses, kept epoch), or None
 
 
 def make_optimizer(params, cfg: TrainConfig):
@@ -149,7 +150,7 @@ def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedCo
                          "P+ and P-); nothing to train on - check the mining depths")
     if resume and out_dir is None:
         raise ValueError("train: resume=True needs the out_dir that holds checkpoint.pt")
-    n_tuples = int(cfg.tuples_per_epoch or len(dataset))
+    n_tuples = cfg.epoch_tuples(len(dataset))
     if n_tuples < cfg.batch_size:
         raise ValueError(f"train: {n_tuples} tuples per epoch give no full batch of {cfg.batch_size}")
     device = resolve_device(cfg.device)
@@ -187,7 +188,9 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
         raise ValueError("train: the model has no parameter with requires_grad")
     opt, sched = make_optimizer(params, cfg)
     sampler_rng = np.random.default_rng(cfg.seed)  # same on every rank: same tuple list
-    history, start = _restore(ckpt_path if resume else None, model, opt, sched, sampler_rng, cfg, info)
+    history, start, saved_guard = _restore(ckpt_path if resume else None, model, opt, sched,
+                                           sampler_rng, cfg, info)
+    pools, held, guard = _guard_split(pools, cfg, saved_guard)
 
     net = model
     if info.active:
@@ -197,10 +200,16 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
     local = ddp.local_batches(n_tuples, cfg.batch_size, info)  # tuple ids of this rank
     env = env_info() if out is not None and info.is_main else None
 
+    emb = None  # the current embedding of the training set, when already computed
+
+    def embed_now(epoch: int) -> np.ndarray:  # (N, D)
+        return _embed_all(model, dataset, test_tf, cfg, embed_cfg, device, info, progress, epoch)
+
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        emb = _embed_all(model, dataset, test_tf, cfg, embed_cfg, device, info, progress,
-                         epoch)  # (N, D)
+        emb = embed_now(epoch) if emb is None else emb
+        if held is not None and len(guard["losses"]) == epoch:  # the untrained network
+            _guard_check(guard, model, emb, held, cfg)
         t1 = time.perf_counter()
         tup = sample_epoch(pools, emb, n_tuples, cfg.hard_negatives, cfg.n_negatives, sampler_rng)
         ids = np.concatenate([tup.anchor[:, None], tup.positive[:, None], tup.negative], axis=1)
@@ -219,6 +228,10 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
                "embed_s": round(t1 - t0, 3),
                "sample_s": round(t2 - t1, 3), "train_s": round(t3 - t2, 3),
                "tuples_per_s": len(losses) * cfg.batch_size / max(t3 - t1, 1e-9)}
+        emb = None
+        if held is not None:  # the next epoch starts from this embedding
+            emb = embed_now(epoch + 1)
+            rec["heldout_loss"] = _guard_check(guard, model, emb, held, cfg)
         if eval_fn is not None and info.is_main:
             rec.update(_isolated(eval_fn, model, epoch + 1))
         history.append(rec)
@@ -227,18 +240,69 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
             _save_checkpoint(ckpt_path, {
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": states, "sampler_rng": sampler_rng.bit_generator.state,
-                "epoch": epoch + 1, "history": history, "config": _resumable_config(cfg)}, epoch + 1)
+                "epoch": epoch + 1, "history": history, "config": _resumable_config(cfg),
+                "guard": guard}, epoch + 1)
             _write_log(out / LOG, cfg, embed_cfg, pools, history, info, env, done=False)
         ddp.barrier(info)
 
+    guard = _guard_finish(guard, model)
     if out is not None and info.is_main:
         meta = getattr(getattr(model, "backbone", None), "meta", None)
         with atomic_write(out / WEIGHTS, "wb") as fh:
             torch.save({"state_dict": model.state_dict(), "meta": meta,
                         "train_config": config_to_dict(cfg), "embed_config": config_to_dict(embed_cfg)}, fh)
-        _write_log(out / LOG, cfg, embed_cfg, pools, history, info, env, done=True)
+        _write_log(out / LOG, cfg, embed_cfg, pools, history, info, env, done=True, guard=guard)
     ddp.barrier(info)
-    return TrainResult(model, history)
+    return TrainResult(model, history, guard)
+
+
+# ----------------------------------------------------------------------------- guard
+def _guard_split(pools, cfg: TrainConfig, saved: dict | None):
+    """(training pools, held-out pools or None, guard record or None) for ``cfg.guard``."""
+    from .guard import split_anchors
+
+    if cfg.guard == "none":
+        return pools, None, None
+    split = split_anchors(len(pools), cfg.guard_fraction, cfg.seed)
+    if split is None:
+        return pools, None, {"active": False, "fraction": cfg.guard_fraction,
+                             "reason": f"{len(pools)} anchor(s): none to hold out"}
+    keep, out = split
+    guard = saved or {"active": True, "fraction": cfg.guard_fraction,
+                      "heldout_anchors": int(out.size), "train_anchors": int(keep.size),
+                      "losses": [], "best_state": None}
+    return pools.take(keep), pools.take(out), guard
+
+
+def _guard_check(guard: dict, model, emb: np.ndarray, held, cfg: TrainConfig) -> float:
+    """Record the held-out loss of ``model`` (embedding ``emb``); keep its weights when best."""
+    from .guard import heldout_loss
+
+    loss = heldout_loss(emb, held, cfg.margin, cfg.hard_negatives)
+    losses = guard["losses"]
+    best = min((v for v in losses if np.isfinite(v)), default=np.inf)
+    losses.append(loss)
+    if np.isfinite(loss) and loss < best:  # strictly lower: ties keep the earlier epoch
+        guard["best_state"] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    return loss
+
+
+def _guard_finish(guard: dict | None, model) -> dict | None:
+    """Load the kept epoch's weights into ``model``; the record without the weights."""
+    from .guard import choose_epoch
+
+    if guard is None or not guard.get("active"):
+        return guard
+    rec = {k: v for k, v in guard.items() if k != "best_state"}
+    last = len(guard["losses"]) - 1
+    if not np.isfinite(guard["losses"]).any():  # no held-out tuple to judge by
+        rec.update(kept_epoch=last, fell_back=False, reason="no finite held-out loss")
+        return rec
+    kept = choose_epoch(guard["losses"])
+    if kept < last:
+        model.load_state_dict(guard["best_state"])
+    rec.update(kept_epoch=kept, fell_back=kept == 0)
+    return rec
 
 
 def _isolated(eval_fn, model, epoch: int) -> dict:
@@ -265,7 +329,7 @@ def _restore(ckpt_path: Path | None, model, opt, sched, sampler_rng, cfg: TrainC
         random.seed(cfg.seed + info.rank)
         np.random.seed(cfg.seed + info.rank)
         torch.manual_seed(cfg.seed + info.rank)
-        return [], 0
+        return [], 0, None
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # our own file; RNG states stay on CPU
     now = _resumable_config(cfg)
     if ck["config"] != now:
@@ -276,7 +340,7 @@ def _restore(ckpt_path: Path | None, model, opt, sched, sampler_rng, cfg: TrainC
     sched.load_state_dict(ck["scheduler"])
     sampler_rng.bit_generator.state = ck["sampler_rng"]
     _set_rng_state(ck["rng"][info.rank if len(ck["rng"]) == info.world_size else 0])
-    return list(ck["history"]), int(ck["epoch"])
+    return list(ck["history"]), int(ck["epoch"]), ck.get("guard")
 
 
 def _embed_all(model, dataset, transform, cfg: TrainConfig, embed_cfg: EmbedConfig, device,
@@ -328,8 +392,9 @@ def _steps(net, model, loader, opt, scaler, cfg: TrainConfig, device, info: ddp.
     return losses
 
 
-def _write_log(path: Path, cfg, embed_cfg, pools, history, info, env, done: bool) -> None:
+def _write_log(path: Path, cfg, embed_cfg, pools, history, info, env, done: bool,
+               guard: dict | None = None) -> None:
     save_json(path, {"train_config": config_to_dict(cfg), "embed_config": config_to_dict(embed_cfg),
                      "pools": {"method": getattr(pools, "method", cfg.pools), "n_anchors": len(pools)},
                      "world_size": info.world_size, "history": history, "finished": done,
-                     "weights": WEIGHTS if done else None, "env": env})
+                     "weights": WEIGHTS if done else None, "env": env, "guard": guard})

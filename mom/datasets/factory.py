@@ -71,7 +71,7 @@ def build_dataset(data_cfg: DataConfig, split: str) -> ImageDataset:
         raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
     if name == "fashion_mnist":
         return FashionMNIST(split, source=data_cfg.source, root=data_cfg.root,
-                            per_class=data_cfg.per_class)
+                            per_class=data_cfg.per_class, classes=data_cfg.classes)
     if data_cfg.root is None:
         raise ValueError(f"dataset {name!r} needs data.root (the folder holding it)")
     if name == "cub200":

@@ -80,17 +80,28 @@ def load_fashion_arrays(source: str = "bundled", root=None) -> tuple[np.ndarray,
 class FashionMNIST(ArrayDataset):
     """Fashion-MNIST split ``"train"`` (classes 0-4) or ``"test"`` (classes 5-9).
 
+    ``classes`` (train split only): which of classes 0-4 form it (default all five).
     Example: ``FashionMNIST("train", per_class=100)`` -> 500 images, labels 0-4.
     """
 
     class_names = FASHION_CLASSES
 
     def __init__(self, split: str = "train", source: str = "bundled", root=None,
-                 per_class: int | None = None):
+                 per_class: int | None = None, classes=None):
         if split not in SPLIT_CLASSES:
             raise ValueError(f"unknown Fashion-MNIST split {split!r}: use 'train' or 'test'")
+        wanted = SPLIT_CLASSES[split]
+        if classes is not None and split == "train":
+            classes = tuple(int(c) for c in classes)
+            bad = [c for c in classes if c not in wanted]
+            if bad or len(set(classes)) != len(classes) or not classes:
+                raise ValueError(f"Fashion-MNIST training classes {list(classes)}: expected distinct "
+                                 f"ids among {list(wanted)} (the test split keeps classes 5-9)")
+            wanted = tuple(sorted(classes))
         images, labels = load_fashion_arrays(source, root)
-        keep = select_per_class(labels, SPLIT_CLASSES[split], per_class)
+        keep = select_per_class(labels, wanted, per_class)
         suffix = "" if per_class is None else f"-{per_class}pc"
+        if wanted != SPLIT_CLASSES[split]:
+            suffix += "-c" + "".join(map(str, wanted))
         super().__init__(images[keep], labels[keep], name=f"fashion_mnist-{source}-{split}{suffix}")
         self.split, self.source = split, source
