@@ -363,6 +363,10 @@ def _mine_stage(r: _Run, embed_key: str, features: np.ndarray) -> tuple[str, Any
             diagnostics = {k: v for k, v in diagnostics.items() if np.ndim(v) == 0}
         diagnostics = r.stages.finish(name, key, t0, diagnostics=diagnostics)["diagnostics"]
     log.info("mining: %d anchors, %d skipped", len(pools), pools.n_skipped)
+    if pools.depths is not None and pools.depths.rule == "auto":
+        d = pools.depths
+        log.info("mining depths (auto): k+ %d, k- %d from %s %.1f (%d communities)",
+                 d.k_pos, d.k_neg, d.statistic, d.value, d.communities)
     return key, pools, diagnostics
 
 
@@ -448,7 +452,8 @@ def _train_row(r: _Run, method: str, mine_key: str, initial_key: str, pools,
     files = [folder / WEIGHTS, folder / LOG]
     rec = r.stages.reusable(name, key, files)
     if rec:
-        return key, rec["history"], _once(lambda: _load_weights(cfg, tcfg, folder / WEIGHTS))
+        return (key, rec["history"], rec.get("guard"),
+                _once(lambda: _load_weights(cfg, tcfg, folder / WEIGHTS)))
     t0 = time.perf_counter()
     resume = r.stages.resume and _resumable_checkpoint(r, name, folder / CHECKPOINT, resume_key, tcfg)
     r.stages.start(name, [folder / f for f in (CHECKPOINT, LOG, WEIGHTS)], resume_key=resume_key)
@@ -459,8 +464,14 @@ def _train_row(r: _Run, method: str, mine_key: str, initial_key: str, pools,
     model = copy.deepcopy(get_initial())  # train() seeds every RNG itself
     result = train(model, r.train_ds, pools, tcfg, cfg.embed, out_dir=folder, resume=resume,
                    progress=r.progress)
-    rec = r.stages.finish(name, key, t0, resume_key=resume_key, history=result.history)
-    return key, rec["history"], lambda: result.model
+    rec = r.stages.finish(name, key, t0, resume_key=resume_key, history=result.history,
+                          guard=result.guard)
+    if result.guard and result.guard.get("active"):
+        log.info("guard (%s): held-out loss per epoch %s, kept epoch %d%s", method,
+                 ", ".join(f"{v:.4f}" for v in result.guard["losses"]),
+                 result.guard["kept_epoch"], " (fell back to the initial network)"
+                 if result.guard["fell_back"] else "")
+    return key, rec["history"], rec.get("guard"), lambda: result.model
 
 
 def _resumable_checkpoint(r: _Run, name: str, path: Path, resume_key: str, tcfg) -> bool:
@@ -552,9 +563,10 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None, *,
     initial_key, get_initial = _initial_stage(r, embed_key, raw)
     results: dict[str, Any] = {"initial": _evaluate_row(r, "initial", initial_key, get_initial)}
     histories: dict[str, list] = {}
+    guards: dict[str, Any] = {}
     for method in METHODS:
-        train_key, histories[method], get_model = _train_row(r, method, mine_key, initial_key,
-                                                             pools, get_initial)
+        train_key, histories[method], guards[method], get_model = _train_row(
+            r, method, mine_key, initial_key, pools, get_initial)
         results[method] = _evaluate_row(r, method, train_key, get_model)
         del get_model  # the trained model, once evaluated
 
@@ -567,8 +579,10 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None, *,
         "config": config_to_dict(cfg),
         "pools": {"n_anchors": len(pools), "n_skipped": int(pools.n_skipped), **diagnostics,
                   "mean_pos_size": float(np.mean(pools.positives.sizes())),
-                  "mean_neg_size": float(np.mean(pools.negatives.sizes()))},
+                  "mean_neg_size": float(np.mean(pools.negatives.sizes())),
+                  "depths": pools.depths.to_dict() if pools.depths is not None else None},
         "history": histories,
+        "guard": guards,
         "data": {"train": len(train_ds),
                  "test": len(test_ds.queries) if retrieval else len(test_ds),
                  "train_fingerprint": r.train_fp,

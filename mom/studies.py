@@ -364,7 +364,21 @@ def _run_cell(cfg: RunConfig, stage: _Stage, train_ds, eval_ds, row: str, progre
     # per-epoch records without their timings (cells must not differ between machines)
     timing = ("tuples", "embed_s", "sample_s", "train_s", "tuples_per_s")
     history = [{k: v for k, v in rec.items() if k not in timing} for rec in result.history]
-    return {"history": history, "seconds": round(time.perf_counter() - t0, 2)}
+    return {"history": history, "guard": result.guard,
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _at_epoch(rec: Mapping[str, Any], epochs: int, initial: Mapping[str, Any]) -> dict:
+    """The scores a training of ``epochs`` epochs returns: the last epoch's, or with
+    ``train.guard`` the epoch its held-out loss keeps among the first ``epochs``
+    (``initial`` when that is the untrained network); ``guard_epoch`` says which."""
+    from .guard import choose_epoch
+    guard = rec.get("guard") or {}
+    if not guard.get("active"):
+        return dict(rec["history"][epochs - 1])
+    kept = choose_epoch(guard["losses"][:epochs + 1])
+    scores = dict(initial) if kept == 0 else dict(rec["history"][kept - 1])
+    return {**scores, "epoch": epochs, "guard_epoch": kept}
 
 
 def _cell(work: Path, phase: str, overrides: Mapping, row: str, seed: int, cfg: RunConfig,
@@ -502,7 +516,7 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
                 for e in base["epochs"]:
                     per_seed = []
                     for s in range(scfg.select_seeds):
-                        rec = results[(base["id"], row, s)]["history"][e - 1]
+                        rec = _at_epoch(results[(base["id"], row, s)], e, initial_val)
                         per_seed.append(rec)
                         lines.append(_line("validation", base["at"](e), row, s,
                                            cfg.train.seed + s, e, rec))
@@ -524,21 +538,22 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
     # ---- test phase: each row's setting, every seed, full training classes
     per_row: dict[str, list[dict]] = {row: [] for row in ROWS}
     test_cells = [(row, s) for row in TRAINED_ROWS for s in range(scfg.seeds)]
-    stage_test = None
+    stage_test = _prepare(_with_seed(cfg, selected["mom"], 0), train_ds, test_ds, cache, memo,
+                          progress)
+    guard_epochs: dict[str, list] = {row: [] for row in TRAINED_ROWS}
     for row, s in _progress(test_cells, "study test", progress):
         c = _with_seed(cfg, selected[row], s)
         rec = _cell(work, "test", selected[row], row, s, c,
                     lambda cc: _prepare(cc, train_ds, test_ds, cache, memo, progress),
                     train_ds, test_ds, progress)
-        final = rec["history"][-1]
-        per_row[row].append(final)
         epochs = len(rec["history"])
+        final = _at_epoch(rec, epochs, _scalars(stage_test.initial))
+        per_row[row].append(final)
+        guard_epochs[row].append(final.get("guard_epoch"))
         lines.append(_line("test", selected[row], row, s, c.train.seed, epochs, final, selected=True))
         for h in rec["history"]:  # per-epoch test scores: for the curves only
             curves.append({"split": "test", "setting": _label(selected[row]), "row": row,
                            "seed": s, **_scalars(h)})
-    stage_test = _prepare(_with_seed(cfg, selected["mom"], 0), train_ds, test_ds, cache, memo,
-                          progress)
     initial = _scalars(stage_test.initial)
     for s in range(scfg.seeds):
         per_row["initial"].append(initial)
@@ -555,6 +570,9 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
         "params": cfg.name, "selected": selected, "selection": selection, "protocol": protocol,
         "config": config_to_dict(cfg), "study_config": config_to_dict(scfg),
         "pools": stage_test.diagnostics, "curves": curves,
+        "depths": (stage_test.pools.depths.to_dict() if stage_test.pools.depths else None),
+        "guard": {"mode": cfg.train.guard,
+                  "kept_epoch": guard_epochs if cfg.train.guard != "none" else None},
         "timings_s": {"total": round(time.perf_counter() - t_start, 2)}, "env": env_info(),
     })
     _write_csv(out / RUNS_FILE, lines)

@@ -108,3 +108,18 @@ def test_select_per_class_strict_or_capped_and_bad_counts():
         select_per_class(labels, [0, 2], 2)
     with pytest.raises(ValueError, match="per_class must be positive"):
         FashionMNIST("train", per_class=0)
+
+
+def test_training_classes_pick_a_subset_and_leave_the_test_split():
+    from mom.config import DataConfig
+    from mom.datasets import build_dataset
+    two = build_dataset(DataConfig(per_class=4, classes=(3, 1)), "train")
+    assert sorted(set(two.labels.tolist())) == [1, 3] and len(two) == 8
+    assert two.name.endswith("-c13")
+    test = build_dataset(DataConfig(per_class=4, classes=(3, 1)), "test")
+    assert sorted(set(test.labels.tolist())) == [5, 6, 7, 8, 9]
+    with pytest.raises(ValueError, match=r"DataConfig.classes\[0\]: must be a training class id 0-4, got 7"):
+        DataConfig(classes=(7,))
+    from mom.datasets.fashion_mnist import FashionMNIST
+    with pytest.raises(ValueError, match=r"training classes \[1, 1\]: expected distinct"):
+        FashionMNIST("train", per_class=2, classes=(1, 1))
