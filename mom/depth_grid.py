@@ -9,22 +9,37 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .config import RunConfig, apply_overrides
-from .io import atomic_write, save_json
+from .io import atomic_write
 
-__all__ = ["FIXED_DEPTHS", "depth_grid", "save_depth_grid", "load_depth_grid", "plot_depth_grid"]
+__all__ = ["FIXED_DEPTHS", "FIRST_RECIPE", "depth_grid", "save_depth_grid",
+           "plot_depth_grid", "class_size_studies", "class_size_table", "plot_class_size_studies"]
 
 # the fixed depths the auto rule is compared with: (k+, k-)
 FIXED_DEPTHS = {"first default": (100, 1250), "paper": (50, 100)}
+# the first landing's offline recipe, for comparison: fixed depths, one pass, no guard
+FIRST_RECIPE = {"mining.k_pos": 100, "mining.k_neg": 1250, "train.guard": "none",
+                "train.epochs": 1, "train.tuples_per_epoch": None}
 COLUMNS = ("per_class", "classes", "n", "rule", "k_graph", "k_pos", "k_neg", "statistic", "value",
            "communities", "n_anchors", "n_skipped", "pos_precision", "pos_precision_euclid",
            "neg_purity", "baseline_pos_precision", "baseline_neg_purity", "note")
+
+
+def _cell(per_class: int, classes: int) -> dict[str, Any]:
+    """Overrides of one cell: the first ``classes`` training classes (all of them is
+    ``data.classes: null``, the parameter files' own value, so caches are shared)."""
+    from .datasets.fashion_mnist import SPLIT_CLASSES
+    every = len(SPLIT_CLASSES["train"])
+    if not 1 <= classes <= every:
+        raise ValueError(f"depth grid: {classes} training classes; Fashion-MNIST's train split "
+                         f"has {every}")
+    return {"data.per_class": per_class,
+            "data.classes": list(range(classes)) if classes < every else None}
 
 
 def depth_grid(base: RunConfig, per_class: Sequence[int] = (20, 50, 100, 200, 500, 1000),
@@ -48,7 +63,7 @@ def depth_grid(base: RunConfig, per_class: Sequence[int] = (20, 50, 100, 200, 50
     cells = [(pc, c) for c in n_classes for pc in per_class]
     rows: list[dict[str, Any]] = []
     for pc, c in tqdm(cells, desc="depth grid", disable=not progress, unit="cell"):
-        cfg = apply_overrides(base, {"data.per_class": pc, "data.classes": list(range(c))})
+        cfg = apply_overrides(base, _cell(pc, c))
         ds = train_split(cfg)
         feats, _ = embed_split(cfg, ds, cache_dir=cache_dir, progress=False)
         labels = np.asarray(ds.labels)
@@ -77,22 +92,16 @@ def depth_grid(base: RunConfig, per_class: Sequence[int] = (20, 50, 100, 200, 50
     return rows
 
 
-def save_depth_grid(rows: Sequence[Mapping[str, Any]], folder) -> list[Path]:
-    """``depth_grid.csv`` and ``depth_grid.json`` in ``folder`` (atomic writes)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(folder / "depth_grid.csv", "w") as fh:
+def save_depth_grid(rows: Sequence[Mapping[str, Any]], path) -> Path:
+    """The grid as CSV at ``path`` (atomic), one line per row, columns :data:`COLUMNS`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "w") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in COLUMNS})
-    save_json(folder / "depth_grid.json", {"rows": list(rows), "fixed": FIXED_DEPTHS})
-    return [folder / "depth_grid.csv", folder / "depth_grid.json"]
-
-
-def load_depth_grid(folder) -> list[dict[str, Any]]:
-    with open(Path(folder) / "depth_grid.json") as fh:
-        return json.load(fh)["rows"]
+    return path
 
 
 def plot_depth_grid(rows: Sequence[Mapping[str, Any]], base_k_graph: int = 30):
@@ -128,5 +137,95 @@ def plot_depth_grid(rows: Sequence[Mapping[str, Any]], base_k_graph: int = 30):
     b.set(xscale="log", xlabel="images a class", ylabel="precision (training labels)",
           title=f"(b) $P^+$ precision, {max(pal)} classes", ylim=(0, 1))
     b.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def class_size_studies(base: RunConfig, cells: Sequence[tuple[int, int]], out, *,
+                       recipes: Mapping[str, Mapping[str, Any]] | None = None, seeds: int = 5,
+                       work_dir=None, progress: bool = True) -> list[dict[str, Any]]:
+    """A label-free study (``--select none``, ``seeds`` seeds) per (per_class, classes)
+    cell and recipe: ``recipes`` maps a name to overrides of ``base`` (default: the
+    parameter file as it is, "params", and :data:`FIRST_RECIPE`). Each study goes to
+    ``out/<recipe>/pc<per_class>-c<classes>/``; all share ``work_dir``. Returns one
+    summary per study (see :func:`class_size_table`)."""
+    from .studies import StudyConfig, study
+
+    recipes = recipes if recipes is not None else {"params": {}, "first landing": FIRST_RECIPE}
+    out = Path(out)
+    work = Path(work_dir) if work_dir is not None else out / "work"
+    summaries = []
+    for name, overrides in recipes.items():
+        for pc, c in cells:
+            cfg = apply_overrides(base, {**overrides, **_cell(pc, c)})
+            n = pc * c
+            if cfg.mining.k_pos != "auto" and cfg.mining.k_pos >= n:
+                summaries.append({"recipe": name, "per_class": pc, "classes": c, "n": n,
+                                  "note": f"k+ {cfg.mining.k_pos} >= N {n}: cannot mine"})
+                continue
+            folder = out / name.replace(" ", "_") / f"pc{pc}-c{c}"
+            res = study(cfg, folder, StudyConfig(select="none", seeds=seeds, grid=()),
+                        work_dir=work, progress=progress, figures=False)
+            summaries.append({"recipe": name, "per_class": pc, "classes": c, "n": n,
+                              "folder": str(folder), "depths": res.get("depths"),
+                              "guard_kept": (res.get("guard") or {}).get("kept_epoch"),
+                              "pools": res.get("pools"), "rows": res["rows"],
+                              "paired": res["paired"], "note": ""})
+    return summaries
+
+
+def class_size_table(summaries: Sequence[Mapping[str, Any]],
+                     metrics: Sequence[str] = ("recall@1", "nmi")) -> str:
+    """Markdown: per cell and recipe, the depths, P+ precision, and each paired
+    difference (mean [95% CI] over seeds) against the initial embedding."""
+    def ci(s):
+        return f"{s['mean']:+.2f} [{s['ci95'][0]:+.2f}, {s['ci95'][1]:+.2f}]"
+    head = ["images a class", "classes", "recipe", "k+ / k-", "P+ prec."]
+    head += [f"{pair} {m}" for pair in ("mom-initial", "euclidean-initial") for m in metrics]
+    head += ["guard kept (mom)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in summaries:
+        if s.get("note"):
+            lines.append(f"| {s['per_class']} | {s['classes']} | {s['recipe']} | "
+                         + " | ".join([s["note"]] + [""] * (len(head) - 4)) + " |")
+            continue
+        d = s["depths"] or {}
+        kept = (s.get("guard_kept") or {}).get("mom")
+        cells = [str(s["per_class"]), str(s["classes"]), s["recipe"],
+                 f"{d.get('k_pos')} / {d.get('k_neg')}",
+                 f"{s['pools'].get('pos_precision', float('nan')):.2f}"]
+        cells += [ci(s["paired"][pair][m]) for pair in ("mom-initial", "euclidean-initial")
+                  for m in metrics]
+        cells.append(" ".join(map(str, kept)) if kept else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_class_size_studies(summaries: Sequence[Mapping[str, Any]], metric: str = "recall@1"):
+    """MoM minus the initial embedding (mean and 95% CI over seeds) per cell, one
+    colour per recipe: the "do no harm" check."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    done = [s for s in summaries if not s.get("note")]
+    recipes = list(dict.fromkeys(s["recipe"] for s in done))
+    cells = list(dict.fromkeys((s["per_class"], s["classes"]) for s in done))
+    colors = dict(zip(recipes, sns.color_palette("deep", len(recipes))))
+    fig, ax = plt.subplots(figsize=(1.4 + 1.1 * len(cells), 3.8))
+    width = 0.8 / max(1, len(recipes))
+    for j, rec in enumerate(recipes):
+        for i, cell in enumerate(cells):
+            s = next((s for s in done if s["recipe"] == rec and (s["per_class"], s["classes"]) == cell), None)
+            if s is None:
+                continue
+            d = s["paired"]["mom-initial"][metric]
+            x = i + (j - (len(recipes) - 1) / 2) * width
+            ax.errorbar(x, d["mean"], yerr=[[d["mean"] - d["ci95"][0]], [d["ci95"][1] - d["mean"]]],
+                        fmt="o", color=colors[rec], capsize=3, label=rec if i == 0 else None)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(range(len(cells)), [f"{pc}/class\n{c} classes" for pc, c in cells], fontsize=8)
+    ax.set(ylabel=f"MoM − initial, {metric} (points)",
+           title=f"Do no harm: MoM − initial {metric}, 95% CI over seeds")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

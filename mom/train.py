@@ -352,7 +352,7 @@ def _embed_all(model, dataset, transform, cfg: TrainConfig, embed_cfg: EmbedConf
     emb = extract(model, part if info.active else dataset, transform, device=device,
                   batch_size=embed_cfg.batch_size, num_workers=cfg.num_workers,
                   progress=progress and info.is_main,
-                  desc=f"{cfg.pools} epoch {epoch + 1}/{cfg.epochs} embed")
+                  desc=f"{cfg.pools} embed ({epoch}/{cfg.epochs} epochs done)")
     if not info.active:
         return emb
     return ddp.gather_rows(torch.from_numpy(emb).to(device), len(dataset), info).cpu().numpy()

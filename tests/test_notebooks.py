@@ -18,7 +18,7 @@ NOTEBOOKS = list_notebooks()
 COMMON = {"params": str, "overrides": list, "figures_dir": str, "results_dir": str,
           "runs_dir": str, "progress": bool}
 EXPECTED = ["00_walkthrough", "01_table1", "02_anchor_ablation", "03_figure3_galleries",
-            "04_pool_inspector"]
+            "04_pool_inspector", "05_pool_depths"]
 
 
 def code_cells(path):
@@ -111,11 +111,11 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
     assert {p.resolve() for p in figures.glob("*.png")} <= linked
     stems = {p.stem for p in figures.glob("*.png")}
     assert stems == {p.stem for p in figures.glob("*.svg")}
-    for prefix in ("00_", "01_", "02_", "03_", "04_"):
+    for prefix in ("00_", "01_", "02_", "03_", "04_", "05_"):
         assert any(s.startswith(prefix) for s in stems), prefix
     results = {p.stem: load_json(p) for p in (tmp_path / "results" / "smoke").glob("*.json")}
     assert set(results) == {"00_walkthrough", "table1", "study", "study_none", "anchor_ablation",
-                            "figure3"}
+                            "figure3", "pool_depths"}
     assert set(results["study"]["rows"]) == {"initial", "euclidean", "mom"}
     assert results["study"]["rows"]["mom"]["recall@1"]["n"] == 2  # the smoke study's seeds
     for name, data in results.items():
@@ -127,3 +127,9 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
     assert {(r["anchors"], r["pools"]) for r in ablation} == {
         (a, p) for a in ("all", "stationary", "random") for p in ("euclidean", "mom")}
     assert all(0 <= r["value"] <= 100 for r in ablation)
+    depths = results["pool_depths"]
+    auto = [r for r in depths["grid"] if r["rule"] == "auto"]
+    assert auto and all(r["k_pos"] >= 1 and r["statistic"] == "typical_community_size" for r in auto)
+    assert {s["recipe"] for s in depths["studies"]} == {"params", "first landing"}
+    done = [s for s in depths["studies"] if not s["note"]]
+    assert done and all(s["rows"]["mom"]["recall@1"]["n"] == 2 for s in done)

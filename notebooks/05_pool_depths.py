@@ -1,0 +1,114 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Pool depths from the data, and a guard that does no harm
+#
+# The paper fixes the pool depths for CUB's ~59 images a class (k+ 50, k− 100). A
+# user's collection has class sizes nobody knows, and the method has no labels to find
+# them. This notebook checks the offline default's label-free recipe on collections
+# whose class size and class count it was not tuned on:
+#
+# - **`mining.k_pos: auto`, `k_neg: auto`**: the depths come from the mutual kNN graph.
+#   Louvain splits it into communities; c, the size of the community a typical image
+#   sits in, stands for "a class" (k+ = c / 3, k− = 4 c, capped at N/2;
+#   `docs/method.md` §6a).
+# - **`train.guard: holdout`**: 10% of the anchors never train; their own tuple loss,
+#   measured after each (quarter-)epoch, picks the epoch that is returned, the untrained
+#   network included (`docs/method.md` §10a).
+#
+# Part 1 mines every cell of a grid (images a class × training classes) with the auto
+# rule and with the fixed depths of the first offline default (k+ 100, k− 1250) and of
+# the paper (50, 100). Training labels are used **only** for the diagnostics printed
+# (P+ precision, P− purity), never to choose. Part 2 trains: a label-free study (seeds,
+# 95% intervals, paired differences; notebook 01) per cell, for this recipe and for the
+# first landing's.
+
+# %% tags=["parameters"]
+params = "smoke"  # smoke | default | path to a YAML parameter file (a Fashion-MNIST one)
+overrides = []  # parameter overrides, as for `mom run --set`
+per_class = [12, 24]  # images a class of the depth grid
+n_classes = [2, 5]  # training classes 0..c-1 (the test split stays classes 5-9)
+study_cells = [[12, 5]]  # (images a class, classes) cells that are trained
+seeds = 2  # training seeds per study
+figures_dir = ""  # empty: figures/<params> of the repository, whatever the working directory
+results_dir = ""  # empty: results/<params> of the repository
+runs_dir = ""  # empty: runs/<params> of the repository (studies and their caches)
+progress = False
+
+# %%
+from mom import viz
+from mom.config import apply_overrides, load_params
+from mom.depth_grid import (FIRST_RECIPE, FIXED_DEPTHS, class_size_studies, class_size_table,
+                            depth_grid, plot_class_size_studies, plot_depth_grid, save_depth_grid)
+from mom.reproduce import notebook_dirs, save_results
+
+cfg = apply_overrides(load_params(params), overrides)
+figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)
+print(f"params {cfg.name!r}: k+ {cfg.mining.k_pos}, k- {cfg.mining.k_neg}, k_graph "
+      f"{cfg.mining.k_graph}, guard {cfg.train.guard}")
+
+# %% [markdown]
+# ## 1 · What the rule picks, cell by cell (mining only)
+
+# %%
+rows = depth_grid(cfg, per_class=per_class, n_classes=n_classes,
+                  cache_dir=f"{runs_dir}/depth_grid_cache", progress=progress)
+save_depth_grid(rows, f"{results_dir}/pool_depths_grid.csv")
+cols = ("per_class", "classes", "n", "rule", "k_graph", "k_pos", "k_neg", "value",
+        "pos_precision", "pos_precision_euclid", "neg_purity", "note")
+print(" | ".join(cols))
+for r in rows:
+    print(" | ".join(str(r.get(c, "")) for c in cols))
+
+# %% [markdown]
+# How to read it: `value` is the typical community size c the rule read off the graph;
+# the true class size (`per_class`) is what it should track, without ever seeing it.
+# `pos_precision` is the share of P+ from the anchor's class, `pos_precision_euclid` the
+# same for the Euclidean neighbours just beyond depth k+ (the positives a Euclidean
+# miner would add instead), `neg_purity` the share of P− from another class. Fixed
+# depths deeper than a class (k+ 100 at 20 images a class) pull P+ from other classes;
+# a row marked "cannot mine" has k+ ≥ N. Rows with `k_graph` 10 repeat the smallest
+# classes with a graph whose k is below the class size: compare them with `k_graph` 30.
+
+# %%
+fig = plot_depth_grid(rows, base_k_graph=cfg.mining.k_graph)
+viz.save_figure(fig, f"{figures_dir}/05_pool_depths");
+
+# %% [markdown]
+# ## 2 · Training: does the recipe do harm where it was not tuned?
+#
+# Each cell is a label-free study (`--select none`): the parameter file's setting, one
+# training per seed for MoM and for the Euclidean baseline, scored once on the test
+# classes; differences are paired per seed with a 95% t interval. "params" is this
+# notebook's parameter file (auto depths + guard); "first landing" is the recipe the
+# first offline default used (k+ 100, k− 1250, one pass, no guard).
+
+# %%
+summaries = class_size_studies(cfg, [tuple(c) for c in study_cells], f"{runs_dir}/class_size",
+                               recipes={"params": {}, "first landing": FIRST_RECIPE},
+                               seeds=seeds, progress=progress)
+print(class_size_table(summaries))
+save_results(results_dir, "pool_depths", {"grid": rows, "fixed_depths": FIXED_DEPTHS,
+                                         "first_recipe": FIRST_RECIPE, "studies": summaries}, cfg)
+
+# %% [markdown]
+# How to read it: a difference whose interval straddles 0 is no evidence either way;
+# "do no harm" asks that MoM − initial is not below 0 with confidence. "guard kept"
+# lists, per seed, the (quarter-)epoch the guard returned: 0 means it fell back to the
+# initial network.
+
+# %%
+fig = plot_class_size_studies(summaries, "recall@1")
+viz.save_figure(fig, f"{figures_dir}/05_class_size_recall1");
+fig = plot_class_size_studies(summaries, "nmi")
+viz.save_figure(fig, f"{figures_dir}/05_class_size_nmi");
