@@ -7,7 +7,7 @@ Examples::
     mom run --params default --out runs/default --force  # recompute every stage
     mom run --params paper --data-root ~/data/cub --out runs/paper --set train.epochs=2
     mom embed --params default --split train --out feats.npy
-    mom mine feats.npy --out pools.npz --k-pos 200 --k-neg 2500
+    mom mine feats.npy --out pools.npz --k-pos 200 --k-neg 2500   (or --k-pos auto --k-neg auto)
     mom train --params default --pools pools.npz --features feats.npy --out runs/mom
     mom evaluate --params default --checkpoint runs/mom/<checkpoint> --out metrics.json
     mom evaluate test_emb.npy --labels test_labels.npy
@@ -44,8 +44,19 @@ def _field_type(f: dataclasses.Field):
     if isinstance(default, bool):
         return parse_bool
     if isinstance(default, (int, float)):
+        if f.name in ("k_pos", "k_neg"):  # a number, or auto (docs/method.md §6a)
+            return _int_or_auto
         return type(default)
     return str
+
+
+def _int_or_auto(text: str):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
 
 
 def _add_config_args(p: argparse.ArgumentParser, params_default: str | None = "default") -> None:
@@ -146,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(MiningConfig):
         names = choices(MiningConfig, f.name)
         group.add_argument(_mining_flag(f.name), dest=f.name, type=_field_type(f), default=None,
-                           metavar=type(f.default).__name__.upper(),
+                           metavar=("INT|auto" if f.name in ("k_pos", "k_neg")
+                                    else type(f.default).__name__.upper()),
                            help=(f"{' | '.join(names)}; " if names else "") + f"default {f.default!r}")
 
     p = sub.add_parser("train", help="fine-tune on a pools file -> checkpoint + train.json")
@@ -358,7 +370,7 @@ def _cmd_mine(args) -> int:
         fix = f"pass --k-graph {n - 1} or less" if n > 2 else "mining needs at least 3 rows"
         raise ValueError(f"features file {args.features!r} has {n} rows, too few for "
                          f"--k-graph {cfg.k_graph} (needs more than {cfg.k_graph} rows): {fix}")
-    if cfg.k_pos > n:
+    if cfg.k_pos != "auto" and cfg.k_pos > n:
         raise ValueError(f"--k-pos {cfg.k_pos} exceeds the {n} rows of features file "
                          f"{args.features!r}")
     labels = None
@@ -373,6 +385,10 @@ def _cmd_mine(args) -> int:
     else:
         pools.save(args.out)
     print(f"wrote {args.out}: {len(pools)} anchors, {pools.n_skipped} skipped")
+    if pools.depths is not None and pools.depths.rule == "auto":
+        d = pools.depths
+        print(f"depths (auto): k+ {d.k_pos}, k- {d.k_neg} from {d.statistic} {d.value:.1f} "
+              f"({d.communities} communities)")
     if labels is not None:
         diagnostics = pool_diagnostics(pools, feats, labels)
         _print_json({k: v for k, v in diagnostics.items() if np.ndim(v) == 0})  # means only

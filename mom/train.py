@@ -200,14 +200,13 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
     local = ddp.local_batches(n_tuples, cfg.batch_size, info)  # tuple ids of this rank
     env = env_info() if out is not None and info.is_main else None
 
-    emb = None  # the current embedding of the training set, when already computed
-
-    def embed_now(epoch: int) -> np.ndarray:  # (N, D)
-        return _embed_all(model, dataset, test_tf, cfg, embed_cfg, device, info, progress, epoch)
+    def embed_now(epoch: int, after: bool = False) -> np.ndarray:  # (N, D)
+        return _embed_all(model, dataset, test_tf, cfg, embed_cfg, device, info, progress, epoch,
+                          after)
 
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        emb = embed_now(epoch) if emb is None else emb
+        emb = embed_now(epoch)
         if held is not None and len(guard["losses"]) == epoch:  # the untrained network
             _guard_check(guard, model, emb, held, cfg)
         t1 = time.perf_counter()
@@ -228,10 +227,9 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
                "embed_s": round(t1 - t0, 3),
                "sample_s": round(t2 - t1, 3), "train_s": round(t3 - t2, 3),
                "tuples_per_s": len(losses) * cfg.batch_size / max(t3 - t1, 1e-9)}
-        emb = None
-        if held is not None:  # the next epoch starts from this embedding
-            emb = embed_now(epoch + 1)
-            rec["heldout_loss"] = _guard_check(guard, model, emb, held, cfg)
+        if held is not None:  # RNG-neutral, so a resumed run draws what a straight one does
+            after = _isolated(lambda m, e: {"emb": embed_now(e, after=True)}, model, epoch + 1)["emb"]
+            rec["heldout_loss"] = _guard_check(guard, model, after, held, cfg)
         if eval_fn is not None and info.is_main:
             rec.update(_isolated(eval_fn, model, epoch + 1))
         history.append(rec)
@@ -344,7 +342,7 @@ def _restore(ckpt_path: Path | None, model, opt, sched, sampler_rng, cfg: TrainC
 
 
 def _embed_all(model, dataset, transform, cfg: TrainConfig, embed_cfg: EmbedConfig, device,
-               info: ddp.DistInfo, progress: bool, epoch: int = 0) -> np.ndarray:
+               info: ddp.DistInfo, progress: bool, epoch: int = 0, after: bool = False) -> np.ndarray:
     """The current embedding of the whole training set, (N, D) on every rank (rank r embeds r::W)."""
     from .extract import extract
 
@@ -352,7 +350,8 @@ def _embed_all(model, dataset, transform, cfg: TrainConfig, embed_cfg: EmbedConf
     emb = extract(model, part if info.active else dataset, transform, device=device,
                   batch_size=embed_cfg.batch_size, num_workers=cfg.num_workers,
                   progress=progress and info.is_main,
-                  desc=f"{cfg.pools} embed ({epoch}/{cfg.epochs} epochs done)")
+                  desc=f"{cfg.pools} epoch {epoch + 1}/{cfg.epochs} embed" if not after
+                  else f"{cfg.pools} epoch {epoch}/{cfg.epochs} guard embed")
     if not info.active:
         return emb
     return ddp.gather_rows(torch.from_numpy(emb).to(device), len(dataset), info).cpu().numpy()

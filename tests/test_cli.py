@@ -471,3 +471,19 @@ def test_mine_reads_the_features_memory_mapped(tmp_path, monkeypatch):
     assert cli.main(["-q", "mine", str(tmp_path / "f.npy"), "--out", str(tmp_path / "p.npz"),
                      "--k-graph", "5", "--k-pos", "5", "--k-neg", "10"]) == 0
     assert seen["mmap_mode"] == "r"
+
+
+def test_mine_with_auto_depths_prints_them(tmp_path, capsys):
+    from conftest import clustered
+    from mom.cli import main
+    x, _ = clustered(n_per=30, classes=4, dim=16, spread=0.3, seed=3)
+    np.save(tmp_path / "f.npy", x)
+    main(["mine", str(tmp_path / "f.npy"), "--out", str(tmp_path / "p.npz"), "--k-graph", "10",
+          "--k-pos", "auto", "--k-neg", "auto", "--pool-size", "10"])
+    out = capsys.readouterr().out
+    assert "depths (auto): k+ " in out and "typical_community_size" in out
+    from mom.mining import Pools
+    assert Pools.load(tmp_path / "p.npz").depths.rule == "auto"
+    with pytest.raises(SystemExit):
+        main(["mine", str(tmp_path / "f.npy"), "--out", str(tmp_path / "q.npz"), "--k-pos", "deep"])
+    assert "expected an integer or auto, got 'deep'" in capsys.readouterr().err
