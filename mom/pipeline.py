@@ -31,6 +31,7 @@ import numpy as np
 
 from .config import RunConfig, config_to_dict
 from .io import env_info, load_json, remove_stale_temps, save_json, save_npy, save_npz
+from .memory import process_peak_mb
 
 __all__ = ["run", "check_config", "embed_split", "embed_with_model", "evaluate_model",
            "format_results", "load_model", "stage_key", "METHODS", "STAGES", "STAGES_DIR", "INITIAL"]
@@ -235,6 +236,7 @@ class _Stages:
         self.dir, self.resume = out / STAGES_DIR, resume
         self.reused: list[str] = []
         self.timings: dict[str, float] = {}
+        self.peaks: dict[str, float] = {}
 
     def path(self, name: str) -> Path:
         return self.dir / f"{name}.json"
@@ -261,13 +263,18 @@ class _Stages:
             return None
         self.reused.append(name)
         self.timings[name] = rec.get("seconds", 0.0)
+        if "peak_rss_mb" in rec:
+            self.peaks[name] = rec["peak_rss_mb"]
         log.info("%s reused (%s, computed in %.1f s)", name,
                  self.path(name).relative_to(self.dir.parent), self.timings[name])
         return rec
 
     def start(self, name: str, files: list[Path], **marker) -> None:
         """Before rewriting any file of ``name``: drop its record (or replace it by an
-        incomplete ``marker``) and the temp files a killed write left beside ``files``."""
+        incomplete ``marker``) and the temp files a killed write left beside ``files``;
+        the peak memory is reset so that ``finish`` reads this stage's own."""
+        from .memory import reset_peak
+        reset_peak()
         self.path(name).unlink(missing_ok=True)
         for p in files:
             remove_stale_temps(p)
@@ -277,11 +284,14 @@ class _Stages:
 
     def finish(self, name: str, key: str, t0: float, **data) -> dict:
         """Record ``name`` as complete (after its files); returns the record as read back."""
+        from .memory import peak_mb, per_stage
         seconds = round(time.perf_counter() - t0, 2)
+        peak = peak_mb()  # MiB: this stage's peak resident memory (Linux), else the process's
         self.dir.mkdir(exist_ok=True)
         save_json(self.path(name), {"stage": name, "key": key, "complete": True, "seconds": seconds,
-                                    **data})
+                                    "peak_rss_mb": peak, "peak_per_stage": per_stage(), **data})
         self.timings[name] = seconds
+        self.peaks[name] = peak
         log.info("%s done in %.1f s", name, seconds)
         return load_json(self.path(name))  # the same JSON values whether computed or reused
 
@@ -588,6 +598,7 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None, *,
                  "train_fingerprint": r.train_fp,
                  "test_fingerprint": test_fp},
         "timings_s": timings,
+        "peak_rss_mb": {**r.stages.peaks, "process": process_peak_mb()},
         "reused": reused,
         "env": env_info(),
     })

@@ -332,3 +332,18 @@ def test_stage_keys_follow_the_sections_they_depend_on():
                                                                   num_workers=4)))
     assert key != stage_key("embed", _section(dataclasses.replace(cfg.embed, image_size=48)))
     assert len(key) == 16 and key != stage_key("mine", _section(cfg.embed))
+
+
+def test_results_record_depths_guard_and_the_peak_memory_of_each_stage(smoke_run):
+    out, results = smoke_run
+    d = results["pools"]["depths"]
+    assert d["rule"] == "auto" and d["statistic"] == "typical_community_size" and d["k_pos"] >= 1
+    assert results["config"]["mining"]["k_pos"] == "auto"  # as asked; the numbers are in depths
+    for method in ("euclidean", "mom"):
+        g = results["guard"][method]
+        assert g["active"] and len(g["losses"]) == 2 and g["kept_epoch"] in (0, 1)
+    peaks = results["peak_rss_mb"]
+    assert {"embed", "mine", "train_euclidean", "train_mom", "process"} <= set(peaks)
+    assert all(0 < v <= peaks["process"] for v in peaks.values())
+    rec = json.loads((out / "stages" / "mine.json").read_text())
+    assert rec["peak_rss_mb"] == peaks["mine"]
