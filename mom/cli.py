@@ -477,7 +477,7 @@ def _cmd_compare_pools(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from .reproduce import NotebookError, reproduce
+    from .companion.reproduce import NotebookError, reproduce
     _check_outputs(args, out="dir")
     try:  # reproduce checks the parameters before any notebook starts
         done = reproduce(args.params, args.out, notebooks=args.notebooks,

@@ -1,7 +1,7 @@
 """PCA, and PCA-whitening of descriptors learned on the training images (docs/method.md §2).
 
 ``pca`` is the package's one principal component analysis (also the PCA head of
-``mom/model.py: pca_head`` and the 2-D projection of ``mom/viz.py: project_2d``).
+``mom/model.py: pca_head`` and the 2-D projection of ``mom/companion/viz.py: project_2d``).
 ``learn_whitening`` returns ``(mean, P)`` with ``P`` of shape (d, D); applying
 it is ``l2n((x - mean) @ P.T)``.
 """
