@@ -22,7 +22,8 @@ import mom
 from mom.backbones import build_backbone, make_transform
 from mom.datasets import FashionMNIST, Subset
 from mom.device import resolve_device
-from mom.extract import EmbeddingNet, _Items, extract
+from mom.extract import _Items, extract
+from mom.model import EmbeddingNet
 from mom.pooling import Pooling
 
 

@@ -1,5 +1,5 @@
-"""Descriptor extraction: the embedding network, batched extraction on any
-device, and ``embed`` with an on-disk cache keyed by everything that changes
+"""Descriptor extraction: batched extraction of any network (``mom.model.EmbeddingNet``) on
+any device, and ``embed`` with an on-disk cache keyed by everything that changes
 the result (docs/design.md §5).
 
 ``embed(dataset)`` returns (N, D) float32 L2-normalised rows in dataset order.
@@ -33,55 +33,22 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from .backbones import backbone_meta, build_backbone, make_transform, eval_resize
 from .config import EmbedConfig
 from .device import rank_device, resolve_device  # resolve_device re-exported here
+from .model import EmbeddingNet
 from .pooling import Pooling, l2n
 from .whitening import apply_whitening, learn_whitening
 
-__all__ = ["EmbeddingNet", "EmbedResult", "resolve_device", "extract", "embed", "embed_cache_key",
+__all__ = ["EmbedResult", "resolve_device", "extract", "embed", "embed_cache_key",
            "make_transform", "CACHE_FORMAT", "SHARD_FORMAT", "shard_ranges", "shard_folder",
            "embed_to_file", "extract_to_file"]
 
 CACHE_FORMAT = "mom-embed-1"  # bump when the cached bytes' meaning changes
 SHARD_FORMAT = "mom-embed-shard-1"  # bump when a shard file's meaning changes
-
-
-class EmbeddingNet(nn.Module):
-    """backbone -> pooling -> optional head -> L2: (B, 3, H, W) -> (B, D).
-
-    ``scales`` (e.g. (1, 1/sqrt(2), 0.5)): the input is resized by each factor,
-    each scale's descriptor L2-normalised, summed, then L2-normalised (docs/method.md §2)."""
-
-    def __init__(self, backbone: nn.Module, pooling: nn.Module, head: nn.Module | None = None,
-                 scales: tuple[float, ...] = (1.0,)):
-        super().__init__()
-        if not scales or min(scales) <= 0:
-            raise ValueError(f"scales must be positive, got {scales}")
-        self.backbone, self.pooling, self.head = backbone, pooling, head
-        self.scales = tuple(float(s) for s in scales)
-
-    def descriptor(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled backbone output before the head, (B, C), not normalised (one scale)."""
-        return self.pooling(self.backbone.features(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.scales == (1.0,):
-            d = self.descriptor(x)  # (B, C)
-        else:
-            d = 0
-            for s in self.scales:
-                xs = x if s == 1.0 else F.interpolate(
-                    x, size=(max(1, round(x.shape[2] * s)), max(1, round(x.shape[3] * s))),
-                    mode="bilinear", align_corners=False, antialias=s < 1)
-                d = d + l2n(self.descriptor(xs).float())
-        if self.head is not None:
-            d = self.head(d)
-        return l2n(d.float())  # (B, D)
 
 
 class _Items(torch.utils.data.Dataset):

@@ -88,7 +88,8 @@ def check_embed(device, small: bool) -> list[dict]:
 
     from mom.backbones import build_backbone, make_transform
     from mom.datasets import FashionMNIST, Subset
-    from mom.extract import EmbeddingNet, extract
+    from mom.extract import extract
+    from mom.model import EmbeddingNet
     from mom.pooling import Pooling
     n_cos, n_speed, bs, size = (64, 256, 64, 32) if small else (512, 4096, 128, 64)
     full = FashionMNIST("train")

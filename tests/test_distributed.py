@@ -135,6 +135,7 @@ def _count_extract(out: str, rank: int):
 def _embed_worker(rank: int, world: int, port: int, out: str) -> None:
     import mom.extract as ex
     from mom.backbones import build_backbone
+    from mom.model import EmbeddingNet
     from mom.pooling import Pooling
     _as_rank(rank, world, port)
     ds, cfg = _embed_setup()
@@ -143,7 +144,7 @@ def _embed_worker(rank: int, world: int, port: int, out: str) -> None:
            "memory": ex.embed(ds, cfg=cfg, progress=False, distributed=True),
            "file": ex.embed_to_file(ds, os.path.join(out, "f.npy"), cfg, progress=False)}
     bb = build_backbone(cfg.backbone)
-    res["model"] = ex.extract_to_file(ex.EmbeddingNet(bb, Pooling("gem")), ds,
+    res["model"] = ex.extract_to_file(EmbeddingNet(bb, Pooling("gem")), ds,
                                       ex.make_transform(bb.meta, 32), os.path.join(out, "m.npy"),
                                       key="gem", device="cpu", batch_size=4, progress=False)
     for name, arr in res.items():
@@ -154,12 +155,13 @@ def _embed_worker(rank: int, world: int, port: int, out: str) -> None:
 def test_two_gloo_ranks_embed_the_single_process_bits(tmp_path, monkeypatch):
     import mom.extract as ex
     from mom.backbones import build_backbone
+    from mom.model import EmbeddingNet
     from mom.pooling import Pooling
     torch.set_num_threads(1)
     ds, cfg = _embed_setup()
     ref = np.asarray(ex.embed(ds, cfg=cfg, progress=False, distributed=False))
     bb = build_backbone(cfg.backbone)
-    ref_model = ex.extract(ex.EmbeddingNet(bb, Pooling("gem")), ds, ex.make_transform(bb.meta, 32),
+    ref_model = ex.extract(EmbeddingNet(bb, Pooling("gem")), ds, ex.make_transform(bb.meta, 32),
                            device="cpu", batch_size=4, progress=False)
     _spawn(_embed_worker, (2, _free_port(), str(tmp_path)))
     for rank in range(2):

@@ -12,6 +12,7 @@ import mom.extract as ex
 from mom.backbones import Backbone, make_transform
 from mom.config import EmbedConfig
 from mom.datasets import ArrayDataset, FileDataset
+from mom.model import EmbeddingNet
 from mom.pooling import Pooling
 
 torch.set_num_threads(1)
@@ -43,7 +44,7 @@ def test_resolve_device_order(monkeypatch):
 
 def test_extract_order_shape_and_norm_match_one_by_one():
     ds = ArrayDataset(_images(), np.arange(7), name="tiny")
-    net = ex.EmbeddingNet(_tiny_backbone(), Pooling("gem"), head=nn.Linear(6, 4))
+    net = EmbeddingNet(_tiny_backbone(), Pooling("gem"), head=nn.Linear(6, 4))
     net.train()
     tf = make_transform(META, 32)
     feats = ex.extract(net, ds, tf, device="cpu", batch_size=3, progress=False)  # 3 + 3 + 1
@@ -57,7 +58,7 @@ def test_extract_order_shape_and_norm_match_one_by_one():
 
 
 def test_multiscale_sums_normalised_scales():
-    net = ex.EmbeddingNet(_tiny_backbone(), Pooling("mac"), scales=(1.0, 0.5))
+    net = EmbeddingNet(_tiny_backbone(), Pooling("mac"), scales=(1.0, 0.5))
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         d1 = net.descriptor(x)
@@ -66,7 +67,7 @@ def test_multiscale_sums_normalised_scales():
         want = nn.functional.normalize(nn.functional.normalize(d1) + nn.functional.normalize(d2))
         torch.testing.assert_close(net(x), want)
     with pytest.raises(ValueError, match="positive"):
-        ex.EmbeddingNet(_tiny_backbone(), Pooling("mac"), scales=(1.0, 0.0))
+        EmbeddingNet(_tiny_backbone(), Pooling("mac"), scales=(1.0, 0.0))
 
 
 @pytest.fixture
@@ -200,7 +201,7 @@ def test_skip_corrupt_reports_and_keeps_the_rest(tmp_path, counted):
 
 def test_worker_processes_give_the_same_rows_and_errors(tmp_path):
     ds = ArrayDataset(_images(6), np.arange(6), name="tiny")
-    net = ex.EmbeddingNet(_tiny_backbone(), Pooling("mac"))
+    net = EmbeddingNet(_tiny_backbone(), Pooling("mac"))
     tf = make_transform(META, 32)
     serial = ex.extract(net, ds, tf, device="cpu", batch_size=4, progress=False)
     parallel = ex.extract(net, ds, tf, device="cpu", batch_size=4, num_workers=2, progress=False)
@@ -309,7 +310,7 @@ def test_embed_to_file_in_one_process_is_embed(tmp_path, counted):
         ex.embed_to_file(bad, tmp_path / "h.npy", cfg, progress=False)
     assert not (tmp_path / "h.npy").exists()
     assert len(counted) == 5
-    net = ex.EmbeddingNet(_tiny_backbone(), Pooling("mac"))
+    net = EmbeddingNet(_tiny_backbone(), Pooling("mac"))
     tf = make_transform(META, 32)
     np.testing.assert_array_equal(
         ex.extract_to_file(net, ds, tf, tmp_path / "e.npy", key="tiny", device="cpu", batch_size=4,
