@@ -20,6 +20,7 @@ import torch
 
 import mom
 from mom.backbones import build_backbone, make_transform
+from mom.config import EmbedConfig
 from mom.datasets import FashionMNIST, Subset
 from mom.device import resolve_device
 from mom.extract import _Items, extract
@@ -90,8 +91,8 @@ def main(argv=None) -> dict:
     t_bare, t_ext = min(t_bare), min(t_ext)
     t_input = input_pipeline(ds, tf, args.batch_size, args.num_workers)
     t0 = time.perf_counter()
-    mom.embed(ds, backbone=args.backbone, pooling=args.pooling, image_size=args.image_size,
-              device=str(device), batch_size=args.batch_size, progress=False)
+    mom.embed(ds, EmbedConfig(backbone=args.backbone, pooling=args.pooling, image_size=args.image_size,
+                              batch_size=args.batch_size), device=str(device), progress=False)
     t_embed = time.perf_counter() - t0
 
     res = {"device": str(device), "n": n, "image_size": args.image_size, "batch_size": args.batch_size,

@@ -420,7 +420,7 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     import numpy as np
 
-    from .evaluate import evaluate_embeddings
+    from .metrics import evaluate_embeddings
     from .io import save_json
     cfg = config_from_args(args)
     _check_outputs(args, out="file")

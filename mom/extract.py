@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import shutil
 from dataclasses import dataclass
@@ -474,15 +473,15 @@ def _result(feats, extra: dict, n: int, skip_corrupt: bool):
     return EmbedResult(feats, kept, skipped)
 
 
-def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", image_size: int = 64,
-          device="auto", batch_size: int = 128, cache_dir=None, cfg: EmbedConfig | None = None,
-          whitening=None, progress: bool = True, skip_corrupt: bool = False, desc: str = "embed",
-          *, distributed: bool | None = None):
+def embed(dataset, cfg: EmbedConfig | None = None, *, device: str | None = None,
+          progress: bool = True, cache_dir=None, whitening=None, skip_corrupt: bool = False,
+          desc: str = "embed", distributed: bool | None = None):
     """Descriptors (N, D) float32, L2-normalised rows, of ``dataset`` (docs/method.md §2).
 
     Args:
-        cfg: an EmbedConfig; its fields replace the keyword defaults (a keyword
-            given with a non-default value still wins).
+        cfg: the EmbedConfig (backbone, weights, pooling, image size, scales, batch
+            size, ...); None = ``EmbedConfig()``. Every setting comes from it.
+        device: overrides ``cfg.device`` when given (None: ``cfg.device``).
         cache_dir: folder for ``embed-<hash>.npy`` + JSON sidecar; a hit is
             returned memory-mapped (read-only) without building the network.
         whitening: None = ``cfg.whitening``; True = PCA-whiten to
@@ -498,13 +497,9 @@ def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", i
             the cache entry, kept until merged (a rerun redoes only the missing ones);
             without, they are gathered in memory.
     """
-    given = {"backbone": backbone, "pooling": pooling, "image_size": image_size, "device": device,
-             "batch_size": batch_size}
-    if cfg is None:
-        cfg = EmbedConfig(**given)
-    else:  # keywords left at their defaults do not override cfg
-        sig = inspect.signature(embed).parameters
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v != sig[k].default})
+    cfg = cfg or EmbedConfig()
+    if device is not None:
+        cfg = dataclasses.replace(cfg, device=device)
     dev, key, inputs = _device_and_key(dataset, cfg, skip_corrupt)
     from . import distributed as ddp
     info = ddp.setup(distributed, dev)

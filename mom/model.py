@@ -118,7 +118,7 @@ def build_model(embed_cfg: EmbedConfig, train_cfg: TrainConfig, init_features: n
         if np.shape(init_features)[1] != c:
             raise ValueError(f"build_model: init_features have {np.shape(init_features)[1]} dims, the "
                              f"backbone gives {c} channels: pass the unwhitened descriptors, e.g. "
-                             "mom.embed(ds, cfg=dataclasses.replace(embed_cfg, whitening=False))")
+                             "mom.embed(ds, dataclasses.replace(embed_cfg, whitening=False))")
         head = pca_head(init_features, dim)
     elif train_cfg.head_init == "random":
         head = NormLinear(c, dim)

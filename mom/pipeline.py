@@ -76,7 +76,7 @@ def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True, desc="em
     """
     from .extract import embed
     from .whitening import apply_whitening, learn_whitening
-    raw = np.asarray(embed(dataset, cfg=dataclasses.replace(cfg.embed, whitening=False),
+    raw = np.asarray(embed(dataset, dataclasses.replace(cfg.embed, whitening=False),
                            cache_dir=cache_dir, progress=progress, desc=desc), dtype=np.float32)
     if not cfg.embed.whitening:
         return raw, raw
@@ -96,7 +96,7 @@ def head_features(cfg: RunConfig, dataset, raw: np.ndarray, cache_dir=None,
     net = network_embed_config(cfg.embed, cfg.train)
     if net == dataclasses.replace(cfg.embed, whitening=False):
         return raw
-    return np.asarray(embed(dataset, cfg=net, cache_dir=cache_dir, progress=progress, desc=desc),
+    return np.asarray(embed(dataset, net, cache_dir=cache_dir, progress=progress, desc=desc),
                       dtype=np.float32)
 
 
@@ -116,7 +116,7 @@ def evaluate_model(model, dataset, cfg: RunConfig, progress=True,
     A retrieval benchmark (:func:`mom.retrieval.load_benchmark`) is scored by
     mAP of its queries against its database; the database embeddings are returned.
     """
-    from .evaluate import evaluate_embeddings
+    from .metrics import evaluate_embeddings
     if hasattr(dataset, "gnd"):
         from .retrieval import evaluate_retrieval
         return evaluate_retrieval(

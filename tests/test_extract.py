@@ -85,7 +85,7 @@ def counted(monkeypatch):
 
 def _embed(ds, cache, **kw):
     cfg = EmbedConfig(weights="none", image_size=32, batch_size=4, device="cpu")
-    return ex.embed(ds, cfg=cfg, cache_dir=cache, progress=False, **kw)
+    return ex.embed(ds, cfg, cache_dir=cache, progress=False, **kw)
 
 
 def test_cache_hit_skips_the_network(tmp_path, counted):
@@ -103,7 +103,7 @@ def test_cache_hit_skips_the_network(tmp_path, counted):
 def test_cache_misses_when_any_keyed_input_changes(tmp_path, counted):
     ds = ArrayDataset(_images(4), np.zeros(4), name="tiny")
     base = EmbedConfig(weights="none", image_size=32, batch_size=4, device="cpu")
-    run = lambda d, cfg: ex.embed(d, cfg=cfg, cache_dir=tmp_path, progress=False)  # noqa: E731
+    run = lambda d, cfg: ex.embed(d, cfg, cache_dir=tmp_path, progress=False)  # noqa: E731
     run(ds, base)
     run(ds, dataclasses.replace(base, image_size=40))
     run(ds, dataclasses.replace(base, pooling="mac"))
@@ -126,15 +126,15 @@ def test_cache_misses_when_the_weights_file_changes(tmp_path, counted):
     torch.save(net.state_dict(), tmp_path / "b.pth")
     ds = ArrayDataset(_images(3), np.zeros(3), name="tiny")
     cfg = EmbedConfig(image_size=32, device="cpu")
-    fa = ex.embed(ds, cfg=dataclasses.replace(cfg, weights=str(tmp_path / "a.pth")),
+    fa = ex.embed(ds, dataclasses.replace(cfg, weights=str(tmp_path / "a.pth")),
                   cache_dir=tmp_path / "c", progress=False)
-    fb = ex.embed(ds, cfg=dataclasses.replace(cfg, weights=str(tmp_path / "b.pth")),
+    fb = ex.embed(ds, dataclasses.replace(cfg, weights=str(tmp_path / "b.pth")),
                   cache_dir=tmp_path / "c", progress=False)
     assert len(counted) == 2 and not np.allclose(fa, fb)
 
 
-def test_keywords_and_cfg():
-    cfg = EmbedConfig(pooling="mac", image_size=48)
+def test_settings_come_from_cfg_device_may_override():
+    cfg = EmbedConfig(pooling="mac", image_size=48, device="auto")
     seen = {}
 
     def fake_key(dataset, c, precision, skip_corrupt=False):
@@ -143,11 +143,17 @@ def test_keywords_and_cfg():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ex, "embed_cache_key", fake_key)
         ds = ArrayDataset(_images(2), np.zeros(2), name="tiny")
-        for kw, want in [({}, ("gap", 64)), ({"cfg": cfg}, ("mac", 48)),
-                         ({"cfg": cfg, "image_size": 32}, ("mac", 32))]:
+        for args, kw, want in [((), {}, ("gap", 64, "cpu")), ((cfg,), {}, ("mac", 48, "cpu")),
+                               ((), {"cfg": cfg}, ("mac", 48, "cpu")),
+                               ((cfg,), {"device": None}, ("mac", 48, "auto"))]:
+            kw = {"device": "cpu", **kw}
             with pytest.raises(RuntimeError):
-                ex.embed(ds, device="cpu", progress=False, **kw)
-            assert (seen["cfg"].pooling, seen["cfg"].image_size) == want
+                ex.embed(ds, *args, progress=False, **kw)
+            assert (seen["cfg"].pooling, seen["cfg"].image_size, seen["cfg"].device) == want
+        # no keyword mirrors a config field: a setting cannot be silently ignored
+        for field in ("backbone", "pooling", "image_size", "batch_size"):
+            with pytest.raises(TypeError, match=field):
+                ex.embed(ds, cfg, progress=False, **{field: getattr(cfg, field)})
 
 
 def test_whitening_learned_or_given(tmp_path):
@@ -296,7 +302,7 @@ def test_shard_is_reused_only_when_complete_and_matching(tmp_path):
 def test_embed_to_file_in_one_process_is_embed(tmp_path, counted):
     ds = ArrayDataset(_images(9), np.zeros(9), name="tiny")
     cfg = EmbedConfig(weights="none", image_size=32, batch_size=4, device="cpu")
-    ref = ex.embed(ds, cfg=cfg, progress=False, distributed=False)
+    ref = ex.embed(ds, cfg, progress=False, distributed=False)
     got = ex.embed_to_file(ds, tmp_path / "f.npy", cfg, progress=False, distributed=False)
     assert isinstance(got, np.memmap) and got.dtype == np.float32
     np.testing.assert_array_equal(got, ref)  # the same batches: the same bits
