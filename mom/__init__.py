@@ -29,6 +29,9 @@ def __getattr__(name):
     if name == "embed":
         from .extract import embed
         return embed
+    if name == "Whitening":
+        from .whitening import Whitening
+        return Whitening
     if name == "fit":
         from .finetune import fit
         return fit
@@ -45,5 +48,5 @@ def __getattr__(name):
 
 
 __all__ = ["DataConfig", "EmbedConfig", "EvalConfig", "MiningConfig", "RunConfig",
-           "TrainConfig", "load_params", "embed", "mine", "Pools", "fit",
+           "TrainConfig", "load_params", "embed", "Whitening", "mine", "Pools", "fit",
            "evaluate", "build_splits", "run", "study", "StudyConfig", "load_study"]

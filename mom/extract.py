@@ -40,7 +40,7 @@ from .config import EmbedConfig
 from .device import rank_device, resolve_device  # resolve_device re-exported here
 from .model import EmbeddingNet
 from .pooling import Pooling, l2n
-from .whitening import apply_whitening, learn_whitening
+from .whitening import Whitening
 
 __all__ = ["EmbedResult", "resolve_device", "extract", "embed", "embed_cache_key",
            "make_transform", "CACHE_FORMAT", "SHARD_FORMAT", "shard_ranges", "shard_folder",
@@ -484,9 +484,10 @@ def embed(dataset, cfg: EmbedConfig | None = None, *, device: str | None = None,
         device: overrides ``cfg.device`` when given (None: ``cfg.device``).
         cache_dir: folder for ``embed-<hash>.npy`` + JSON sidecar; a hit is
             returned memory-mapped (read-only) without building the network.
-        whitening: None = ``cfg.whitening``; True = PCA-whiten to
-            ``cfg.whiten_dim`` learned on these descriptors; ``(mean, P)`` =
-            apply a whitening learned elsewhere (e.g. the training split).
+        whitening: a fitted :class:`mom.whitening.Whitening` (learned on the training
+            split) to apply; None = none. ``cfg.whitening`` without one raises
+            ValueError: a whitening is never learned on the images being embedded
+            (``mom.pipeline.embed_split`` learns it on the training split).
         skip_corrupt: False = an unreadable image raises ValueError naming it;
             True = return an :class:`EmbedResult` without the unreadable items.
         desc: the progress bar's label (e.g. "embed train").
@@ -500,6 +501,7 @@ def embed(dataset, cfg: EmbedConfig | None = None, *, device: str | None = None,
     cfg = cfg or EmbedConfig()
     if device is not None:
         cfg = dataclasses.replace(cfg, device=device)
+    _check_whitening(cfg, whitening)  # before any work
     dev, key, inputs = _device_and_key(dataset, cfg, skip_corrupt)
     from . import distributed as ddp
     info = ddp.setup(distributed, dev)
@@ -518,15 +520,18 @@ def embed(dataset, cfg: EmbedConfig | None = None, *, device: str | None = None,
                                            info, shard)
     finally:
         ddp.teardown(info)
-    if whitening is None:
-        whitening = cfg.whitening
-    if whitening is True:
-        mean, P = learn_whitening(feats, cfg.whiten_dim)
-    elif whitening is not False:
-        if not (isinstance(whitening, (tuple, list)) and len(whitening) == 2):
-            raise ValueError("whitening must be None, True, False or a (mean, P) pair, "
-                             f"got {type(whitening).__name__}")
-        mean, P = whitening
-    if whitening is not False:  # one matrix product: cheaper than a cache entry of its own
-        feats = apply_whitening(feats, mean, P)
+    if whitening is not None:  # one matrix product: cheaper than a cache entry of its own
+        feats = whitening.apply(feats)
     return _result(feats, extra, len(dataset), skip_corrupt)
+
+
+def _check_whitening(cfg: EmbedConfig, whitening) -> None:
+    if whitening is not None and not isinstance(whitening, Whitening):
+        raise ValueError("whitening must be None or a fitted mom.whitening.Whitening(mean, P), "
+                         f"got {type(whitening).__name__}")
+    if cfg.whitening and whitening is None:
+        raise ValueError(
+            "embed: embed.whitening is set but no fitted whitening was given, and it is never "
+            "learned on the images being embedded. Fit it on the training split: "
+            "w = mom.Whitening.fit(mom.embed(train, dataclasses.replace(cfg, whitening=False)), "
+            "cfg.whiten_dim), then pass whitening=w (or set whitening=False in the config)")

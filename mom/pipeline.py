@@ -71,17 +71,18 @@ def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True, desc="em
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(mining descriptors (N, D), raw pooled descriptors (N, C)) of ``dataset``.
 
-    The mining descriptors are the raw ones PCA-whitened when ``embed.whitening``
-    (learned on these images, docs/method.md §2); the raw ones initialise the PCA head.
+    ``dataset`` is the training split: with ``embed.whitening`` the mining descriptors
+    are the raw ones PCA-whitened by a :class:`mom.whitening.Whitening` fitted on them
+    (docs/method.md §2); the raw ones initialise the PCA head.
     """
     from .extract import embed
-    from .whitening import apply_whitening, learn_whitening
+    from .whitening import Whitening
     raw = np.asarray(embed(dataset, dataclasses.replace(cfg.embed, whitening=False),
                            cache_dir=cache_dir, progress=progress, desc=desc), dtype=np.float32)
     if not cfg.embed.whitening:
         return raw, raw
-    mean, P = learn_whitening(raw, cfg.embed.whiten_dim)
-    return np.asarray(apply_whitening(raw, mean, P), dtype=np.float32), raw
+    whitening = Whitening.fit(raw, cfg.embed.whiten_dim)
+    return np.asarray(whitening.apply(raw), dtype=np.float32), raw
 
 
 def head_features(cfg: RunConfig, dataset, raw: np.ndarray, cache_dir=None,

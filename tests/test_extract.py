@@ -156,16 +156,23 @@ def test_settings_come_from_cfg_device_may_override():
                 ex.embed(ds, cfg, progress=False, **{field: getattr(cfg, field)})
 
 
-def test_whitening_learned_or_given(tmp_path):
+def test_whitening_learned_or_given(tmp_path, counted):
+    from mom.whitening import Whitening, apply_whitening, learn_whitening
     ds = ArrayDataset(_images(12), np.zeros(12), name="tiny")
     raw = _embed(ds, tmp_path)
-    white = _embed(ds, tmp_path, whitening=True)
+    white = _embed(ds, tmp_path, whitening=Whitening.fit(raw))
     assert white.shape == (12, 11)  # min(D, N - 1)
     np.testing.assert_allclose(np.linalg.norm(white, axis=1), 1.0, rtol=1e-5)
-    from mom.whitening import apply_whitening, learn_whitening
     mean, P = learn_whitening(raw[:8], dim=5)
-    given = _embed(ds, tmp_path, whitening=(mean, P))
+    given = _embed(ds, tmp_path, whitening=Whitening(mean, P))
     np.testing.assert_allclose(given, apply_whitening(raw, mean, P), rtol=1e-5, atol=1e-6)
+    # embed.whitening alone never learns it from the images being embedded: a clear error
+    cfg = EmbedConfig(weights="none", image_size=32, batch_size=4, device="cpu", whitening=True)
+    with pytest.raises(ValueError, match="Whitening.fit"):
+        ex.embed(ds, cfg, cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(ex.embed(ds, cfg, cache_dir=tmp_path, progress=False,
+                                           whitening=Whitening.fit(raw)), white)
+    assert len(counted) == 1  # the error came before any work; the raw entry served the rest
 
 
 def _write_images(folder):
