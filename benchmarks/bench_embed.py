@@ -8,6 +8,10 @@ The target is extract >= 85% of the bare forward's images/s. Also times
 
 Dataset: the bundled Fashion-MNIST training split (first ``--n`` images).
 
+Note from an earlier measurement (not re-measured by this script): the transform's
+one-pass normalisation (``mom/backbones.py: _ToNormalizedTensor``) was about twice as
+fast as torchvision's ToTensor + Normalize.
+
 Usage: python benchmarks/bench_embed.py [--n 1024] [--image-size 64]
        [--batch-size 128] [--num-workers 0] [--device auto] [--threads N]
 """
