@@ -14,6 +14,17 @@ so the Jaccard columns also measure what single precision changes in the pools.
 CG); ``--device cuda`` runs mine (faiss where it has a GPU, and the torch CG) on a GPU.
 torch is imported before timing, as in the pipeline (which embeds with torch first).
 
+Notes from earlier measurements of the CG's settings (2 CPU cores; the reasons behind
+the constants of ``mom/diffusion.py``, not re-measured by this script):
+- block width (``CACHE_BYTES``, ``MIN_BLOCK``): at N = 5 864, blocks of 1 024 columns
+  were 2-3x slower per column than 64-256; at N = 100 000, 16 columns cost 1.5x more
+  per column than 64.
+- torch kernels (``TORCH_CACHE_BYTES``): fastest with one (N, b) array of about
+  1.5 MiB per block at N = 5 864; the torch CG was 1.2-1.4x faster than the numpy one
+  on the CPU there.
+- threads: 2 torch OpenMP threads per block were 7x slower than 1 on a busy machine
+  (they spin-wait), hence one torch thread per block.
+
 Usage: python benchmarks/bench_mining.py [--large] [--n 5864] [--dim 512]
 """
 from __future__ import annotations

@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
     cfg = TrainConfig(epochs=1, batch_size=args.batch_size, tuples_per_epoch=args.steps * args.batch_size,
                       image_size=args.image_size, trainable=args.trainable, device=str(device))
 
-    feats = mom.embed(ds, cfg=embed_cfg, progress=False)  # (N, C) mining descriptors
+    feats = mom.embed(ds, embed_cfg, progress=False)  # (N, C) mining descriptors
     k_pos = max(5, args.per_class // 5)  # docs/method.md §15: depths scale with the class size
     pools = mine(feats, MiningConfig(k_pos=k_pos, k_neg=len(ds) // 2, pool_size=50))
     initial = build_model(embed_cfg, cfg, init_features=feats)

@@ -255,7 +255,7 @@ class _ToRGB:
 
 class _ToNormalizedTensor:
     """RGB PIL image -> (3, H, W) float32 (x / 255 - mean) / std in one numpy pass
-    (ToTensor + Normalize, about twice as fast). ``bgr``: Caffe-style input,
+    (ToTensor + Normalize without the intermediate tensor). ``bgr``: Caffe-style input,
     channels reversed and kept in 0..255 units, (x - mean) / std."""
 
     def __init__(self, mean, std, bgr: bool = False):

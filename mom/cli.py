@@ -436,7 +436,7 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     import numpy as np
 
-    from .evaluate import evaluate_embeddings
+    from .metrics import evaluate_embeddings
     from .io import save_json
     cfg = config_from_args(args)
     _check_outputs(args, out="file")
@@ -493,7 +493,7 @@ def _cmd_compare_pools(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from .reproduce import NotebookError, reproduce
+    from .companion.reproduce import NotebookError, reproduce
     _check_outputs(args, out="dir")
     try:  # reproduce checks the parameters before any notebook starts
         done = reproduce(args.params, args.out, notebooks=args.notebooks,

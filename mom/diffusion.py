@@ -42,14 +42,14 @@ def check_backend(backend: str) -> str:
 # working arrays of one block (b, x, r, p, q, scratch) stay below this many bytes
 BLOCK_BYTES = 1 << 30
 # one (N, b) array of at most this many bytes, so that the block stays in cache: the
-# sparse x block product gains nothing from wider blocks (measured: 1024 columns at
-# N = 5 864 were 2-3x slower per column than 64-256) ...
+# sparse x block product is bound by reading random rows of the block, and a block
+# that spills out of cache costs more per column (benchmarks/bench_mining.py) ...
 CACHE_BYTES = 4 << 20
-# ... but never fewer columns than this: at N = 100 000, 16 columns cost 1.5x more per
-# column than 64 (the index of each stored entry is read once per block)
+# ... but never fewer columns than this: the index of each stored entry of S is read
+# once per block, so a narrow block pays that read for few columns
 MIN_BLOCK = 64
-# torch's sparse product is fastest on narrower blocks: measured at N = 5 864,
-# one (N, b) array of about 1.5 MiB (64 columns float32, 32 float64) per block
+# torch's sparse product does best on narrower blocks: one (N, b) array of about
+# 1.5 MiB (64 columns float32, 32 float64) per block
 TORCH_CACHE_BYTES = 3 << 19
 TORCH_MIN_BLOCK = 32
 
@@ -266,10 +266,9 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
     result does not depend on the thread count.
     ``backend`` "torch" (default) runs the CG on torch tensors on ``device`` ("cpu",
     "cuda", "auto" = CUDA where available), "numpy" on numpy/scipy: the same numbers up
-    to rounding; torch was 1.2-1.4x faster on the CPU at N = 5 864. On the CPU its
-    blocks run on the same thread pool, each block on one torch thread (torch's
-    OpenMP threads spin-wait: on a busy machine 2 of them per block were 7x slower
-    than 1); on a GPU the blocks run one after another.
+    to rounding. On the CPU its blocks run on the same thread pool, each block on one
+    torch thread (torch's OpenMP threads spin-wait, so several per block fight over
+    the cores of a busy machine); on a GPU the blocks run one after another.
     Returns (vals (A, k) float64 descending, ids (A, k) int64); ties: lower id first.
     """
     if solver not in ("cg", "exact"):

@@ -1,5 +1,5 @@
-"""Descriptor extraction: the embedding network, batched extraction on any
-device, and ``embed`` with an on-disk cache keyed by everything that changes
+"""Descriptor extraction: batched extraction of any network (``mom.model.EmbeddingNet``) on
+any device, and ``embed`` with an on-disk cache keyed by everything that changes
 the result (docs/design.md §5).
 
 ``embed(dataset)`` returns (N, D) float32 L2-normalised rows in dataset order.
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import shutil
 from dataclasses import dataclass
@@ -33,55 +32,22 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from .backbones import backbone_meta, build_backbone, make_transform, eval_resize
 from .config import EmbedConfig
 from .device import rank_device, resolve_device  # resolve_device re-exported here
+from .model import EmbeddingNet
 from .pooling import Pooling, l2n
-from .whitening import apply_whitening, learn_whitening
+from .whitening import Whitening
 
-__all__ = ["EmbeddingNet", "EmbedResult", "resolve_device", "extract", "embed", "embed_cache_key",
+__all__ = ["EmbedResult", "resolve_device", "extract", "embed", "embed_cache_key",
            "make_transform", "CACHE_FORMAT", "SHARD_FORMAT", "shard_ranges", "shard_folder",
            "embed_to_file", "extract_to_file"]
 
 CACHE_FORMAT = "mom-embed-1"  # bump when the cached bytes' meaning changes
 SHARD_FORMAT = "mom-embed-shard-1"  # bump when a shard file's meaning changes
-
-
-class EmbeddingNet(nn.Module):
-    """backbone -> pooling -> optional head -> L2: (B, 3, H, W) -> (B, D).
-
-    ``scales`` (e.g. (1, 1/sqrt(2), 0.5)): the input is resized by each factor,
-    each scale's descriptor L2-normalised, summed, then L2-normalised (docs/method.md §2)."""
-
-    def __init__(self, backbone: nn.Module, pooling: nn.Module, head: nn.Module | None = None,
-                 scales: tuple[float, ...] = (1.0,)):
-        super().__init__()
-        if not scales or min(scales) <= 0:
-            raise ValueError(f"scales must be positive, got {scales}")
-        self.backbone, self.pooling, self.head = backbone, pooling, head
-        self.scales = tuple(float(s) for s in scales)
-
-    def descriptor(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled backbone output before the head, (B, C), not normalised (one scale)."""
-        return self.pooling(self.backbone.features(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.scales == (1.0,):
-            d = self.descriptor(x)  # (B, C)
-        else:
-            d = 0
-            for s in self.scales:
-                xs = x if s == 1.0 else F.interpolate(
-                    x, size=(max(1, round(x.shape[2] * s)), max(1, round(x.shape[3] * s))),
-                    mode="bilinear", align_corners=False, antialias=s < 1)
-                d = d + l2n(self.descriptor(xs).float())
-        if self.head is not None:
-            d = self.head(d)
-        return l2n(d.float())  # (B, D)
 
 
 class _Items(torch.utils.data.Dataset):
@@ -507,20 +473,21 @@ def _result(feats, extra: dict, n: int, skip_corrupt: bool):
     return EmbedResult(feats, kept, skipped)
 
 
-def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", image_size: int = 64,
-          device="auto", batch_size: int = 128, cache_dir=None, cfg: EmbedConfig | None = None,
-          whitening=None, progress: bool = True, skip_corrupt: bool = False, desc: str = "embed",
-          *, distributed: bool | None = None):
+def embed(dataset, cfg: EmbedConfig | None = None, *, device: str | None = None,
+          progress: bool = True, cache_dir=None, whitening=None, skip_corrupt: bool = False,
+          desc: str = "embed", distributed: bool | None = None):
     """Descriptors (N, D) float32, L2-normalised rows, of ``dataset`` (docs/method.md §2).
 
     Args:
-        cfg: an EmbedConfig; its fields replace the keyword defaults (a keyword
-            given with a non-default value still wins).
+        cfg: the EmbedConfig (backbone, weights, pooling, image size, scales, batch
+            size, ...); None = ``EmbedConfig()``. Every setting comes from it.
+        device: overrides ``cfg.device`` when given (None: ``cfg.device``).
         cache_dir: folder for ``embed-<hash>.npy`` + JSON sidecar; a hit is
             returned memory-mapped (read-only) without building the network.
-        whitening: None = ``cfg.whitening``; True = PCA-whiten to
-            ``cfg.whiten_dim`` learned on these descriptors; ``(mean, P)`` =
-            apply a whitening learned elsewhere (e.g. the training split).
+        whitening: a fitted :class:`mom.whitening.Whitening` (learned on the training
+            split) to apply; None = none. ``cfg.whitening`` without one raises
+            ValueError: a whitening is never learned on the images being embedded
+            (``mom.pipeline.embed_split`` learns it on the training split).
         skip_corrupt: False = an unreadable image raises ValueError naming it;
             True = return an :class:`EmbedResult` without the unreadable items.
         desc: the progress bar's label (e.g. "embed train").
@@ -531,13 +498,10 @@ def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", i
             the cache entry, kept until merged (a rerun redoes only the missing ones);
             without, they are gathered in memory.
     """
-    given = {"backbone": backbone, "pooling": pooling, "image_size": image_size, "device": device,
-             "batch_size": batch_size}
-    if cfg is None:
-        cfg = EmbedConfig(**given)
-    else:  # keywords left at their defaults do not override cfg
-        sig = inspect.signature(embed).parameters
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v != sig[k].default})
+    cfg = cfg or EmbedConfig()
+    if device is not None:
+        cfg = dataclasses.replace(cfg, device=device)
+    _check_whitening(cfg, whitening)  # before any work
     dev, key, inputs = _device_and_key(dataset, cfg, skip_corrupt)
     from . import distributed as ddp
     info = ddp.setup(distributed, dev)
@@ -556,15 +520,18 @@ def embed(dataset, backbone: str = "efficientnet_lite0", pooling: str = "gap", i
                                            info, shard)
     finally:
         ddp.teardown(info)
-    if whitening is None:
-        whitening = cfg.whitening
-    if whitening is True:
-        mean, P = learn_whitening(feats, cfg.whiten_dim)
-    elif whitening is not False:
-        if not (isinstance(whitening, (tuple, list)) and len(whitening) == 2):
-            raise ValueError("whitening must be None, True, False or a (mean, P) pair, "
-                             f"got {type(whitening).__name__}")
-        mean, P = whitening
-    if whitening is not False:  # one matrix product: cheaper than a cache entry of its own
-        feats = apply_whitening(feats, mean, P)
+    if whitening is not None:  # one matrix product: cheaper than a cache entry of its own
+        feats = whitening.apply(feats)
     return _result(feats, extra, len(dataset), skip_corrupt)
+
+
+def _check_whitening(cfg: EmbedConfig, whitening) -> None:
+    if whitening is not None and not isinstance(whitening, Whitening):
+        raise ValueError("whitening must be None or a fitted mom.whitening.Whitening(mean, P), "
+                         f"got {type(whitening).__name__}")
+    if cfg.whitening and whitening is None:
+        raise ValueError(
+            "embed: embed.whitening is set but no fitted whitening was given, and it is never "
+            "learned on the images being embedded. Fit it on the training split: "
+            "w = mom.Whitening.fit(mom.embed(train, dataclasses.replace(cfg, whitening=False)), "
+            "cfg.whiten_dim), then pass whitening=w (or set whitening=False in the config)")

@@ -1,4 +1,5 @@
-"""The training architecture (docs/method.md §9): backbone -> pooling -> L2 -> Linear head -> L2.
+"""The network (docs/method.md §2, §9): ``EmbeddingNet``, backbone -> pooling (-> multi-scale
+sum) -> L2 -> head -> L2, both the descriptor of extraction (no head) and the trained model.
 
 ``head_init="pca"`` makes the head the top principal directions of the
 training descriptors (label-free), so the untrained model already embeds
@@ -9,13 +10,48 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import EmbedConfig, TrainConfig
+from .pooling import Pooling, l2n
 from .whitening import pca
 
-__all__ = ["NormLinear", "pca_head", "build_model", "network_embed_config", "set_trainable",
-           "freeze_batchnorm"]
+__all__ = ["EmbeddingNet", "NormLinear", "pca_head", "build_model", "network_embed_config",
+           "set_trainable", "freeze_batchnorm"]
+
+
+class EmbeddingNet(nn.Module):
+    """backbone -> pooling -> optional head -> L2: (B, 3, H, W) -> (B, D).
+
+    ``scales`` (e.g. (1, 1/sqrt(2), 0.5)): the input is resized by each factor,
+    each scale's descriptor L2-normalised, summed, then L2-normalised (docs/method.md §2)."""
+
+    def __init__(self, backbone: nn.Module, pooling: nn.Module, head: nn.Module | None = None,
+                 scales: tuple[float, ...] = (1.0,)):
+        super().__init__()
+        if not scales or min(scales) <= 0:
+            raise ValueError(f"scales must be positive, got {scales}")
+        self.backbone, self.pooling, self.head = backbone, pooling, head
+        self.scales = tuple(float(s) for s in scales)
+
+    def descriptor(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone output before the head, (B, C), not normalised (one scale)."""
+        return self.pooling(self.backbone.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scales == (1.0,):
+            d = self.descriptor(x)  # (B, C)
+        else:
+            d = 0
+            for s in self.scales:
+                xs = x if s == 1.0 else F.interpolate(
+                    x, size=(max(1, round(x.shape[2] * s)), max(1, round(x.shape[3] * s))),
+                    mode="bilinear", align_corners=False, antialias=s < 1)
+                d = d + l2n(self.descriptor(xs).float())
+        if self.head is not None:
+            d = self.head(d)
+        return l2n(d.float())  # (B, D)
 
 
 class NormLinear(nn.Linear):
@@ -71,9 +107,6 @@ def build_model(embed_cfg: EmbedConfig, train_cfg: TrainConfig, init_features: n
             ``embed_cfg.backbone`` (tests use a tiny one).
     Returns the model in eval mode, ``requires_grad`` set by ``train_cfg.trainable``.
     """
-    from .extract import EmbeddingNet
-    from .pooling import Pooling
-
     if backbone is None:
         from .backbones import build_backbone
         backbone = build_backbone(embed_cfg.backbone, embed_cfg.weights)
@@ -85,7 +118,7 @@ def build_model(embed_cfg: EmbedConfig, train_cfg: TrainConfig, init_features: n
         if np.shape(init_features)[1] != c:
             raise ValueError(f"build_model: init_features have {np.shape(init_features)[1]} dims, the "
                              f"backbone gives {c} channels: pass the unwhitened descriptors, e.g. "
-                             "mom.embed(ds, cfg=dataclasses.replace(embed_cfg, whitening=False))")
+                             "mom.embed(ds, dataclasses.replace(embed_cfg, whitening=False))")
         head = pca_head(init_features, dim)
     elif train_cfg.head_init == "random":
         head = NormLinear(c, dim)

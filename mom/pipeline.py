@@ -78,17 +78,18 @@ def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True, desc="em
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(mining descriptors (N, D), raw pooled descriptors (N, C)) of ``dataset``.
 
-    The mining descriptors are the raw ones PCA-whitened when ``embed.whitening``
-    (learned on these images, docs/method.md §2); the raw ones initialise the PCA head.
+    ``dataset`` is the training split: with ``embed.whitening`` the mining descriptors
+    are the raw ones PCA-whitened by a :class:`mom.whitening.Whitening` fitted on them
+    (docs/method.md §2); the raw ones initialise the PCA head.
     """
     from .extract import embed
-    from .whitening import apply_whitening, learn_whitening
-    raw = np.asarray(embed(dataset, cfg=dataclasses.replace(cfg.embed, whitening=False),
+    from .whitening import Whitening
+    raw = np.asarray(embed(dataset, dataclasses.replace(cfg.embed, whitening=False),
                            cache_dir=cache_dir, progress=progress, desc=desc), dtype=np.float32)
     if not cfg.embed.whitening:
         return raw, raw
-    mean, P = learn_whitening(raw, cfg.embed.whiten_dim)
-    return np.asarray(apply_whitening(raw, mean, P), dtype=np.float32), raw
+    whitening = Whitening.fit(raw, cfg.embed.whiten_dim)
+    return np.asarray(whitening.apply(raw), dtype=np.float32), raw
 
 
 def head_features(cfg: RunConfig, dataset, raw: np.ndarray, cache_dir=None,
@@ -103,7 +104,7 @@ def head_features(cfg: RunConfig, dataset, raw: np.ndarray, cache_dir=None,
     net = network_embed_config(cfg.embed, cfg.train)
     if net == dataclasses.replace(cfg.embed, whitening=False):
         return raw
-    return np.asarray(embed(dataset, cfg=net, cache_dir=cache_dir, progress=progress, desc=desc),
+    return np.asarray(embed(dataset, net, cache_dir=cache_dir, progress=progress, desc=desc),
                       dtype=np.float32)
 
 
@@ -123,7 +124,7 @@ def evaluate_model(model, dataset, cfg: RunConfig, progress=True,
     A retrieval benchmark (:func:`mom.retrieval.load_benchmark`) is scored by
     mAP of its queries against its database; the database embeddings are returned.
     """
-    from .evaluate import evaluate_embeddings
+    from .metrics import evaluate_embeddings
     if hasattr(dataset, "gnd"):
         from .retrieval import evaluate_retrieval
         return evaluate_retrieval(

@@ -42,7 +42,7 @@ def retrieval_metrics(query_emb: np.ndarray, db_emb: np.ndarray, gnd, protocol: 
     Revisited protocol: ``map_easy``, ``map_medium``, ``map_hard`` and ``map``
     (= medium, the setting most often quoted). Classic: ``map`` alone.
     """
-    from .evaluate import mean_average_precision, rank_database, revisited_map
+    from .metrics import mean_average_precision, rank_database, revisited_map
     ranks = rank_database(query_emb, db_emb)  # (Q, N)
     if protocol == "revisited":
         m = revisited_map(ranks, gnd)

@@ -653,7 +653,7 @@ def _write_csv(path: Path, lines: list[dict]) -> None:
 
 def _figures(result: dict, folder: Path) -> list[Path]:
     try:
-        from . import viz
+        from .companion import viz
     except ImportError:  # matplotlib / seaborn are the notebooks extra
         return []
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,19 @@
 """PCA, and PCA-whitening of descriptors learned on the training images (docs/method.md §2).
 
 ``pca`` is the package's one principal component analysis (also the PCA head of
-``mom/model.py: pca_head`` and the 2-D projection of ``mom/viz.py: project_2d``).
+``mom/model.py: pca_head`` and the 2-D projection of ``mom/companion/viz.py: project_2d``).
 ``learn_whitening`` returns ``(mean, P)`` with ``P`` of shape (d, D); applying
-it is ``l2n((x - mean) @ P.T)``.
+it is ``l2n((x - mean) @ P.T)``. ``Whitening`` holds one fitted pair: it is learned on
+the training split only (``Whitening.fit``) and then applied to any split, so that
+``mom.embed`` never learns a whitening from the images it embeds.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["pca", "learn_whitening", "apply_whitening", "l2n_np"]
+__all__ = ["pca", "learn_whitening", "apply_whitening", "Whitening", "l2n_np"]
 
 
 def l2n_np(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -76,3 +80,23 @@ def apply_whitening(x: np.ndarray, mean: np.ndarray, P: np.ndarray) -> np.ndarra
     if x.shape[1] != P.shape[1]:
         raise ValueError(f"apply_whitening: features have {x.shape[1]} dims, P expects {P.shape[1]}")
     return l2n_np((x - mean) @ P.T)
+
+
+@dataclass(frozen=True, eq=False)
+class Whitening:
+    """A fitted PCA-whitening: ``mean`` (D,) and ``projection`` (d, D), float32.
+
+    Example: ``w = Whitening.fit(train_raw, 512); mom.embed(test, cfg, whitening=w)``.
+    """
+
+    mean: np.ndarray
+    projection: np.ndarray
+
+    @classmethod
+    def fit(cls, descriptors: np.ndarray, dim: int | None = None) -> "Whitening":
+        """Learn it on the (N, D) raw training descriptors (:func:`learn_whitening`)."""
+        return cls(*learn_whitening(descriptors, dim))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """(N, D) -> (N, d) whitened, rows L2-normalised (:func:`apply_whitening`)."""
+        return apply_whitening(x, self.mean, self.projection)

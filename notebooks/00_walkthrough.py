@@ -41,16 +41,16 @@ train_epochs = 1  # the short training run of section 6
 # %%
 import numpy as np
 
-from mom import viz
 from mom.anchors import modes, stationary
+from mom.companion import viz
+from mom.companion.paper import format_table
+from mom.companion.reproduce import notebook_dirs, save_results
 from mom.config import apply_overrides, load_params
 from mom.diffusion import cg_block, laplacian
 from mom.graph import affinity, largest_component, normalize
 from mom.knn import knn
 from mom.mining import mine, pool_diagnostics
-from mom.paper import format_table
 from mom.pipeline import build_splits, embed_split, evaluate_model, head_features
-from mom.reproduce import notebook_dirs, save_results
 from mom.train import build_model, train
 
 cfg = apply_overrides(load_params(params), overrides)

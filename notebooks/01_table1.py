@@ -30,10 +30,11 @@
 # - **none**: the parameter file's settings, no labels used for anything but scoring:
 #   the number a user without any labels would get.
 #
-# The paper's Table 1 (CUB-200-2011, GoogLeNet, 64-d; `docs/method.md` §12 and `mom.paper`) is
-# printed beside ours. Only the `paper` parameters on CUB are comparable to it; on the
-# offline default (Fashion-MNIST) the absolute values differ, and what can carry over
-# is the *ordering* of the rows and the sign of the paired differences.
+# The paper's Table 1 (CUB-200-2011, GoogLeNet, 64-d; `docs/method.md` §12 and
+# `mom.companion.paper`) is printed beside ours. Only the `paper` parameters on CUB are
+# comparable to it; on the offline default (Fashion-MNIST) the absolute values differ,
+# and what can carry over is the *ordering* of the rows and the sign of the paired
+# differences.
 
 # %% tags=["parameters"]
 params = "smoke"  # smoke | default | paper | path to a YAML parameter file
@@ -44,10 +45,11 @@ runs_dir = ""  # empty: runs/<params> of the repository (cached pipeline runs)
 progress = False
 
 # %%
-from mom import viz
+from mom.companion import viz
+from mom.companion.paper import (LATER_LABEL_FREE_R1, TABLE1, TABLE1_COLUMNS, format_table,
+                                 table1_rows)
+from mom.companion.reproduce import notebook_dirs, save_results
 from mom.config import apply_overrides, load_params
-from mom.paper import LATER_LABEL_FREE_R1, TABLE1, TABLE1_COLUMNS, format_table, table1_rows
-from mom.reproduce import notebook_dirs, save_results
 from mom.studies import load_study, save_study, study, summary_table
 
 cfg = apply_overrides(load_params(params), overrides)

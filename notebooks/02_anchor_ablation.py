@@ -33,11 +33,11 @@ progress = False
 oxford_root = ""  # folder holding roxford5k/: adds the Oxford5k mAP ablation (params/paper_oxford.yaml)
 
 # %%
-from mom import viz
-from mom.ablation import ablation, ablation_grid, ablation_table, diagnostics_table
+from mom.companion import viz
+from mom.companion.ablation import ablation, ablation_grid, ablation_table, diagnostics_table
+from mom.companion.paper import ABLATION_CLAIM, format_table
+from mom.companion.reproduce import notebook_dirs, save_results
 from mom.config import apply_overrides, load_params
-from mom.paper import ABLATION_CLAIM, format_table
-from mom.reproduce import notebook_dirs, save_results
 
 cfg = apply_overrides(load_params(params), overrides)
 figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)

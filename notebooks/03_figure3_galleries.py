@@ -46,11 +46,11 @@ seed = 0
 # %%
 import numpy as np
 
-from mom import viz
+from mom.companion import viz
+from mom.companion.reproduce import notebook_dirs, save_results
+from mom.companion.runs import cached_run, load_run
 from mom.config import apply_overrides, load_params
 from mom.pipeline import train_split
-from mom.reproduce import notebook_dirs, save_results
-from mom.runs import cached_run, load_run
 
 cfg = apply_overrides(load_params(params), overrides)
 figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)

@@ -33,11 +33,11 @@ progress = False
 more_runs_dirs = []  # other folders of cached runs to switch to, e.g. another params' runs
 
 # %%
-from mom import viz
+from mom.companion import viz
+from mom.companion.reproduce import notebook_dirs
+from mom.companion.runs import cached_run, finished_runs
+from mom.companion.widgets import PoolInspector
 from mom.config import apply_overrides, load_params
-from mom.reproduce import notebook_dirs
-from mom.runs import cached_run, finished_runs
-from mom.widgets import PoolInspector
 
 cfg = apply_overrides(load_params(params), overrides)
 figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)

@@ -88,7 +88,8 @@ def check_embed(device, small: bool) -> list[dict]:
 
     from mom.backbones import build_backbone, make_transform
     from mom.datasets import FashionMNIST, Subset
-    from mom.extract import EmbeddingNet, extract
+    from mom.extract import extract
+    from mom.model import EmbeddingNet
     from mom.pooling import Pooling
     n_cos, n_speed, bs, size = (64, 256, 64, 32) if small else (512, 4096, 128, 64)
     full = FashionMNIST("train")
@@ -258,7 +259,7 @@ def check_train(device, small: bool) -> list[dict]:
     per_class, steps, bs, size = (20, 3, 8, 32) if small else (100, 50, 42, 64)
     ds = FashionMNIST("train", per_class=per_class)
     embed_cfg = EmbedConfig(image_size=size, device=str(device))
-    feats = mom.embed(ds, cfg=embed_cfg, progress=False, distributed=False)  # (N, C)
+    feats = mom.embed(ds, embed_cfg, progress=False, distributed=False)  # (N, C)
     pools = mine(feats, MiningConfig(k_pos=max(5, per_class // 5), k_neg=len(ds) // 2,
                                      pool_size=min(50, len(ds) // 4)))  # as bench_train
     rows = []
@@ -329,7 +330,7 @@ def ddp_worker(out: str, device: str) -> None:
     from mom.train import build_model, train
     ds = FashionMNIST("train", per_class=12)  # 60 images
     embed_cfg = EmbedConfig(image_size=32, batch_size=64, device=device)
-    feats = mom.embed(ds, cfg=embed_cfg, progress=False)  # distributed=None: under torchrun
+    feats = mom.embed(ds, embed_cfg, progress=False)  # distributed=None: under torchrun
     pools = mom.mine(feats, MiningConfig(k_graph=8, k_pos=6, k_neg=20, pool_size=5))
     cfg = TrainConfig(embedding_dim=16, trainable="last:1", epochs=1, batch_size=8,
                       tuples_per_epoch=16, hard_negatives=3, lr=0.01, image_size=32, device=device)

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 import mom
-from mom.reproduce import REPO_ROOT, list_notebooks
+from mom.companion.reproduce import REPO_ROOT, list_notebooks
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")

@@ -136,7 +136,8 @@ def test_mining_anchors_example_from_the_issue():
 
 
 def test_literal_names_match_the_modules_that_implement_them():
-    from mom import ablation, backbones, knn, pipeline, pooling
+    from mom import backbones, knn, pipeline, pooling
+    from mom.companion import ablation
     from mom.datasets import DATASETS
     assert choices(DataConfig, "dataset") == DATASETS
     assert choices(EmbedConfig, "backbone") == backbones.BACKBONES

@@ -135,15 +135,16 @@ def _count_extract(out: str, rank: int):
 def _embed_worker(rank: int, world: int, port: int, out: str) -> None:
     import mom.extract as ex
     from mom.backbones import build_backbone
+    from mom.model import EmbeddingNet
     from mom.pooling import Pooling
     _as_rank(rank, world, port)
     ds, cfg = _embed_setup()
     # distributed=None (the default) with the torchrun environment set
-    res = {"cache": ex.embed(ds, cfg=cfg, cache_dir=os.path.join(out, "cache"), progress=False),
-           "memory": ex.embed(ds, cfg=cfg, progress=False, distributed=True),
+    res = {"cache": ex.embed(ds, cfg, cache_dir=os.path.join(out, "cache"), progress=False),
+           "memory": ex.embed(ds, cfg, progress=False, distributed=True),
            "file": ex.embed_to_file(ds, os.path.join(out, "f.npy"), cfg, progress=False)}
     bb = build_backbone(cfg.backbone)
-    res["model"] = ex.extract_to_file(ex.EmbeddingNet(bb, Pooling("gem")), ds,
+    res["model"] = ex.extract_to_file(EmbeddingNet(bb, Pooling("gem")), ds,
                                       ex.make_transform(bb.meta, 32), os.path.join(out, "m.npy"),
                                       key="gem", device="cpu", batch_size=4, progress=False)
     for name, arr in res.items():
@@ -154,12 +155,13 @@ def _embed_worker(rank: int, world: int, port: int, out: str) -> None:
 def test_two_gloo_ranks_embed_the_single_process_bits(tmp_path, monkeypatch):
     import mom.extract as ex
     from mom.backbones import build_backbone
+    from mom.model import EmbeddingNet
     from mom.pooling import Pooling
     torch.set_num_threads(1)
     ds, cfg = _embed_setup()
-    ref = np.asarray(ex.embed(ds, cfg=cfg, progress=False, distributed=False))
+    ref = np.asarray(ex.embed(ds, cfg, progress=False, distributed=False))
     bb = build_backbone(cfg.backbone)
-    ref_model = ex.extract(ex.EmbeddingNet(bb, Pooling("gem")), ds, ex.make_transform(bb.meta, 32),
+    ref_model = ex.extract(EmbeddingNet(bb, Pooling("gem")), ds, ex.make_transform(bb.meta, 32),
                            device="cpu", batch_size=4, progress=False)
     _spawn(_embed_worker, (2, _free_port(), str(tmp_path)))
     for rank in range(2):
@@ -171,7 +173,7 @@ def test_two_gloo_ranks_embed_the_single_process_bits(tmp_path, monkeypatch):
     assert not list(tmp_path.rglob("*.shards")) and not list(tmp_path.rglob("*.tmp"))
     np.testing.assert_array_equal(np.load(tmp_path / "f.npy"), ref)
     monkeypatch.setattr(ex, "_extract", lambda *a, **k: pytest.fail("the cache entry was not used"))
-    hit = ex.embed(ds, cfg=cfg, cache_dir=tmp_path / "cache", progress=False, distributed=False)
+    hit = ex.embed(ds, cfg, cache_dir=tmp_path / "cache", progress=False, distributed=False)
     assert isinstance(hit, np.memmap) and np.array_equal(hit, ref)  # a valid entry, sidecar included
 
 
@@ -194,7 +196,7 @@ def _killed_worker(rank: int, world: int, port: int, out: str, kill: bool) -> No
                 fh.write(b"\x93NUMPY")  # and a truncated shard file, as a non-atomic copy would
             os.kill(os.getpid(), signal.SIGKILL)
         mom.io.save_npy = dies
-    feats = ex.embed(ds, cfg=cfg, cache_dir=os.path.join(out, "cache"), progress=False)
+    feats = ex.embed(ds, cfg, cache_dir=os.path.join(out, "cache"), progress=False)
     np.save(os.path.join(out, f"feats-rank{rank}.npy"), np.asarray(feats))
 
 
@@ -203,7 +205,7 @@ def test_a_killed_ranks_shard_alone_is_redone(tmp_path):
     import mom.extract as ex
     torch.set_num_threads(1)
     ds, cfg = _embed_setup()
-    ref = np.asarray(ex.embed(ds, cfg=cfg, progress=False, distributed=False))
+    ref = np.asarray(ex.embed(ds, cfg, progress=False, distributed=False))
     with pytest.raises(mp.ProcessExitedException):
         ctx = mp.start_processes(_killed_worker, args=(2, _free_port(), str(tmp_path), True), nprocs=2,
                                  join=False, start_method="fork")

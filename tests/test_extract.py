@@ -12,6 +12,7 @@ import mom.extract as ex
 from mom.backbones import Backbone, make_transform
 from mom.config import EmbedConfig
 from mom.datasets import ArrayDataset, FileDataset
+from mom.model import EmbeddingNet
 from mom.pooling import Pooling
 
 torch.set_num_threads(1)
@@ -43,7 +44,7 @@ def test_resolve_device_order(monkeypatch):
 
 def test_extract_order_shape_and_norm_match_one_by_one():
     ds = ArrayDataset(_images(), np.arange(7), name="tiny")
-    net = ex.EmbeddingNet(_tiny_backbone(), Pooling("gem"), head=nn.Linear(6, 4))
+    net = EmbeddingNet(_tiny_backbone(), Pooling("gem"), head=nn.Linear(6, 4))
     net.train()
     tf = make_transform(META, 32)
     feats = ex.extract(net, ds, tf, device="cpu", batch_size=3, progress=False)  # 3 + 3 + 1
@@ -57,7 +58,7 @@ def test_extract_order_shape_and_norm_match_one_by_one():
 
 
 def test_multiscale_sums_normalised_scales():
-    net = ex.EmbeddingNet(_tiny_backbone(), Pooling("mac"), scales=(1.0, 0.5))
+    net = EmbeddingNet(_tiny_backbone(), Pooling("mac"), scales=(1.0, 0.5))
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         d1 = net.descriptor(x)
@@ -66,7 +67,7 @@ def test_multiscale_sums_normalised_scales():
         want = nn.functional.normalize(nn.functional.normalize(d1) + nn.functional.normalize(d2))
         torch.testing.assert_close(net(x), want)
     with pytest.raises(ValueError, match="positive"):
-        ex.EmbeddingNet(_tiny_backbone(), Pooling("mac"), scales=(1.0, 0.0))
+        EmbeddingNet(_tiny_backbone(), Pooling("mac"), scales=(1.0, 0.0))
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def counted(monkeypatch):
 
 def _embed(ds, cache, **kw):
     cfg = EmbedConfig(weights="none", image_size=32, batch_size=4, device="cpu")
-    return ex.embed(ds, cfg=cfg, cache_dir=cache, progress=False, **kw)
+    return ex.embed(ds, cfg, cache_dir=cache, progress=False, **kw)
 
 
 def test_cache_hit_skips_the_network(tmp_path, counted):
@@ -102,7 +103,7 @@ def test_cache_hit_skips_the_network(tmp_path, counted):
 def test_cache_misses_when_any_keyed_input_changes(tmp_path, counted):
     ds = ArrayDataset(_images(4), np.zeros(4), name="tiny")
     base = EmbedConfig(weights="none", image_size=32, batch_size=4, device="cpu")
-    run = lambda d, cfg: ex.embed(d, cfg=cfg, cache_dir=tmp_path, progress=False)  # noqa: E731
+    run = lambda d, cfg: ex.embed(d, cfg, cache_dir=tmp_path, progress=False)  # noqa: E731
     run(ds, base)
     run(ds, dataclasses.replace(base, image_size=40))
     run(ds, dataclasses.replace(base, pooling="mac"))
@@ -125,15 +126,15 @@ def test_cache_misses_when_the_weights_file_changes(tmp_path, counted):
     torch.save(net.state_dict(), tmp_path / "b.pth")
     ds = ArrayDataset(_images(3), np.zeros(3), name="tiny")
     cfg = EmbedConfig(image_size=32, device="cpu")
-    fa = ex.embed(ds, cfg=dataclasses.replace(cfg, weights=str(tmp_path / "a.pth")),
+    fa = ex.embed(ds, dataclasses.replace(cfg, weights=str(tmp_path / "a.pth")),
                   cache_dir=tmp_path / "c", progress=False)
-    fb = ex.embed(ds, cfg=dataclasses.replace(cfg, weights=str(tmp_path / "b.pth")),
+    fb = ex.embed(ds, dataclasses.replace(cfg, weights=str(tmp_path / "b.pth")),
                   cache_dir=tmp_path / "c", progress=False)
     assert len(counted) == 2 and not np.allclose(fa, fb)
 
 
-def test_keywords_and_cfg():
-    cfg = EmbedConfig(pooling="mac", image_size=48)
+def test_settings_come_from_cfg_device_may_override():
+    cfg = EmbedConfig(pooling="mac", image_size=48, device="auto")
     seen = {}
 
     def fake_key(dataset, c, precision, skip_corrupt=False):
@@ -142,23 +143,36 @@ def test_keywords_and_cfg():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ex, "embed_cache_key", fake_key)
         ds = ArrayDataset(_images(2), np.zeros(2), name="tiny")
-        for kw, want in [({}, ("gap", 64)), ({"cfg": cfg}, ("mac", 48)),
-                         ({"cfg": cfg, "image_size": 32}, ("mac", 32))]:
+        for args, kw, want in [((), {}, ("gap", 64, "cpu")), ((cfg,), {}, ("mac", 48, "cpu")),
+                               ((), {"cfg": cfg}, ("mac", 48, "cpu")),
+                               ((cfg,), {"device": None}, ("mac", 48, "auto"))]:
+            kw = {"device": "cpu", **kw}
             with pytest.raises(RuntimeError):
-                ex.embed(ds, device="cpu", progress=False, **kw)
-            assert (seen["cfg"].pooling, seen["cfg"].image_size) == want
+                ex.embed(ds, *args, progress=False, **kw)
+            assert (seen["cfg"].pooling, seen["cfg"].image_size, seen["cfg"].device) == want
+        # no keyword mirrors a config field: a setting cannot be silently ignored
+        for field in ("backbone", "pooling", "image_size", "batch_size"):
+            with pytest.raises(TypeError, match=field):
+                ex.embed(ds, cfg, progress=False, **{field: getattr(cfg, field)})
 
 
-def test_whitening_learned_or_given(tmp_path):
+def test_whitening_learned_or_given(tmp_path, counted):
+    from mom.whitening import Whitening, apply_whitening, learn_whitening
     ds = ArrayDataset(_images(12), np.zeros(12), name="tiny")
     raw = _embed(ds, tmp_path)
-    white = _embed(ds, tmp_path, whitening=True)
+    white = _embed(ds, tmp_path, whitening=Whitening.fit(raw))
     assert white.shape == (12, 11)  # min(D, N - 1)
     np.testing.assert_allclose(np.linalg.norm(white, axis=1), 1.0, rtol=1e-5)
-    from mom.whitening import apply_whitening, learn_whitening
     mean, P = learn_whitening(raw[:8], dim=5)
-    given = _embed(ds, tmp_path, whitening=(mean, P))
+    given = _embed(ds, tmp_path, whitening=Whitening(mean, P))
     np.testing.assert_allclose(given, apply_whitening(raw, mean, P), rtol=1e-5, atol=1e-6)
+    # embed.whitening alone never learns it from the images being embedded: a clear error
+    cfg = EmbedConfig(weights="none", image_size=32, batch_size=4, device="cpu", whitening=True)
+    with pytest.raises(ValueError, match="Whitening.fit"):
+        ex.embed(ds, cfg, cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(ex.embed(ds, cfg, cache_dir=tmp_path, progress=False,
+                                           whitening=Whitening.fit(raw)), white)
+    assert len(counted) == 1  # the error came before any work; the raw entry served the rest
 
 
 def _write_images(folder):
@@ -200,7 +214,7 @@ def test_skip_corrupt_reports_and_keeps_the_rest(tmp_path, counted):
 
 def test_worker_processes_give_the_same_rows_and_errors(tmp_path):
     ds = ArrayDataset(_images(6), np.arange(6), name="tiny")
-    net = ex.EmbeddingNet(_tiny_backbone(), Pooling("mac"))
+    net = EmbeddingNet(_tiny_backbone(), Pooling("mac"))
     tf = make_transform(META, 32)
     serial = ex.extract(net, ds, tf, device="cpu", batch_size=4, progress=False)
     parallel = ex.extract(net, ds, tf, device="cpu", batch_size=4, num_workers=2, progress=False)
@@ -295,7 +309,7 @@ def test_shard_is_reused_only_when_complete_and_matching(tmp_path):
 def test_embed_to_file_in_one_process_is_embed(tmp_path, counted):
     ds = ArrayDataset(_images(9), np.zeros(9), name="tiny")
     cfg = EmbedConfig(weights="none", image_size=32, batch_size=4, device="cpu")
-    ref = ex.embed(ds, cfg=cfg, progress=False, distributed=False)
+    ref = ex.embed(ds, cfg, progress=False, distributed=False)
     got = ex.embed_to_file(ds, tmp_path / "f.npy", cfg, progress=False, distributed=False)
     assert isinstance(got, np.memmap) and got.dtype == np.float32
     np.testing.assert_array_equal(got, ref)  # the same batches: the same bits
@@ -309,7 +323,7 @@ def test_embed_to_file_in_one_process_is_embed(tmp_path, counted):
         ex.embed_to_file(bad, tmp_path / "h.npy", cfg, progress=False)
     assert not (tmp_path / "h.npy").exists()
     assert len(counted) == 5
-    net = ex.EmbeddingNet(_tiny_backbone(), Pooling("mac"))
+    net = EmbeddingNet(_tiny_backbone(), Pooling("mac"))
     tf = make_transform(META, 32)
     np.testing.assert_array_equal(
         ex.extract_to_file(net, ds, tf, tmp_path / "e.npy", key="tiny", device="cpu", batch_size=4,

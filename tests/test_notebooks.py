@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from papermill.translators import PythonTranslator
 
+from mom.companion.reproduce import list_notebooks, reproduce
 from mom.io import load_json
-from mom.reproduce import list_notebooks, reproduce
 
 NOTEBOOKS = list_notebooks()
 COMMON = {"params": str, "overrides": list, "figures_dir": str, "results_dir": str,
@@ -57,7 +57,7 @@ RESOLVE = "figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_di
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_output_folders_resolved_before_use(path):
     """The first code cell after the parameters turns the empty folders into real ones
-    (mom.reproduce.notebook_dirs), before any other line reads them."""
+    (mom.companion.reproduce.notebook_dirs), before any other line reads them."""
     cells = code_cells(path)
     first = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])) + 1
     lines = cells[first].source.splitlines()

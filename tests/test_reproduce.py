@@ -14,11 +14,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import mom.reproduce
+import mom.companion.reproduce
+from mom.companion.reproduce import (REPO_ROOT, NotebookError, list_notebooks, notebook_dirs,
+                                     output_dirs, reproduce, save_results, to_ipynb, write_index)
 from mom.config import load_params
 from mom.io import load_json
-from mom.reproduce import (REPO_ROOT, NotebookError, list_notebooks, notebook_dirs, output_dirs,
-                           reproduce, save_results, to_ipynb, write_index)
 
 HEADER = "# %% [markdown]\n# A tiny notebook\n\n"
 PARAMS = textwrap.dedent('''\
@@ -33,9 +33,9 @@ PARAMS = textwrap.dedent('''\
 GOOD = textwrap.dedent('''\
     # %%
     import matplotlib.pyplot as plt
-    from mom import viz
+    from mom.companion import viz
+    from mom.companion.reproduce import save_results
     from mom.config import apply_overrides, load_params
-    from mom.reproduce import save_results
     cfg = apply_overrides(load_params(params), overrides)
     fig, ax = plt.subplots()
     ax.plot([0, 1], [cfg.train.epochs, 0])
@@ -89,7 +89,7 @@ def test_output_dirs_layout(tmp_path):
 
 
 def test_output_dirs_outside_a_checkout_use_the_current_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(mom.reproduce, "IN_CHECKOUT", False)  # as from an installed wheel
+    monkeypatch.setattr(mom.companion.reproduce, "IN_CHECKOUT", False)  # as from an installed wheel
     monkeypatch.chdir(tmp_path)
     d = output_dirs("smoke")
     assert d["figures"] == tmp_path / "figures" / "smoke"
@@ -179,7 +179,7 @@ def test_the_wheel_ships_the_notebooks_and_reproduce_finds_them(tmp_path):
     zipfile.ZipFile(wheel).extractall(site)
     elsewhere.mkdir()
     probe = textwrap.dedent("""\
-        import json, mom, mom.reproduce as r
+        import json, mom, mom.companion.reproduce as r
         from mom.config import load_params
         load_params("smoke")
         r.to_ipynb(r.list_notebooks(["04"])[0], "04.ipynb")
@@ -266,7 +266,7 @@ def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path, monkeypatc
 
 
 def test_moved_numbers_reports_only_results_beyond_tolerance():
-    from mom.reproduce import TOLERANCE, moved_numbers
+    from mom.companion.reproduce import TOLERANCE, moved_numbers
     before = {"study.json": {"rows": {"mom": {"nmi": {"mean": 60.0, "ci95": [59.0, 61.0], "n": 5},
                                               "recall@1": {"mean": 92.0, "n": 5}}},
                              "paired": {"mom-initial": {"nmi": {"mean": 1.0, "p": 0.06}}},

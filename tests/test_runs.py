@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 import mom.pipeline
-from mom.ablation import ablation, ablation_grid, ablation_table, diagnostics_table, headline_metric
+from mom.companion.ablation import (ablation, ablation_grid, ablation_table, diagnostics_table,
+                                    headline_metric)
+from mom.companion.runs import cached_run, config_key, finished_runs, load_run, run_dir_for
+from mom.companion.widgets import PoolInspector
 from mom.config import apply_overrides, config_to_dict, load_params
 from mom.datasets import build_dataset
 from mom.io import save_json
 from mom.mining import mine
-from mom.runs import cached_run, config_key, finished_runs, load_run, run_dir_for
-from mom.widgets import PoolInspector
 
 
 def fake_run(cfg, out_dir, progress=True, cache_dir=None):

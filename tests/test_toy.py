@@ -37,7 +37,7 @@ def test_toy_pools_are_the_set_formulas_and_show_the_papers_point():
 def test_toy_figure():
     import matplotlib
     matplotlib.use("Agg")
-    from mom import viz
+    from mom.companion import viz
     fig = viz.plot_toy_manifold(toy_example())
     assert len(fig.axes) >= 3
 

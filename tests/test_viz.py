@@ -9,12 +9,12 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from mom import viz  # noqa: E402
+from mom.companion import viz  # noqa: E402
 from mom.config import MiningConfig  # noqa: E402
 from mom.datasets import ArrayDataset  # noqa: E402
 from mom.mining import mine, pool_diagnostics  # noqa: E402
 from conftest import clustered  # noqa: E402
-from mom.paper import TABLE1, TABLE1_COLUMNS, format_table, table1_rows  # noqa: E402
+from mom.companion.paper import TABLE1, TABLE1_COLUMNS, format_table, table1_rows  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_gallery_rows_and_frames(small):
     assert a not in rows["X \\ NN^e_3"] and not set(rows["X \\ NN^e_3"]) & set(brute)
     fig = viz.gallery_figure(ds, pools, x, [0, 1], n=4, labels=labels, seed=3)
     grid = np.array(fig.axes).reshape(8, 6)  # 2 anchors x 4 rows; anchor, name, 4 images
-    from mom.gallery import ROW_LABELS  # the paper's typesetting: $P^+$, $NN^e_3$, ...
+    from mom.companion.gallery import ROW_LABELS  # the paper's typesetting: $P^+$, $NN^e_3$, ...
     assert [grid[i, 1].texts[0].get_text() for i in range(4)] == [ROW_LABELS[r] for r in rows]
     first = grid[0, 2]  # first P+ image of anchor 0
     want = viz.SAME if labels[rows["P+"][0]] == labels[a] else viz.OTHER

@@ -72,3 +72,13 @@ def test_pca_components_variances_and_signs():
     np.testing.assert_allclose(P, comps / np.sqrt(var)[:, None], rtol=1e-6)
     with pytest.raises(ValueError, match="dim=7"):
         pca(x, 7)
+
+
+def test_fitted_whitening_is_the_pair_of_learn_and_apply():
+    from mom.whitening import Whitening
+    train, other = _correlated(seed=0), _correlated(n=50, seed=1)
+    w = Whitening.fit(train, dim=4)
+    mean, P = learn_whitening(train, dim=4)
+    np.testing.assert_array_equal(w.mean, mean)
+    np.testing.assert_array_equal(w.projection, P)
+    np.testing.assert_array_equal(w.apply(other), apply_whitening(other, mean, P))

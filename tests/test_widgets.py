@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
+from mom.companion.widgets import PoolInspector, euclidean_ranks
 from mom.config import MiningConfig
 from mom.datasets import ArrayDataset
 from mom.mining import mine, pool_diagnostics
-from mom.widgets import PoolInspector, euclidean_ranks
 
 
 def toy(seed=0, n_per=15, classes=4):
@@ -122,7 +122,7 @@ LIVE = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, {tests!r})
     from test_widgets import toy
-    from mom.widgets import PoolInspector
+    from mom.companion.widgets import PoolInspector
     ds, x, labels, pools = toy()
     insp = PoolInspector(ds, pools, x, labels)
     insp

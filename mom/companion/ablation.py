@@ -1,7 +1,7 @@
 """The anchor ablation: anchors (all / stationary / random) x pools (Euclidean / MoM).
 
 Each anchor choice is one ``mom.pipeline.run`` (cached by configuration, see
-``mom.runs``); a run trains on both pool families from the same anchors and
+``mom.companion.runs``); a run trains on both pool families from the same anchors and
 seed, so one run gives the two cells of its row. The labels-based pool
 diagnostics come from the same runs.
 """
@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import RunConfig
+from ..config import RunConfig
 from .runs import cached_run
 
 __all__ = ["ANCHORS", "POOLS", "ablation", "headline_metric", "ablation_table", "ablation_grid",
@@ -94,6 +94,6 @@ def diagnostics_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, flo
 
 def _diagnostics(pool_stats: dict[str, Any], pools: str) -> dict[str, float]:
     # the run records mom.mining.pool_diagnostics (none for unlabeled collections)
-    from .mining import diagnostic_keys
+    from ..mining import diagnostic_keys
     return {label: float(pool_stats[key]) for label, key in diagnostic_keys(pools).items()
             if isinstance(pool_stats.get(key), (int, float))}

@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from .config import RunConfig, config_from_dict, config_to_dict
-from .io import load_json
+from ..config import RunConfig, config_from_dict, config_to_dict
+from ..io import load_json
 
 __all__ = ["config_key", "run_dir_for", "cached_run", "finished_runs", "load_run", "RunArtifacts"]
 
 
 def config_key(cfg: RunConfig) -> str:
     """12 hex digits of SHA-256 over the configuration and the package version."""
-    from . import __version__
+    from .. import __version__
     blob = json.dumps({"config": config_to_dict(cfg), "mom": __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -46,7 +46,7 @@ def cached_run(cfg: RunConfig, runs_dir: str | Path, *, progress: bool = False) 
     default; a training continues from its checkpoint). Mining descriptors are
     cached in ``runs_dir/cache`` (keyed by the embed config and the data).
     """
-    from .pipeline import run
+    from ..pipeline import run
     out = run_dir_for(cfg, runs_dir)
     done = out / "results.json"
     if done.is_file():
@@ -84,7 +84,7 @@ class RunArtifacts:
 
 def load_run(run_dir: str | Path) -> RunArtifacts:
     """Load a finished ``mom.pipeline.run`` folder (results.json, features, pools)."""
-    from .mining import Pools
+    from ..mining import Pools
     run_dir = Path(run_dir)
     missing = [p for p in ("results.json", "features/train.npy", "pools.npz")
                if not (run_dir / p).is_file()]

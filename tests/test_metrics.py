@@ -1,9 +1,9 @@
-"""mom.evaluate: hand-computed tables on toy data, brute-force references, errors."""
+"""mom.metrics: hand-computed tables on toy data, brute-force references, errors."""
 import numpy as np
 import pytest
 
 from conftest import unit_rows
-from mom import evaluate as ev
+from mom import metrics as ev
 from mom.config import EvalConfig
 
 

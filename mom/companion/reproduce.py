@@ -28,8 +28,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import RunConfig, apply_overrides, config_to_dict, load_params
-from .io import atomic_write, env_info, save_json
+from ..config import RunConfig, apply_overrides, config_to_dict, load_params
+from ..io import atomic_write, env_info, save_json
 
 __all__ = ["NOTEBOOK_DIR", "REPO_ROOT", "IN_CHECKOUT", "NotebookError", "list_notebooks",
            "to_ipynb", "output_dirs", "notebook_dirs", "to_html", "write_index", "reproduce",
@@ -45,7 +45,8 @@ _NOT_RESULTS = ("config", "run_config", "env", "timings_s", "curves", "history",
 
 # figures must reach the executed notebook even when the caller set MPLBACKEND=Agg
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-PACKAGE_DIR = Path(__file__).resolve().parent
+# this file is mom/companion/reproduce.py; the package is mom/, the checkout above it
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = PACKAGE_DIR.parent
 # a source checkout (the notebooks beside the package) rather than an installed wheel
 IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "notebooks").is_dir()
@@ -185,7 +186,7 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
 
 
 def _load_results(folder: Path) -> dict[str, Any]:
-    from .io import load_json
+    from ..io import load_json
     out = {}
     for p in sorted(Path(folder).glob("*.json")):
         try:

@@ -31,7 +31,7 @@ def gallery_ids(pools: Any, features: np.ndarray, position: int, n: int = 5,
     """Rows of Figure 3 for the anchor at ``position`` in ``pools``: the first ``n``
     of P+, its Euclidean NN^e_3 (anchor excluded), the first ``n`` of P-, and ``n``
     random points of X minus NN^e_3 (seeded)."""
-    from .knn import knn
+    from ..knn import knn
     anchor = int(pools.anchors[position])
     n_all = len(features)
     # exact, ties lower index first, the anchor removed by index

@@ -1,7 +1,8 @@
 """Evaluation: Recall@K, NMI, and AP/mAP (classic and revisited Oxford/Paris).
 
 This is the only evaluator in the package (docs/method.md §11); notebooks, the
-pipeline and the CLI all call it. Metrics are returned in percent, except
+pipeline and the CLI all call it, and ``mom.evaluate`` is its
+:func:`evaluate_embeddings`. Metrics are returned in percent, except
 :func:`average_precision`, which returns a fraction in [0, 1].
 
 Conventions:

@@ -1,7 +1,7 @@
 """Figures: every function returns a matplotlib Figure; ``save_figure`` writes it.
 
-The Figure 3 galleries live in ``mom.gallery`` and are re-exported here, so
-that notebooks draw everything through ``mom.viz``.
+The Figure 3 galleries live in ``mom.companion.gallery`` and are re-exported here, so
+that notebooks draw everything through ``mom.companion.viz``.
 
 Inputs are arrays (features, similarities, pools); labels only colour the
 pictures, they never feed back into mining or training. Notebooks call these
@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 
 from .gallery import (OTHER, SAME, gallery_figure, gallery_ids, label_colours, plot_gallery,
                       thumbnail)
-from .io import atomic_write
-from .whitening import pca
+from ..io import atomic_write
+from ..whitening import pca
 
 __all__ = ["project_2d", "plot_diffusion", "plot_stationary", "plot_pools_2d",
            "plot_grouped_bars", "math_label", "pool_diagnostics_groups", "plot_pool_diagnostics",
@@ -187,7 +187,7 @@ def plot_grouped_bars(table: Mapping[str, Mapping[str, float]], *, title: str = 
 def pool_diagnostics_groups(diag: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """``mom.mining.pool_diagnostics`` output -> ``{group: {"P+ precision", "P- purity"}}``
     for MoM, the Euclidean baseline, and Euclidean neighbours at P+'s depth."""
-    from .mining import diagnostic_keys
+    from ..mining import diagnostic_keys
     groups = {"mom": {label: diag[key] for label, key in diagnostic_keys("mom").items()}}
     base = diagnostic_keys("euclidean")
     if base["P+ precision"] in diag:  # only where the pools had a baseline

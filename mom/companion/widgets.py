@@ -24,7 +24,7 @@ ORDERS = ("index", "worst first", "best first")
 def euclidean_ranks(features: np.ndarray, anchor: int, ids: np.ndarray) -> np.ndarray:
     """1-based rank of each of ``ids`` among the anchor's Euclidean neighbours
     (the anchor itself excluded; ties share the better rank). (len(ids),) int64"""
-    from .knn import knn
+    from ..knn import knn
     n = len(features)
     # every point, the anchor first, then the others by similarity (exact, numpy)
     s, order = knn(features, n, index="dense", rows=[anchor], norm_tol=None)
@@ -69,7 +69,7 @@ class PoolInspector:
             raise ValueError(f"source {name!r}: the pools have no anchors")
         src = {"dataset": dataset, "pools": pools, "features": features, "labels": labels}
         if labels is not None:  # per-anchor P+ precision / P- purity, for ordering and display
-            from .mining import pool_diagnostics
+            from ..mining import pool_diagnostics
             src["diagnostics"] = pool_diagnostics(pools, features, np.asarray(labels))
         self._sources[name] = src
         if self._widgets is not None:
@@ -185,7 +185,7 @@ class PoolInspector:
         )
         self.state.pop("precision", None), self.state.pop("purity", None)
         if "diagnostics" in src:
-            from .mining import diagnostic_keys
+            from ..mining import diagnostic_keys
             keys = diagnostic_keys(self.state["pools"])
             for key, label in (("precision", "P+ precision"), ("purity", "P- purity")):
                 value = float(src["diagnostics"][keys[label] + "_per_anchor"][position])
@@ -280,7 +280,7 @@ class PoolInspector:
 
 def _run_source(run_dir) -> tuple[str, Any, Any, np.ndarray, np.ndarray]:
     """(name, training dataset, pools, descriptors, labels) of a finished run folder."""
-    from .pipeline import train_split
+    from ..pipeline import train_split
     from .runs import load_run
     art = load_run(run_dir)
     dataset = train_split(art.config)

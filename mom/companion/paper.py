@@ -1,7 +1,7 @@
 """The numbers the paper (and later work) reports, and tables that put ours beside them.
 
 The constants are those of docs/method.md §12; they are never computed, only displayed
-next to what this project measures. Keys follow ``mom.evaluate``:
+next to what this project measures. Keys follow ``mom.metrics``:
 ``recall@1`` ... ``recall@8`` and ``nmi``, in percent.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ def table1_rows(ours: Mapping[str, Mapping[str, Any]], *, paper: bool = True,
     """Rows ``{"method", "source", <columns>...}`` for our methods then the paper's.
 
     ``ours`` maps a method name (e.g. ``"initial"``, ``"euclidean"``, ``"mom"``)
-    to a metrics dict as returned by ``mom.evaluate.evaluate_embeddings``;
+    to a metrics dict as returned by ``mom.metrics.evaluate_embeddings``;
     missing metrics become NaN (shown as a blank), never 0.
     """
     rows = []
