@@ -286,9 +286,16 @@ def _cmd_embed(args) -> int:
                                  progress=progress, desc=desc)
         save_npy(args.out, feats)
     elif sharded and not args.cache_dir:
+        if cfg.embed.whitening and args.split != "train":
+            raise ValueError(f"mom embed --split {args.split} with embed.whitening under torchrun: "
+                             "the whitening is fitted on the training split; run this split "
+                             "without torchrun, or with --cache-dir")
         feats = _embed_sharded(args.out, cfg, ds, progress, desc)  # written by rank 0
     else:  # under torchrun the shards go beside the cache entry
-        feats = embed_split(cfg, ds, cache_dir=args.cache_dir, progress=progress, desc=desc)[0]
+        # the whitening is always fitted on the training split, never on the one embedded
+        fit_on = train_split(cfg) if cfg.embed.whitening and args.split != "train" else None
+        feats = embed_split(cfg, ds, cache_dir=args.cache_dir, progress=progress, desc=desc,
+                            whiten_on=fit_on)[0]
         if main:
             save_npy(args.out, feats)
     if args.labels_out and main:
@@ -309,10 +316,18 @@ def _embed_sharded(out: str, cfg: RunConfig, ds, progress: bool, desc: str):
     raw_cfg = dataclasses.replace(cfg.embed, whitening=False)
     if not cfg.embed.whitening:
         return embed_to_file(ds, out, raw_cfg, progress=progress, desc=desc)
+    import torch
+
+    from . import distributed as ddp
     raw_path = Path(out).with_name(Path(out).name + ".raw.npy")
-    raw = np.asarray(embed_to_file(ds, raw_path, raw_cfg, progress=progress, desc=desc))
+    raw = np.array(embed_to_file(ds, raw_path, raw_cfg, progress=progress, desc=desc))  # a copy
     mean, P = learn_whitening(raw, cfg.embed.whiten_dim)  # as pipeline.embed_split
     feats = np.asarray(apply_whitening(raw, mean, P), dtype=np.float32)
+    info = ddp.setup(True, torch.device("cpu"))
+    try:
+        ddp.barrier(info)  # every rank holds its copy of the raw file before rank 0 removes it
+    finally:
+        ddp.teardown(info)
     if int(os.environ["RANK"]) == 0:
         save_npy(out, feats)
         raw_path.unlink(missing_ok=True)

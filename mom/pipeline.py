@@ -74,21 +74,26 @@ def _check_sizes(cfg: RunConfig, n: int, name: str) -> None:
                          f"train.batch_size={t.batch_size}")
 
 
-def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True, desc="embed"
-                ) -> tuple[np.ndarray, np.ndarray]:
+def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True, desc="embed",
+                whiten_on=None) -> tuple[np.ndarray, np.ndarray]:
     """(mining descriptors (N, D), raw pooled descriptors (N, C)) of ``dataset``.
 
-    ``dataset`` is the training split: with ``embed.whitening`` the mining descriptors
-    are the raw ones PCA-whitened by a :class:`mom.whitening.Whitening` fitted on them
-    (docs/method.md §2); the raw ones initialise the PCA head.
+    With ``embed.whitening`` the mining descriptors are the raw ones PCA-whitened by a
+    :class:`mom.whitening.Whitening` fitted on the raw descriptors of ``whiten_on``, the
+    training split (default: ``dataset`` itself, which must then be the training split;
+    docs/method.md §2); the raw ones initialise the PCA head.
     """
     from .extract import embed
     from .whitening import Whitening
-    raw = np.asarray(embed(dataset, dataclasses.replace(cfg.embed, whitening=False),
-                           cache_dir=cache_dir, progress=progress, desc=desc), dtype=np.float32)
+    raw_cfg = dataclasses.replace(cfg.embed, whitening=False)
+    raw = np.asarray(embed(dataset, raw_cfg, cache_dir=cache_dir, progress=progress, desc=desc),
+                     dtype=np.float32)
     if not cfg.embed.whitening:
         return raw, raw
-    whitening = Whitening.fit(raw, cfg.embed.whiten_dim)
+    fit_on = raw if whiten_on is None else np.asarray(
+        embed(whiten_on, raw_cfg, cache_dir=cache_dir, progress=progress,
+              desc=desc + " (training split, for the whitening)"), dtype=np.float32)
+    whitening = Whitening.fit(fit_on, cfg.embed.whiten_dim)
     return np.asarray(whitening.apply(raw), dtype=np.float32), raw
 
 

@@ -46,11 +46,12 @@ runs_dir = ""  # empty: runs/<params> of the repository (studies and their cache
 progress = False
 
 # %%
-from mom import viz
+from mom.companion import viz
+from mom.companion.depth_grid import (FIRST_RECIPE, FIXED_DEPTHS, class_size_studies,
+                                      class_size_table, depth_grid, plot_class_size_studies,
+                                      plot_depth_grid, save_depth_grid)
+from mom.companion.reproduce import notebook_dirs, save_results
 from mom.config import apply_overrides, load_params
-from mom.depth_grid import (FIRST_RECIPE, FIXED_DEPTHS, class_size_studies, class_size_table,
-                            depth_grid, plot_class_size_studies, plot_depth_grid, save_depth_grid)
-from mom.reproduce import notebook_dirs, save_results
 
 cfg = apply_overrides(load_params(params), overrides)
 figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import clustered
 from mom.cli import build_parser, config_from_args, main, mining_config_from_args
-from mom.config import MiningConfig, choices, load_params
+from mom.config import MiningConfig, apply_overrides, choices, load_params
 
 
 def _other_value(f):
@@ -487,3 +487,21 @@ def test_mine_with_auto_depths_prints_them(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["mine", str(tmp_path / "f.npy"), "--out", str(tmp_path / "q.npz"), "--k-pos", "deep"])
     assert "expected an integer or auto, got 'deep'" in capsys.readouterr().err
+
+
+def test_embed_test_split_whitens_with_the_training_fit(tmp_path):
+    import mom
+    from mom.datasets import build_dataset
+    from mom.pipeline import train_split
+    from mom.whitening import Whitening
+    out = tmp_path / "test.npy"
+    main(["-q", "embed", "--params", "smoke", "--set", "embed.whitening=true",
+          "--set", "embed.whiten_dim=8", "--split", "test", "--out", str(out)])
+    cfg = apply_overrides(load_params("smoke"), ["embed.whitening=true", "embed.whiten_dim=8"])
+    raw_cfg = dataclasses.replace(cfg.embed, whitening=False)
+    train_raw = np.asarray(mom.embed(train_split(cfg), raw_cfg, progress=False))
+    test_raw = np.asarray(mom.embed(build_dataset(cfg.data, "test"), raw_cfg, progress=False))
+    want = Whitening.fit(train_raw, 8).apply(test_raw)
+    np.testing.assert_allclose(np.load(out), want, atol=1e-5)
+    wrong = Whitening.fit(test_raw, 8).apply(test_raw)  # what fitting on the test split gives
+    assert not np.allclose(np.load(out), wrong, atol=1e-3)

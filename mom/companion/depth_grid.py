@@ -14,8 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .config import RunConfig, apply_overrides
-from .io import atomic_write
+from ..config import RunConfig, apply_overrides
+from ..io import atomic_write
 
 __all__ = ["FIXED_DEPTHS", "FIRST_RECIPE", "depth_grid", "save_depth_grid",
            "plot_depth_grid", "class_size_studies", "class_size_table", "plot_class_size_studies"]
@@ -33,7 +33,7 @@ COLUMNS = ("per_class", "classes", "n", "rule", "k_graph", "k_pos", "k_neg", "st
 def _cell(per_class: int, classes: int) -> dict[str, Any]:
     """Overrides of one cell: the first ``classes`` training classes (all of them is
     ``data.classes: null``, the parameter files' own value, so caches are shared)."""
-    from .datasets.fashion_mnist import SPLIT_CLASSES
+    from ..datasets.fashion_mnist import SPLIT_CLASSES
     every = len(SPLIT_CLASSES["train"])
     if not 1 <= classes <= every:
         raise ValueError(f"depth grid: {classes} training classes; Fashion-MNIST's train split "
@@ -54,8 +54,8 @@ def depth_grid(base: RunConfig, per_class: Sequence[int] = (20, 50, 100, 200, 50
     (does the graph's k matter when it exceeds a class?)."""
     from tqdm.auto import tqdm
 
-    from .mining import mine, pool_diagnostics
-    from .pipeline import embed_split, train_split
+    from ..mining import mine, pool_diagnostics
+    from ..pipeline import embed_split, train_split
 
     if base.data.dataset != "fashion_mnist":
         raise ValueError(f"depth_grid varies Fashion-MNIST's classes; params {base.name!r} use "
@@ -149,7 +149,7 @@ def class_size_studies(base: RunConfig, cells: Sequence[tuple[int, int]], out, *
     parameter file as it is, "params", and :data:`FIRST_RECIPE`). Each study goes to
     ``out/<recipe>/pc<per_class>-c<classes>/``; all share ``work_dir``. Returns one
     summary per study (see :func:`class_size_table`)."""
-    from .studies import StudyConfig, study
+    from ..studies import StudyConfig, study
 
     recipes = recipes if recipes is not None else {"params": {}, "first landing": FIRST_RECIPE}
     out = Path(out)
