@@ -316,21 +316,30 @@ def _embed_sharded(out: str, cfg: RunConfig, ds, progress: bool, desc: str):
     raw_cfg = dataclasses.replace(cfg.embed, whitening=False)
     if not cfg.embed.whitening:
         return embed_to_file(ds, out, raw_cfg, progress=progress, desc=desc)
-    import torch
+    import time
 
-    from . import distributed as ddp
     raw_path = Path(out).with_name(Path(out).name + ".raw.npy")
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    # each rank marks that it holds its copy; rank 0 removes the raw file after all have
+    # (the process group is gone once embed_to_file returns, so the marks are files; a
+    # killed run's marks go first: no rank marks before embed_to_file's merge, which waits
+    # for rank 0)
+    marks = [raw_path.with_name(raw_path.name + f".read{r}") for r in range(world)]
+    if rank == 0:
+        for m in marks:
+            m.unlink(missing_ok=True)
     raw = np.array(embed_to_file(ds, raw_path, raw_cfg, progress=progress, desc=desc))  # a copy
+    marks[rank].touch()
     mean, P = learn_whitening(raw, cfg.embed.whiten_dim)  # as pipeline.embed_split
     feats = np.asarray(apply_whitening(raw, mean, P), dtype=np.float32)
-    info = ddp.setup(True, torch.device("cpu"))
-    try:
-        ddp.barrier(info)  # every rank holds its copy of the raw file before rank 0 removes it
-    finally:
-        ddp.teardown(info)
-    if int(os.environ["RANK"]) == 0:
+    if rank == 0:
         save_npy(out, feats)
+        deadline = time.monotonic() + 600
+        while not all(m.exists() for m in marks) and time.monotonic() < deadline:
+            time.sleep(0.05)
         raw_path.unlink(missing_ok=True)
+        for m in marks:
+            m.unlink(missing_ok=True)
     return feats
 
 
