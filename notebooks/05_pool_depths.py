@@ -36,10 +36,10 @@
 # %% tags=["parameters"]
 params = "smoke"  # smoke | default | path to a YAML parameter file (a Fashion-MNIST one)
 overrides = []  # parameter overrides, as for `mom run --set`
-per_class = [12, 24]  # images a class of the depth grid
-n_classes = [2, 5]  # training classes 0..c-1 (the test split stays classes 5-9)
-study_cells = [[12, 5]]  # (images a class, classes) cells that are trained
-seeds = 2  # training seeds per study
+per_class = None  # images a class of the depth grid (None: params/studies/pool_depths.yaml)
+n_classes = None  # training classes 0..c-1 (the test split stays classes 5-9)
+study_cells = None  # (images a class, classes) cells that are trained
+seeds = None  # training seeds per study
 figures_dir = ""  # empty: figures/<params> of the repository, whatever the working directory
 results_dir = ""  # empty: results/<params> of the repository
 runs_dir = ""  # empty: runs/<params> of the repository (studies and their caches)
@@ -48,13 +48,18 @@ progress = False
 # %%
 from mom.companion import viz
 from mom.companion.depth_grid import (FIRST_RECIPE, FIXED_DEPTHS, class_size_studies,
-                                      class_size_table, depth_grid, plot_class_size_studies,
-                                      plot_depth_grid, save_depth_grid)
+                                      class_size_table, depth_grid, load_plan,
+                                      plot_class_size_studies, plot_depth_grid, save_depth_grid)
 from mom.companion.reproduce import notebook_dirs, save_results
 from mom.config import apply_overrides, load_params
 
 cfg = apply_overrides(load_params(params), overrides)
 figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)
+plan = load_plan(params)
+per_class = per_class or plan["per_class"]
+n_classes = n_classes or plan["classes"]
+study_cells = study_cells or plan["study_cells"]
+seeds = seeds or plan["seeds"]
 print(f"params {cfg.name!r}: k+ {cfg.mining.k_pos}, k- {cfg.mining.k_neg}, k_graph "
       f"{cfg.mining.k_graph}, guard {cfg.train.guard}")
 
@@ -95,9 +100,11 @@ viz.save_figure(fig, f"{figures_dir}/05_pool_depths");
 # first offline default used (k+ 100, k− 1250, one pass, no guard).
 
 # %%
+# the trainings are shared with notebook 01's studies (the same work folder): the cell of
+# the parameter file's own collection is its label-free study
 summaries = class_size_studies(cfg, [tuple(c) for c in study_cells], f"{runs_dir}/class_size",
                                recipes={"params": {}, "first landing": FIRST_RECIPE},
-                               seeds=seeds, progress=progress)
+                               seeds=seeds, work_dir=f"{runs_dir}/study-work", progress=progress)
 print(class_size_table(summaries))
 save_results(results_dir, "pool_depths", {"grid": rows, "fixed_depths": FIXED_DEPTHS,
                                          "first_recipe": FIRST_RECIPE, "studies": summaries}, cfg)

@@ -17,7 +17,7 @@ import numpy as np
 from ..config import RunConfig, apply_overrides
 from ..io import atomic_write
 
-__all__ = ["FIXED_DEPTHS", "FIRST_RECIPE", "depth_grid", "save_depth_grid",
+__all__ = ["FIXED_DEPTHS", "FIRST_RECIPE", "PLAN_FILE", "load_plan", "depth_grid", "save_depth_grid",
            "plot_depth_grid", "class_size_studies", "class_size_table", "plot_class_size_studies"]
 
 # the fixed depths the auto rule is compared with: (k+, k-)
@@ -28,6 +28,24 @@ FIRST_RECIPE = {"mining.k_pos": 100, "mining.k_neg": 1250, "train.guard": "none"
 COLUMNS = ("per_class", "classes", "n", "rule", "k_graph", "k_pos", "k_neg", "statistic", "value",
            "communities", "n_anchors", "n_skipped", "pos_precision", "pos_precision_euclid",
            "neg_purity", "baseline_pos_precision", "baseline_neg_purity", "note")
+
+
+PLAN_FILE = Path(__file__).resolve().parent.parent / "params" / "studies" / "pool_depths.yaml"
+_PLAN_KEYS = {"per_class", "classes", "study_cells", "seeds"}
+
+
+def load_plan(params: str) -> dict[str, Any]:
+    """The grid and trained cells of notebook 05 for parameter file ``params``
+    (``params/studies/pool_depths.yaml``; a name without an entry gets the default's)."""
+    import yaml
+
+    with open(PLAN_FILE) as fh:
+        plans = yaml.safe_load(fh)
+    plan = plans.get(Path(params).stem, plans["default"])
+    if set(plan) != _PLAN_KEYS:
+        raise ValueError(f"{PLAN_FILE}: the plan of {params!r} needs exactly the keys "
+                         f"{sorted(_PLAN_KEYS)}, got {sorted(plan)}")
+    return plan
 
 
 def _cell(per_class: int, classes: int) -> dict[str, Any]:
