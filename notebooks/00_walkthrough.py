@@ -46,6 +46,7 @@ from mom.companion import viz
 from mom.companion.paper import format_table
 from mom.companion.reproduce import notebook_dirs, save_results
 from mom.config import apply_overrides, load_params
+from mom.depths import resolve_depths
 from mom.diffusion import cg_block, laplacian
 from mom.graph import affinity, largest_component, normalize
 from mom.knn import knn
@@ -110,6 +111,17 @@ print(f"k = {mc.k_graph}, gamma = {mc.gamma}: {A.nnz // 2} mutual edges, "
       f"{np.sum(degree == 0)} isolated nodes, largest component {len(largest_component(A))} of {len(degree)}")
 
 # %% [markdown]
+# The pool depths k+ and k− are numbers in the parameter file, or `auto`: read off this
+# graph, from the size c of the Louvain community a typical image sits in (k+ = c/3,
+# k− = 4c; docs/method.md §6a). No label is involved.
+
+# %%
+depths = resolve_depths(mc, A)
+print(f"k+ {depths.k_pos}, k- {depths.k_neg} ({depths.rule}"
+      + (f": {depths.statistic} {depths.value:.1f}, {depths.communities} communities)"
+         if depths.rule == "auto" else ")"))
+
+# %% [markdown]
 # ## 3 · Diffusion from one anchor
 # f(r) solves (I − αS) f = e_r by conjugate gradient, truncated at a few iterations
 # (docs/method.md §4). Left: Euclidean similarity to the anchor; right: the manifold similarity.
@@ -120,7 +132,8 @@ print(f"k = {mc.k_graph}, gamma = {mc.gamma}: {A.nnz // 2} mutual edges, "
 e_r = np.zeros(len(features))
 e_r[anchor] = 1.0
 f = cg_block(laplacian(S, mc.alpha), e_r, mc.cg_iterations, mc.cg_tol)  # (N,)
-fig = viz.plot_diffusion(coords, features @ features[anchor], f, anchor, top=mc.k_pos, labels=labels)
+fig = viz.plot_diffusion(coords, features @ features[anchor], f, anchor, top=depths.k_pos,
+                         labels=labels)
 viz.save_figure(fig, f"{figures_dir}/00_diffusion");
 
 # %% [markdown]
