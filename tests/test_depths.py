@@ -95,3 +95,15 @@ def test_auto_is_a_config_value_and_nothing_else_is():
         MiningConfig(k_neg=0)
     assert load_params("paper").mining.k_pos == 50 and load_params("paper").mining.k_neg == 100
     assert load_params("default").mining.k_pos == "auto"
+
+
+def test_auto_pools_empty_for_every_anchor_name_the_statistic(monkeypatch):
+    import mom.mining
+    x, _ = clustered(n_per=10, classes=3, dim=8, spread=0.3, seed=5)
+    n = len(x)
+    # a rule that asked for k+ = N: P+ = NN^m_N minus NN^e_N is empty for every anchor
+    monkeypatch.setattr(mom.mining, "resolve_depths",
+                        lambda cfg, A: Depths(n, n, "auto", "typical_community_size", 30.0, 1))
+    with pytest.raises(ValueError, match=r"typical_community_size=30.0: k\+ 30, k- 15\) every one "
+                                         r"of the 30 anchors has an empty P\+ or P-"):
+        mine(x, MiningConfig(k_graph=5, k_pos="auto", k_neg="auto"))
