@@ -36,10 +36,8 @@
 # %% tags=["parameters"]
 params = "smoke"  # smoke | default | path to a YAML parameter file (a Fashion-MNIST one)
 overrides = []  # parameter overrides, as for `mom run --set`
-per_class = None  # images a class of the depth grid (None: params/studies/pool_depths.yaml)
-n_classes = None  # training classes 0..c-1 (the test split stays classes 5-9)
-study_cells = None  # (images a class, classes) cells that are trained
-seeds = None  # training seeds per study
+plan = ""  # entry of params/studies/pool_depths.yaml: the grid and trained cells (empty: params')
+seeds = 0  # training seeds per study (0: the plan's)
 figures_dir = ""  # empty: figures/<params> of the repository, whatever the working directory
 results_dir = ""  # empty: results/<params> of the repository
 runs_dir = ""  # empty: runs/<params> of the repository (studies and their caches)
@@ -55,11 +53,11 @@ from mom.config import apply_overrides, load_params
 
 cfg = apply_overrides(load_params(params), overrides)
 figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)
-plan = load_plan(params)
-per_class = per_class or plan["per_class"]
-n_classes = n_classes or plan["classes"]
-study_cells = study_cells or plan["study_cells"]
+plan = load_plan(plan or params)  # images a class x training classes, the trained cells, seeds
+per_class, n_classes, study_cells = plan["per_class"], plan["classes"], plan["study_cells"]
 seeds = seeds or plan["seeds"]
+print(f"grid: {per_class} images a class x {n_classes} training classes; trained: {study_cells}, "
+      f"{seeds} seeds")
 print(f"params {cfg.name!r}: k+ {cfg.mining.k_pos}, k- {cfg.mining.k_neg}, k_graph "
       f"{cfg.mining.k_graph}, guard {cfg.train.guard}")
 
