@@ -12,6 +12,9 @@ from scipy.sparse.csgraph import connected_components
 __all__ = ["affinity", "normalize", "degrees", "largest_component", "components"]
 
 
+CHUNK_ROWS = 65536  # neighbour-list rows per chunk of affinity's temporaries
+
+
 def affinity(sims: np.ndarray, ids: np.ndarray, gamma: float = 3.0) -> sp.csr_matrix:
     """Mutual kNN affinity from a neighbour list.
 
@@ -20,6 +23,11 @@ def affinity(sims: np.ndarray, ids: np.ndarray, gamma: float = 3.0) -> sp.csr_ma
     Returns A (N, N) csr float64, symmetric, zero diagonal: a_ij = max(0, s_ij)^gamma
     where j is in NN(i) and i is in NN(j), else 0. The weight of a pair is the
     smaller of its two (numerically equal) directed weights, so A is exactly symmetric.
+    A neighbour listed twice in a row counts with the sum of its weights.
+
+    Built ``CHUNK_ROWS`` rows at a time: besides the result, the memory is the directed
+    graph's N k weights and column ids and one sorted int64 key per edge (the mutual
+    test is a binary search of the reversed edge among the keys).
     """
     sims = np.asarray(sims)
     ids = np.asarray(ids)
@@ -27,18 +35,54 @@ def affinity(sims: np.ndarray, ids: np.ndarray, gamma: float = 3.0) -> sp.csr_ma
         raise ValueError(f"affinity: sims {sims.shape} and ids {ids.shape} must be equal 2-D shapes")
     if not gamma > 0:
         raise ValueError(f"affinity: gamma must be > 0, got {gamma}")
-    n = ids.shape[0]
+    n, k = ids.shape
     if ids.size and (ids.max() >= n or ids.min() < -1):
         raise ValueError(f"affinity: neighbour ids must lie in [0, {n}) (or -1 for empty)")
-    rows = np.repeat(np.arange(n), ids.shape[1])  # (N*k,)
-    cols = ids.ravel()
-    s = sims.ravel().astype(np.float64)
-    keep = (cols >= 0) & (cols != rows) & np.isfinite(s) & (s > 0)
-    w = s[keep] ** gamma
-    W = sp.csr_matrix((w, (rows[keep], cols[keep])), shape=(n, n))  # directed kNN graph
-    W.sum_duplicates()
-    # elementwise minimum: a pair present in one direction only gets min(w, 0) = 0
-    A = W.minimum(W.T).tocsr()
+    itype = np.int32 if max(n, n * k) < 2**31 else np.int64
+    # the directed kNN graph W, CSR: each row's columns sorted, duplicates summed
+    indptr = np.zeros(n + 1, itype)
+    indices = np.empty(n * k, itype)
+    data = np.empty(n * k, np.float64)
+    nnz = 0
+    for s0 in range(0, n, CHUNK_ROWS):
+        s1 = min(n, s0 + CHUNK_ROWS)
+        c = ids[s0:s1].astype(np.int64)  # (c, k)
+        v = sims[s0:s1].astype(np.float64)
+        local = np.broadcast_to(np.arange(s1 - s0)[:, None], c.shape)
+        keep = (c >= 0) & (c != local + s0) & np.isfinite(v) & (v > 0)
+        key = local[keep] * n + c[keep]  # row-major: sorted keys are CSR order
+        w = v[keep] ** gamma
+        order = np.argsort(key, kind="stable")
+        key, w = key[order], w[order]
+        first = np.ones(key.size, bool)
+        first[1:] = key[1:] != key[:-1]
+        if not first.all():  # a neighbour listed twice: one entry, the weights summed
+            w = np.add.reduceat(w, np.flatnonzero(first))
+            key = key[first]
+        m = key.size
+        indices[nnz:nnz + m] = key % n
+        data[nnz:nnz + m] = w
+        indptr[s0 + 1:s1 + 1] = nnz + np.cumsum(np.bincount(key // n, minlength=s1 - s0))
+        nnz += m
+    indices, data = indices[:nnz], data[:nnz]
+    # keys row * N + col of every edge, ascending (CSR order)
+    keys = np.empty(nnz, np.int64)
+    for s0 in range(0, n, CHUNK_ROWS):
+        s1 = min(n, s0 + CHUNK_ROWS)
+        a, b = indptr[s0], indptr[s1]
+        keys[a:b] = np.repeat(np.arange(s0, s1, dtype=np.int64), np.diff(indptr[s0:s1 + 1])) * n + indices[a:b]
+    # mutual: the reversed edge exists; weight min(w_ij, w_ji), in place (an entry is read
+    # as a reverse only by its mutual partner, and the minimum of the two is symmetric)
+    for s0 in range(0, n, CHUNK_ROWS):
+        s1 = min(n, s0 + CHUNK_ROWS)
+        a, b = indptr[s0], indptr[s1]
+        rows = np.repeat(np.arange(s0, s1, dtype=np.int64), np.diff(indptr[s0:s1 + 1]))
+        rev = indices[a:b].astype(np.int64) * n + rows  # key of j -> i
+        at = np.minimum(np.searchsorted(keys, rev), max(nnz - 1, 0))
+        mutual = keys[at] == rev if nnz else np.zeros(0, bool)
+        data[a:b] = np.where(mutual, np.minimum(data[a:b], data[at]), 0.0)
+    del keys
+    A = sp.csr_matrix((data, indices, indptr), shape=(n, n))
     A.eliminate_zeros()
     A.sort_indices()
     return A
