@@ -41,6 +41,12 @@ def check_backend(backend: str) -> str:
 
 # working arrays of one block (b, x, r, p, q, scratch) stay below this many bytes
 BLOCK_BYTES = 1 << 30
+# the CPU blocks running at once hold at most this many bytes together, or half the memory
+# available when that is less (at N = 1 000 000 float32 and 2 threads: 32 columns a block)
+BLOCKS_BYTES = 2 << 30
+# (N, b) arrays one block holds at its peak: the right-hand sides, the CG's x, r, p, q and
+# the product's scratch, the assembled result, and one spare
+BLOCK_ARRAYS = 8
 # one (N, b) array of at most this many bytes, so that the block stays in cache: the
 # sparse x block product gains nothing from wider blocks (measured: 1024 columns at
 # N = 5 864 were 2-3x slower per column than 64-256) ...
@@ -88,9 +94,11 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
     ops = _NumpyOps(dtype) if backend == "numpy" else _TorchOps(dtype, device)
     L = (L.astype(dtype) if L.dtype != dtype else L).tocsr()
     n = L.shape[0]
-    bnorm = np.linalg.norm(B.astype(np.float64), axis=0)  # (b,)
+    bnorm = np.sqrt(np.einsum("ij,ij->j", B, B, dtype=np.float64))  # (b,), no float64 copy of B
     active = np.flatnonzero(bnorm > 0)  # a zero right-hand side has the solution 0
-    rows = np.flatnonzero(np.any(B[:, active] != 0, axis=1))  # support of the iterates
+    nonzero = (B != 0) if active.size == B.shape[1] else (B[:, active] != 0)  # (N, b) bool
+    rows = np.flatnonzero(nonzero.any(axis=1))  # support of the iterates
+    del nonzero
     full = rows.size == n
     R = ops.array(B[rows][:, active])  # (|rows|, b_active) residuals of the active columns
     X = ops.zeros(R.shape)  # compact iterates
@@ -257,8 +265,11 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
     Args: ``S`` (N, N) normalised affinity; ``anchors`` (A,) node indices;
     ``solver`` "cg" (truncated, faithful) or "exact" (sparse LU of L); anchors
     are processed ``block_size`` at a time (fewer when one (N, block) array would
-    not fit in about 4 MiB of cache, where CG gets slower per column, and for
-    "exact" when the block would exceed 1 GiB); ``dtype`` of the CG working arrays.
+    not fit in about 4 MiB of cache, where CG gets slower per column, or when the blocks
+    running at once would hold more than ``BLOCKS_BYTES`` or half the memory available,
+    and for "exact" when the block would exceed 1 GiB); ``dtype`` of the CG working arrays.
+    Memory: the blocks' (N, block) arrays and the (A, k) result, never an (N, A) array;
+    each block keeps only its columns' top k.
     Nodes are renumbered by reverse Cuthill-McKee inside (same numbers, better
     memory locality for the sparse x block product). Blocks run on ``threads``
     threads (default: the CPUs this process may use, at most 4); scipy's sparse
@@ -294,12 +305,18 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
     L = L[perm][:, perm].tocsr()
     lu = splu(L.tocsc()) if solver == "exact" else None
     itemsize = np.dtype(dtype).itemsize
+    threads = threads or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                             else os.cpu_count() or 1)
+    if device != "cpu":  # one GPU: its blocks run one after another
+        threads = 1
     if solver == "exact" or device != "cpu":  # a GPU takes the widest block that fits
         cap = BLOCK_BYTES // (6 * itemsize * n)
     else:
         cache, least = ((TORCH_CACHE_BYTES, TORCH_MIN_BLOCK) if backend == "torch"
                         else (CACHE_BYTES, MIN_BLOCK))
-        cap = max(least, cache // (itemsize * n))
+        # as wide as the cache asks, as narrow as the memory of the concurrent blocks needs
+        memory = min(BLOCKS_BYTES, _available_bytes() // 2) // min(threads, max(1, anchors.size))
+        cap = min(max(least, cache // (itemsize * n)), memory // (BLOCK_ARRAYS * itemsize * n))
     bs = int(max(1, min(block_size, cap)))
     vals = np.empty((anchors.size, k), np.float64)
     ids = np.empty((anchors.size, k), np.int64)
@@ -310,16 +327,14 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
 
     def solve(sel):
         a = pos[anchors[sel]]
-        B = np.zeros((n, a.size), dtype)  # (N, b) columns e_r
+        B = np.zeros((n, a.size), dtype)  # (N, b) columns e_r, in the new numbering
         B[a, np.arange(a.size)] = 1.0
         X = (cg_block(L, B, iterations, tol, dtype, backend, device) if lu is None
              else exact_block(lu, B))
-        vals[sel], ids[sel] = _sort_rows(*_topk_columns(X[pos], k))  # original numbering
+        del B
+        # the top k of each column, rows reported (and ties broken) in the original numbering
+        vals[sel], ids[sel] = _sort_rows(*_topk_columns(X, k, labels=perm))
 
-    threads = threads or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                             else os.cpu_count() or 1)
-    if device != "cpu":  # one GPU: its blocks run one after another
-        threads = 1
     bar = tqdm(total=len(blocks), desc="manifold similarity", unit="block", disable=not progress)
     with _torch_threads(1 if backend == "torch" and device == "cpu" and lu is None else None):
         if threads <= 1 or len(blocks) <= 1 or lu is not None:  # splu's solve is not thread-safe
@@ -333,6 +348,19 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
                     bar.update()
     bar.close()
     return vals, ids
+
+
+def _available_bytes() -> int:
+    """Memory the system can still give (MemAvailable of /proc/meminfo), or 8 GiB where
+    that cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
 
 
 @contextmanager
@@ -351,26 +379,40 @@ def _torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def _topk_columns(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _topk_columns(X: np.ndarray, k: int, labels: np.ndarray | None = None,
+                  chunk: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Per column of X (N, b): the k largest values (float64) and their rows, unsorted;
-    among values tied with the k-th largest, the lowest rows are taken."""
-    Xt = np.ascontiguousarray(X.T)  # (b, N)
-    b, n = Xt.shape
+    among values tied with the k-th largest, the lowest rows are taken.
+
+    ``labels`` (N,) int64, optional: the number to report for each row of X (X's rows
+    renumbered, e.g. the original node ids), ties then going to the lowest labels.
+    Columns are handled ``chunk`` at a time, one ``np.partition`` each: the temporaries
+    are a (chunk, N) copy and a few (N,) arrays, never a second (N, b) array.
+    """
+    n, b = X.shape
     if k >= n:
-        return Xt.astype(np.float64), np.broadcast_to(np.arange(n), (b, n)).astype(np.int64)
-    part = np.argpartition(Xt, n - k, axis=1)[:, n - k:]  # the k largest, ties arbitrary
-    kth = np.take_along_axis(Xt, part, axis=1).min(axis=1, keepdims=True)  # (b, 1)
-    above = Xt > kth
-    tied = Xt == kth
-    # of the tied entries, keep the first (k - #above) in row order
-    need = k - above.sum(axis=1)  # (b,)
-    keep = above | tied
-    excess = np.flatnonzero(tied.sum(axis=1) > need)  # rows with more ties than places
-    if excess.size:
-        t = tied[excess]
-        keep[excess] = above[excess] | (t & (np.cumsum(t, axis=1) <= need[excess, None]))
-    rows = np.nonzero(keep)[1].reshape(b, k)  # row-major: exactly k per column
-    return np.take_along_axis(Xt, rows, axis=1).astype(np.float64), rows.astype(np.int64)
+        rows = np.broadcast_to(np.arange(n), (b, n))
+        return (np.ascontiguousarray(X.T).astype(np.float64),
+                (rows if labels is None else labels[rows]).astype(np.int64))
+    vals = np.empty((b, k), np.float64)
+    ids = np.empty((b, k), np.int64)
+    for c0 in range(0, b, chunk):
+        Xt = np.ascontiguousarray(X[:, c0:c0 + chunk].T)  # (c, N)
+        for j, col in enumerate(Xt, start=c0):
+            kth = np.partition(col, n - k)[n - k]  # the k-th largest value
+            above = np.flatnonzero(col > kth)  # fewer than k rows
+            tied = np.flatnonzero(col == kth)  # at least the k - |above| still needed
+            need = k - above.size
+            if labels is None:
+                rows, out = np.concatenate([above, tied[:need]]), None
+            else:
+                tl = labels[tied]
+                pick = np.argsort(tl, kind="stable")[:need] if tied.size > need else slice(None)
+                rows = np.concatenate([above, tied[pick]])
+                out = np.concatenate([labels[above], tl[pick]])
+            vals[j] = col[rows]
+            ids[j] = rows if out is None else out
+    return vals, ids
 
 
 def _sort_rows(v: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

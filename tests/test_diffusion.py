@@ -97,6 +97,49 @@ def test_topk_columns_ties_take_lowest_rows():
             np.testing.assert_array_equal(vals[j], X[rows[j], j])
 
 
+def test_topk_columns_with_labels_breaks_ties_by_label():
+    rng = np.random.default_rng(6)
+    for trial in range(200):
+        n, b = int(rng.integers(2, 40)), int(rng.integers(1, 12))
+        k = int(rng.integers(1, n + 1))
+        X = rng.integers(0, 3, (n, b)).astype(float) if trial % 2 else rng.random((n, b))
+        labels = rng.permutation(n).astype(np.int64)  # row i reports labels[i]
+        vals, ids = _topk_columns(X, k, labels=labels, chunk=int(rng.integers(1, 5)))
+        for j in range(b):  # brute force in label order: by value descending, label ascending
+            byl = np.empty(n)
+            byl[labels] = X[:, j]
+            best = np.lexsort((np.arange(n), -byl))[:k]
+            assert set(ids[j]) == set(best)
+            np.testing.assert_array_equal(vals[j], byl[ids[j]])
+
+
+def test_manifold_topk_blocks_sized_by_memory(monkeypatch):
+    """The block width follows the memory budget; the results do not."""
+    import mom.diffusion as diff
+
+    S = normalize(graph(n=120, seed=7))
+    anchors = np.arange(0, 120, 5)
+    ref = manifold_topk(S, anchors, k=15, dtype=np.float64, backend="numpy", threads=2)
+    widths = []
+    real = diff.cg_block
+
+    def spy(L, B, *a, **kw):
+        widths.append(B.shape[1])
+        return real(L, B, *a, **kw)
+
+    monkeypatch.setattr(diff, "cg_block", spy)
+    # room for 3 columns of BLOCK_ARRAYS (N,) float64 arrays per thread, 2 threads
+    monkeypatch.setattr(diff, "BLOCKS_BYTES", 2 * 3 * diff.BLOCK_ARRAYS * 8 * 120)
+    got = manifold_topk(S, anchors, k=15, dtype=np.float64, backend="numpy", threads=2)
+    assert max(widths) == 3 and sum(widths) == anchors.size
+    np.testing.assert_array_equal(got[1], ref[1])
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-12, atol=1e-15)
+    widths.clear()
+    monkeypatch.setattr(diff, "_available_bytes", lambda: 2 * 2 * 2 * diff.BLOCK_ARRAYS * 8 * 120)
+    manifold_topk(S, anchors, k=15, dtype=np.float64, backend="numpy", threads=2)
+    assert max(widths) == 2  # half the available memory, over two threads
+
+
 def test_exact_solver_equals_dense_on_disconnected_graph():
     A = sp.block_diag([graph(n=30, seed=1), graph(n=40, seed=2)]).tocsr()
     S = normalize(A)
