@@ -288,6 +288,9 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     sims, ids = search(idx, x, k_all, progress=progress, desc="kNN graph")  # (N, k_all)
     clock("knn")
     A = affinity(sims[:, :cfg.k_graph], ids[:, :cfg.k_graph], cfg.gamma)
+    if cfg.anchors != "all":  # the anchors get their own search below: free the (N, k) lists,
+        sims = ids = None  # and an approximate index (faiss's HNSW holds a copy of x)
+        idx = idx if cfg.knn_index == "flat" else None
     clock("graph")
     depths = resolve_depths(cfg, A)
     cfg = replace(cfg, k_pos=depths.k_pos, k_neg=depths.k_neg)  # numbers from here on
@@ -306,8 +309,13 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     if cfg.anchors == "all" and ids.shape[1] >= k_e:
         eids = ids[:, :k_e]  # (A, k_e), anchors = 0..N-1
     else:
-        _, eids = search(idx, x, k_e, rows=anchors, progress=progress,
-                         desc="Euclidean pools")  # (A, k_e)
+        # chosen anchors: their Euclidean lists are exact whatever the graph's index (an
+        # approximate one holds too few candidates at depth k- + pool_size, e.g. 10 050);
+        # every point an anchor: the graph's index, as one search of all rows would be
+        exact = idx if idx is not None else build_index(x, "flat", device)
+        _, eids = search(exact, x, k_e, rows=anchors, progress=progress,
+                         desc="Euclidean pools")  # (A, k_e), in batches of rows
+        clock("euclidean")
     pos, posw, neg = pools_from_neighbours(anchors, eids, mids, mvals, cfg.k_pos, k_neg, cfg.pool_size)
     kept = np.array([len(p) > 0 and len(q) > 0 for p, q in zip(pos, neg)], dtype=bool)
     sel = np.flatnonzero(kept)
