@@ -194,6 +194,10 @@ def test_ivf_index_equals_faiss_ivf_flat(nprobe):
     np.testing.assert_array_equal(i2, ids[[7, 1499, 0]])
     np.testing.assert_array_equal(s2, sims[[7, 1499, 0]])
     assert np.all(ids[:, 0] == np.arange(1500))
+    # threads split the queries; a query's result does not depend on them
+    for threads in (1, 3):
+        d3, i3 = idx.search_rows(np.arange(1500), 10, threads=threads)
+        np.testing.assert_array_equal(i3, idx.search_rows(np.arange(1500), 10, threads=2)[1])
     # nprobe raised after building: the lists are searched again, still faiss's candidates
     idx.nprobe = ref.nprobe = nprobe + 2
     assert set_recall(idx.search_rows(np.arange(1500), 10)[1], ref.search(x, 10)[1]) == 1.0
