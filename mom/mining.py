@@ -276,7 +276,8 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     _check_config(cfg, n)
     auto = "auto" in (cfg.k_pos, cfg.k_neg)
     clock = _Clock()
-    idx = build_index(x, cfg.knn_index, device, seed=cfg.seed)
+    idx = build_index(x, cfg.knn_index, device, nlist=cfg.knn_nlist, nprobe=cfg.knn_nprobe,
+                      seed=cfg.seed)
 
     def euclid_depth(c: MiningConfig) -> int:  # Euclidean depth the pools need
         return min(n, max(c.k_pos, capped_k_neg(c.k_neg, n) + c.pool_size))
