@@ -19,10 +19,13 @@ Usage: python benchmarks/bench_mining.py [--large] [--n 5864] [--dim 512]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy.sparse.linalg import cg
@@ -30,13 +33,15 @@ from scipy.sparse.linalg import cg
 from mom import MiningConfig, mine
 from mom.diffusion import _sort_rows, _topk_columns, laplacian
 from mom.graph import affinity, normalize
-from mom.knn import build_index, search
+from mom.knn import build_index, default_nlist, search
 from mom.mining import capped_k_neg, pools_from_neighbours
 
 
-def clustered(n: int, dim: int, n_clusters: int, seed: int = 0, spread: float = 3.0) -> np.ndarray:
+def clustered(n: int, dim: int, n_clusters: int, seed: int = 0, spread: float = 3.0,
+              out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Seeded synthetic descriptors: Gaussian clusters on the unit sphere, grouped
-    under n_clusters // 10 super-clusters so that neighbouring clusters overlap."""
+    under n_clusters // 10 super-clusters so that neighbouring clusters overlap.
+    Written into ``out`` (N, D) float32 when given (e.g. a memory-mapped file)."""
     rng = np.random.default_rng(seed)
 
     def unit(v):
@@ -46,7 +51,7 @@ def clustered(n: int, dim: int, n_clusters: int, seed: int = 0, spread: float = 
     centres = unit(supers[rng.integers(0, len(supers), n_clusters)]
                    + 0.9 * unit(rng.standard_normal((n_clusters, dim))))
     labels = rng.integers(0, n_clusters, n)
-    x = np.empty((n, dim), np.float32)
+    x = np.empty((n, dim), np.float32) if out is None else out
     for s in range(0, n, 10_000):  # in chunks: keeps the generator's memory small
         noise = rng.standard_normal((min(10_000, n - s), dim), dtype=np.float32)
         x[s:s + 10_000] = unit(centres[labels[s:s + 10_000]] + spread / np.sqrt(dim) * noise)
@@ -121,11 +126,247 @@ def part_large(args) -> dict:
             **{f"t_{k}_s": v for k, v in pools.timings.items()}}
 
 
+# ----------------------------------------------------------------- at scale (--retrieval, --index-curve)
+
+class MemoryTrace:
+    """Peak resident memory over time, from a thread that reads ``VmHWM`` (the peak RSS)
+    of /proc/self/status every ``every`` seconds and then resets it (``/proc/self/clear_refs``),
+    so each sample is the exact peak of its interval, short spikes included.
+
+    RSS counts the pages of a memory-mapped features file that are resident; ``RssAnon``
+    (sampled, not a peak) leaves them out. ``peak(t0, t1)`` is the highest peak of the
+    samples overlapping [t0, t1]. Resetting the peak also resets ru_maxrss: read peaks here.
+    Where /proc cannot be written, it falls back to ru_maxrss (one peak for the whole run).
+    """
+
+    def __init__(self, every: float = 0.02):
+        self.every, self.samples, self._stop = every, [], None
+
+    @staticmethod
+    def _status() -> dict:
+        with open("/proc/self/status") as f:
+            return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in f)
+                    if k in ("VmHWM", "RssAnon")}
+
+    def _reset(self) -> bool:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            return True
+        except OSError:
+            return False
+
+    def _run(self):
+        last = time.perf_counter()
+        while not self._stop.is_set():
+            st, now = self._status(), time.perf_counter()
+            self.samples.append((last, now, st["VmHWM"], st.get("RssAnon", 0)))
+            self._reset()
+            last = now
+            self._stop.wait(self.every)
+
+    def __enter__(self):
+        import threading
+
+        self.live = self._reset()
+        if self.live:
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live:
+            self._stop.set()
+            self._thread.join()
+            st, now = self._status(), time.perf_counter()
+            self.samples.append((self.samples[-1][1] if self.samples else now, now, st["VmHWM"],
+                                 st.get("RssAnon", 0)))
+        else:
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            self.samples.append((-np.inf, np.inf, rss, 0))
+
+    def peak(self, t0: float = -np.inf, t1: float = np.inf) -> tuple[float, float]:
+        """(peak RSS, highest sampled anonymous RSS) in GiB over [t0, t1]."""
+        inside = [(p, a) for s, e, p, a in self.samples if e >= t0 and s <= t1] or [(0, 0)]
+        return max(p for p, _ in inside) / 2**30, max(a for _, a in inside) / 2**30
+
+
+def synthetic_file(args) -> Path:
+    """The clustered data of ``args`` as a float32 ``.npy`` in ``args.data_dir``, written
+    once (in chunks, through a memory map) and named after every parameter of the generator."""
+    clusters = args.clusters or args.n // 60
+    name = f"clustered-n{args.n}-d{args.dim}-c{clusters}-s{args.spread:g}-seed{args.seed}.npy"
+    path = Path(args.data_dir) / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(args.n, args.dim))
+        clustered(args.n, args.dim, clusters, args.seed, args.spread, out=out)
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    return path
+
+
+def load_features(args) -> tuple[np.ndarray, str]:
+    """(features memory-mapped read-only, a line describing them): ``--features`` or the
+    synthetic data of ``args``."""
+    path = Path(args.features) if args.features else synthetic_file(args)
+    x = np.load(path, mmap_mode="r")
+    if args.features:
+        args.n, args.dim = x.shape
+        return x, f"{path} ({x.shape[0]} x {x.shape[1]} {x.dtype})"
+    return x, f"clustered synthetic, spread {args.spread:g}, {args.clusters or args.n // 60} clusters ({path})"
+
+
+def sample_rows(n: int, count: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed + 1).choice(n, size=min(n, count), replace=False))
+
+
+def exact_neighbours(x: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """(R, k) the k nearest other rows of ``x[rows]``, exact (faiss brute force, no copy of x)."""
+    return search(build_index(x, "flat"), x, k, rows=rows, exclude_self=True)[1]
+
+
+def recall(idx, x: np.ndarray, rows: np.ndarray, exact: np.ndarray) -> float:
+    """Recall@k of index ``idx``: the share of each sampled row's k exact nearest other rows
+    that the index returns among its k nearest other rows (the point itself not counted)."""
+    k = exact.shape[1]
+    got = search(idx, x, k, rows=rows, exclude_self=True)[1]
+    return float(np.mean([len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(got, exact)]))
+
+
+def part_retrieval(args) -> dict:
+    """The release's retrieval setting end to end through ``mine``; per-stage time and memory."""
+    x, about = load_features(args)
+    cfg = MiningConfig(anchors="stationary", n_anchors=args.n_anchors, k_pos=args.k_pos,
+                       k_neg=args.k_neg, knn_index=args.index, knn_nprobe=args.nprobe,
+                       knn_nlist=args.nlist, block_size=args.block_size, seed=args.seed,
+                       cg_dtype=args.dtype, cg_backend=args.backend)
+    with MemoryTrace() as mem:
+        t_start, c0 = time.perf_counter(), time.process_time()
+        pools = mine(x, cfg, progress=args.progress, device=args.device)
+        t_end, cpu = time.perf_counter(), time.process_time() - c0
+    # mine's laps follow each other from just after its input check, which comes first
+    stages = {"check": t_end - t_start - sum(pools.timings.values()), **pools.timings}
+    out = {"N": args.n, "D": args.dim, "data": about, "knn_index": cfg.knn_index,
+           "knn_nprobe": cfg.knn_nprobe, "knn_nlist": cfg.knn_nlist or "default",
+           "cg_dtype": cfg.cg_dtype, "backend": cfg.cg_backend, "k_pos": cfg.k_pos, "k_neg": cfg.k_neg,
+           "anchors": len(pools), "n_skipped": pools.n_skipped,
+           "P+ mean size": float(pools.positives.sizes().mean()) if len(pools) else 0.0,
+           "P- mean size": float(pools.negatives.sizes().mean()) if len(pools) else 0.0,
+           "time_s": t_end - t_start, "cpu_time_s": cpu, "features_gb": x.nbytes / 2**30}
+    t = t_start
+    for name, seconds in stages.items():
+        rss, anon = mem.peak(t, t + seconds)
+        out[f"t_{name}_s"] = seconds
+        out[f"peak_{name}_gb"] = rss
+        out[f"anon_{name}_gb"] = anon
+        t += seconds
+    out["peak_rss_gb"], out["peak_anon_gb"] = mem.peak()
+    if args.recall_rows:  # the graph's index again (same seed: the same index), outside mine's time
+        t0 = time.perf_counter()
+        rows = sample_rows(args.n, args.recall_rows, args.seed)
+        idx = build_index(x, cfg.knn_index, "cpu", nlist=cfg.knn_nlist, nprobe=cfg.knn_nprobe,
+                          seed=cfg.seed)
+        out[f"recall@{args.recall_k}"] = recall(idx, x, rows, exact_neighbours(x, rows, args.recall_k))
+        out["recall_check_s"] = time.perf_counter() - t0
+    return out
+
+
+def curve_settings(args) -> list[tuple[str, dict, str, list]]:
+    """(kind, build parameters, searched parameter, its values) of the index curve:
+    ``--curve KIND:key=v:key=v1,v2,...`` (the last key may list several values, searched
+    on one build), or the default grid around the default IVF size for N."""
+    if args.curve:
+        out = []
+        for spec in args.curve:
+            kind, *kv = spec.split(":")
+            pairs = [p.split("=") for p in kv]
+            build = {k: int(v) for k, v in pairs[:-1]}
+            key, values = pairs[-1]
+            out.append((kind, build, key, [int(v) for v in values.split(",")]))
+        return out
+    nl = default_nlist(args.n)
+    return ([("ivf", {"nlist": m}, "nprobe", [1, 2, 4, 8, 16]) for m in (nl // 2, nl, 2 * nl)]
+            + [("faiss-ivf", {"nlist": nl}, "nprobe", [4, 8]),
+               ("ivf-sq8", {"nlist": nl}, "nprobe", [4, 8]),
+               ("hnsw", {"m": 32}, "ef", [64, 128])])
+
+
+def curve_index(x: np.ndarray, kind: str, build: dict, seed: int):
+    """One index of the curve: ``ivf``/``hnsw`` as ``mom.knn.build_index`` builds them,
+    ``faiss-ivf`` (faiss's IndexIVFFlat, the per-query scan, with a copy of x) and ``ivf-sq8``
+    (IndexIVFScalarQuantizer, 8 bits a dimension: a quarter of the copy) trained like ivf."""
+    import faiss
+
+    if kind == "ivf":
+        return build_index(x, "ivf", nlist=build.get("nlist"), nprobe=1, seed=seed)
+    if kind == "hnsw":
+        return build_index(x, "hnsw", hnsw_m=build.get("m", 16), seed=seed)
+    n, d = x.shape
+    nlist = build.get("nlist") or default_nlist(n)
+    quantizer = faiss.IndexFlatIP(d)
+    if kind == "faiss-ivf":
+        idx = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    elif kind == "ivf-sq8":
+        idx = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                            faiss.METRIC_INNER_PRODUCT)
+    else:
+        raise ValueError(f"--curve: unknown index kind {kind!r} (ivf, faiss-ivf, ivf-sq8, hnsw)")
+    idx.cp.seed, idx.cp.niter = seed, 10
+    rng = np.random.default_rng(seed)
+    idx.train(np.ascontiguousarray(x[rng.choice(n, size=min(n, 40 * nlist), replace=False)]))
+    idx.add(x)
+    return idx
+
+
+def part_curve(args) -> list[dict]:
+    """Recall@k against seconds: for every setting, build the index, search every row for
+    the graph's k_graph neighbours (as mine does) and measure recall on sampled rows."""
+    x, about = load_features(args)
+    k_graph = MiningConfig.k_graph
+    rows = sample_rows(args.n, args.recall_rows, args.seed)
+    t0 = time.perf_counter()
+    exact = exact_neighbours(x, rows, args.recall_k)
+    print(f"index curve on {about}; exact neighbours of {rows.size} rows: "
+          f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    out = []
+    for kind, build, key, values in curve_settings(args):
+        with MemoryTrace() as mem:
+            t0, c0 = time.perf_counter(), time.process_time()
+            idx = curve_index(x, kind, build, args.seed)
+            t_build, c_build = time.perf_counter() - t0, time.process_time() - c0
+        base = mem.peak()[0]
+        for v in values:
+            if key == "nprobe":
+                idx.nprobe = v
+            elif key == "ef":
+                idx.hnsw.efSearch = v
+            else:
+                raise ValueError(f"--curve: the searched parameter is nprobe or ef, got {key!r}")
+            with MemoryTrace() as m2:
+                t0, c0 = time.perf_counter(), time.process_time()
+                search(idx, x, k_graph)  # (N, k_graph): the graph's search
+                t_search, c_search = time.perf_counter() - t0, time.process_time() - c0
+            r = {"index": kind, **build, key: v, "build_s": t_build, "search_s": t_search,
+                 "total_s": t_build + t_search, "cpu_s": c_build + c_search,
+                 f"recall@{args.recall_k}": recall(idx, x, rows, exact),
+                 "peak_rss_gb": max(base, m2.peak()[0])}
+            out.append(r)
+            print("  " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()), file=sys.stderr, flush=True)
+        del idx
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=5864)
+    ap.add_argument("--n", type=int, default=None,
+                    help="descriptors (default: 5 864; --retrieval 1 000 000; --index-curve 200 000)")
     ap.add_argument("--dim", type=int, default=512)
-    ap.add_argument("--clusters", type=int, default=100)
+    ap.add_argument("--clusters", type=int, default=None,
+                    help="clusters of the synthetic data (default: 100; at scale N / 60)")
     ap.add_argument("--block-size", type=int, default=MiningConfig.block_size)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", default=MiningConfig.cg_dtype, choices=("float32", "float64"),
@@ -140,17 +381,60 @@ def main(argv=None) -> int:
     ap.add_argument("--large-spread", type=float, default=2.5,
                     help="cluster spread of the large data (tighter than part 1, so that an "
                          "approximate index finds the clusters)")
+    scale = ap.add_argument_group("at scale (--retrieval, --index-curve)")
+    scale.add_argument("--retrieval", action="store_true",
+                       help="the release's retrieval setting end to end through mine (only this part)")
+    scale.add_argument("--index-curve", action="store_true",
+                       help="recall@k against seconds of kNN-graph indexes (only this part)")
+    scale.add_argument("--features", help="descriptors (N, D) float32 .npy, memory-mapped "
+                       "(default: the synthetic data, written once into --data-dir)")
+    scale.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "mom-bench"),
+                       help="where the synthetic data files go")
+    scale.add_argument("--spread", type=float, default=2.0,
+                       help="cluster spread of the synthetic data at scale (see the docstring)")
+    scale.add_argument("--index", default="ivf", choices=("flat", "ivf", "hnsw"),
+                       help="MiningConfig.knn_index of --retrieval")
+    scale.add_argument("--nprobe", type=int, default=MiningConfig.knn_nprobe,
+                       help="MiningConfig.knn_nprobe: IVF lists searched per row")
+    scale.add_argument("--nlist", type=int, default=MiningConfig.knn_nlist,
+                       help="MiningConfig.knn_nlist: IVF lists (default about 2 sqrt(N))")
+    scale.add_argument("--n-anchors", type=int, default=1500)
+    scale.add_argument("--k-pos", type=int, default=50)
+    scale.add_argument("--k-neg", type=int, default=10_000)
+    scale.add_argument("--recall-rows", type=int, default=1000,
+                       help="rows whose neighbours are checked against exact search (0: no check)")
+    scale.add_argument("--recall-k", type=int, default=MiningConfig.k_graph)
+    scale.add_argument("--curve", action="append",
+                       help="one index setting of --index-curve, KIND:key=v:...:key=v1,v2 "
+                            "(KIND ivf, faiss-ivf, ivf-sq8 with nlist / nprobe; hnsw with m / ef); "
+                            "repeatable; default: a grid around the default IVF")
+    scale.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
     print(f"cpus available: {len(os.sched_getaffinity(0))}", file=sys.stderr)
     import torch  # noqa: F401  loaded before timing, as in the pipeline (which embeds with torch)
 
-    if not args.large_only:
-        r = part_cub(args)
-        print("CUB-size, all anchors: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()))
-    if args.large or args.large_only:
-        r = part_large(args)
-        print("large, stationary anchors: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()))
+    results = {}
+    if args.retrieval or args.index_curve:
+        args.n = args.n or (1_000_000 if args.retrieval else 200_000)
+        if args.index_curve:
+            results["index_curve"] = part_curve(args)
+            for r in results["index_curve"]:
+                print("index curve: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()))
+        if args.retrieval:
+            r = results["retrieval"] = part_retrieval(args)
+            print("retrieval, stationary anchors: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()))
+    else:
+        args.n = args.n or 5864
+        args.clusters = args.clusters or 100
+        if not args.large_only:
+            r = results["cub"] = part_cub(args)
+            print("CUB-size, all anchors: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()))
+        if args.large or args.large_only:
+            r = results["large"] = part_large(args)
+            print("large, stationary anchors: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return 0
 
 

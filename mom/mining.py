@@ -302,7 +302,8 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     anchors, pi = select_anchors(A, cfg, progress=progress)
     clock("anchors")
     k_m = max(cfg.k_pos, k_neg)
-    mvals, mids = manifold_topk(normalize(A), anchors, cfg.alpha, k_m, cfg.cg_iterations,
+    S, A = normalize(A), None  # the diffusion needs S only
+    mvals, mids = manifold_topk(S, anchors, cfg.alpha, k_m, cfg.cg_iterations,
                                 cfg.cg_tol, cfg.solver, cfg.block_size, progress,
                                 dtype=np.dtype(cfg.cg_dtype), backend=cfg.cg_backend,
                                 device=device)
