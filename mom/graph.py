@@ -26,8 +26,8 @@ def affinity(sims: np.ndarray, ids: np.ndarray, gamma: float = 3.0) -> sp.csr_ma
     A neighbour listed twice in a row counts with the sum of its weights.
 
     Built ``CHUNK_ROWS`` rows at a time: besides the result, the memory is the directed
-    graph's N k weights and column ids and one sorted int64 key per edge (the mutual
-    test is a binary search of the reversed edge among the keys).
+    graph W (N k weights and column ids) and its transpose; the mutual test of a chunk of
+    rows is a search of W's entries among W^T's, both sorted.
     """
     sims = np.asarray(sims)
     ids = np.asarray(ids)
@@ -65,24 +65,27 @@ def affinity(sims: np.ndarray, ids: np.ndarray, gamma: float = 3.0) -> sp.csr_ma
         indptr[s0 + 1:s1 + 1] = nnz + np.cumsum(np.bincount(key // n, minlength=s1 - s0))
         nnz += m
     indices, data = indices[:nnz], data[:nnz]
-    # keys row * N + col of every edge, ascending (CSR order)
-    keys = np.empty(nnz, np.int64)
+    W = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    W.has_sorted_indices = True  # sorted above, one entry per (row, column)
+    WT = W.T.tocsr()  # row i of W^T lists the j with i in NN(j), columns sorted
+    # mutual: (i, j) of W is also in row i of W^T; weight min(w_ij, w_ji) (W^T holds the
+    # reverse weights), written into W in place, 0 elsewhere; chunk-local sorted keys, so
+    # the searches run through memory in order
     for s0 in range(0, n, CHUNK_ROWS):
         s1 = min(n, s0 + CHUNK_ROWS)
-        a, b = indptr[s0], indptr[s1]
-        keys[a:b] = np.repeat(np.arange(s0, s1, dtype=np.int64), np.diff(indptr[s0:s1 + 1])) * n + indices[a:b]
-    # mutual: the reversed edge exists; weight min(w_ij, w_ji), in place (an entry is read
-    # as a reverse only by its mutual partner, and the minimum of the two is symmetric)
-    for s0 in range(0, n, CHUNK_ROWS):
-        s1 = min(n, s0 + CHUNK_ROWS)
-        a, b = indptr[s0], indptr[s1]
-        rows = np.repeat(np.arange(s0, s1, dtype=np.int64), np.diff(indptr[s0:s1 + 1]))
-        rev = indices[a:b].astype(np.int64) * n + rows  # key of j -> i
-        at = np.minimum(np.searchsorted(keys, rev), max(nnz - 1, 0))
-        mutual = keys[at] == rev if nnz else np.zeros(0, bool)
-        data[a:b] = np.where(mutual, np.minimum(data[a:b], data[at]), 0.0)
-    del keys
-    A = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+        a, b = W.indptr[s0], W.indptr[s1]
+        at, bt = WT.indptr[s0], WT.indptr[s1]
+        if a == b or at == bt:
+            W.data[a:b] = 0.0
+            continue
+        span = np.arange(s1 - s0, dtype=np.int64)
+        key = np.repeat(span, np.diff(W.indptr[s0:s1 + 1])) * n + W.indices[a:b]
+        key_t = np.repeat(span, np.diff(WT.indptr[s0:s1 + 1])) * n + WT.indices[at:bt]
+        pos = np.minimum(np.searchsorted(key_t, key), key_t.size - 1)
+        mutual = key_t[pos] == key
+        W.data[a:b] = np.where(mutual, np.minimum(W.data[a:b], WT.data[at:bt][pos]), 0.0)
+    del WT
+    A = W
     A.eliminate_zeros()
     A.sort_indices()
     return A
