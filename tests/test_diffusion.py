@@ -172,6 +172,21 @@ def test_stationary_proportional_to_degree():
     assert np.all(pi[outside] == 0)
 
 
+def test_stationary_equals_the_power_iteration_written_out():
+    from mom.graph import degrees, largest_component
+    A = graph(n=300, k=10, seed=8)
+    comp = largest_component(A)
+    Ac = A[comp][:, comp]
+    P = np.diag(1.0 / degrees(Ac)) @ Ac.toarray()  # dense random walk D^-1 A
+    r = np.full(comp.size, 1.0 / comp.size)
+    for _ in range(50):
+        r = r @ P
+        r /= np.linalg.norm(r)
+    pi = stationary(A, 50)
+    np.testing.assert_allclose(pi[comp], r, rtol=1e-12, atol=0)
+    assert np.all(np.delete(pi, comp) == 0)
+
+
 def test_stationary_on_disconnected_graph_uses_largest_component():
     A = sp.block_diag([graph(n=20, seed=1), graph(n=50, seed=2), sp.csr_matrix((3, 3))]).tocsr()
     pi = stationary(A, 300)
