@@ -386,8 +386,8 @@ def _topk_columns(X: np.ndarray, k: int, labels: np.ndarray | None = None,
 
     ``labels`` (N,) int64, optional: the number to report for each row of X (X's rows
     renumbered, e.g. the original node ids), ties then going to the lowest labels.
-    Columns are handled ``chunk`` at a time, one ``np.partition`` each: the temporaries
-    are a (chunk, N) copy and a few (N,) arrays, never a second (N, b) array.
+    Columns are handled ``chunk`` at a time: the temporaries are a (chunk, N) copy and a
+    few (N,) arrays, never a second (N, b) array.
     """
     n, b = X.shape
     if k >= n:
@@ -399,20 +399,31 @@ def _topk_columns(X: np.ndarray, k: int, labels: np.ndarray | None = None,
     for c0 in range(0, b, chunk):
         Xt = np.ascontiguousarray(X[:, c0:c0 + chunk].T)  # (c, N)
         for j, col in enumerate(Xt, start=c0):
-            kth = np.partition(col, n - k)[n - k]  # the k-th largest value
-            above = np.flatnonzero(col > kth)  # fewer than k rows
-            tied = np.flatnonzero(col == kth)  # at least the k - |above| still needed
-            need = k - above.size
-            if labels is None:
-                rows, out = np.concatenate([above, tied[:need]]), None
-            else:
-                tl = labels[tied]
-                pick = np.argsort(tl, kind="stable")[:need] if tied.size > need else slice(None)
-                rows = np.concatenate([above, tied[pick]])
-                out = np.concatenate([labels[above], tl[pick]])
+            rows = _topk_rows(col, k, labels)
             vals[j] = col[rows]
-            ids[j] = rows if out is None else out
+            ids[j] = rows if labels is None else labels[rows]
     return vals, ids
+
+
+def _topk_rows(col: np.ndarray, k: int, labels: np.ndarray | None) -> np.ndarray:
+    """Rows of the k largest entries of ``col`` (N,), k < N; of the entries tied with the
+    k-th largest, those with the lowest labels (rows when None). A truncated CG column is
+    zero outside a few hops of its anchor: when k of its entries are positive, the k-th
+    largest is positive and only the nonzero entries are looked at."""
+    rows = np.flatnonzero(col > 0)
+    if rows.size < k:  # zeros (or negatives) complete the list: look at every row
+        rows = np.arange(col.size)
+    v = col[rows]
+    kth = np.partition(v, v.size - k)[v.size - k]  # the k-th largest value
+    above = rows[v > kth]  # fewer than k rows
+    tied = rows[v == kth]  # at least the k - |above| still needed, ascending
+    need = k - above.size
+    if tied.size > need:
+        if labels is None:
+            tied = tied[:need]
+        else:
+            tied = tied[np.argpartition(labels[tied], need - 1)[:need]]
+    return np.concatenate([above, tied])
 
 
 def _sort_rows(v: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
