@@ -91,19 +91,39 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
     B = np.asarray(B, dtype=dtype)
     if B.ndim == 1:
         return cg_block(L, B[:, None], iterations, tol, dtype, backend, device)[:, 0]
+    n = L.shape[0]
+    nonzero = B != 0  # (N, b) bool
+    rows = np.flatnonzero(nonzero.any(axis=1))  # support of the right-hand sides
+    del nonzero
+    pieces = _cg_pieces(L, rows, B[rows], iterations, tol, dtype, backend, device)
+    if len(pieces) == 1 and pieces[0][0].size == B.shape[1] and pieces[0][1].size == n:
+        return pieces[0][2]  # every column ran all steps on every row: X is the result
+    out = np.zeros(B.shape, dtype)  # (N, b)
+    for cols, at, Xc in pieces:
+        out[np.ix_(at, cols)] = Xc
+    return out
+
+
+def _cg_pieces(L: sp.spmatrix, rows: np.ndarray, B: np.ndarray, iterations: int, tol: float,
+               dtype, backend: str, device: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The truncated block CG of :func:`cg_block` on the right-hand sides B (|rows|, b),
+    given on their sorted support ``rows`` (zero elsewhere), never touching (N, b) arrays
+    while the iterates' support is a small part of the graph.
+
+    Returns pieces (cols, at, X): columns ``cols`` of the solution are ``X`` (|at|, |cols|)
+    numpy on rows ``at`` (sorted) and exactly zero elsewhere; columns with a zero
+    right-hand side are in no piece (their solution is 0).
+    """
     ops = _NumpyOps(dtype) if backend == "numpy" else _TorchOps(dtype, device)
     L = (L.astype(dtype) if L.dtype != dtype else L).tocsr()
     n = L.shape[0]
-    bnorm = np.sqrt(np.einsum("ij,ij->j", B, B, dtype=np.float64))  # (b,), no float64 copy of B
+    bnorm = np.sqrt(np.einsum("ij,ij->j", B, B, dtype=np.float64))  # (b,)
     active = np.flatnonzero(bnorm > 0)  # a zero right-hand side has the solution 0
-    nonzero = (B != 0) if active.size == B.shape[1] else (B[:, active] != 0)  # (N, b) bool
-    rows = np.flatnonzero(nonzero.any(axis=1))  # support of the iterates
-    del nonzero
     full = rows.size == n
-    R = ops.array(B[rows][:, active])  # (|rows|, b_active) residuals of the active columns
+    R = ops.array(B[:, active])  # (|rows|, b_active) residuals of the active columns
     X = ops.zeros(R.shape)  # compact iterates
     P = ops.copy(R)  # search directions
-    done_cols, done_X = [], []  # converged columns, kept aside
+    pieces = []  # converged columns, kept aside
     rs = ops.coldot(R, R)  # (b_active,) squared residual norms
     thresh = ops.array((tol * bnorm[active]) ** 2, ops.float64)
     Lsub = ops.matrix(L) if full else None
@@ -111,8 +131,7 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
         live = rs > thresh
         if not bool(live.all()):  # drop the converged columns from the working set
             dead = ops.to_numpy(~live).astype(bool)
-            done_cols.append(active[dead])
-            done_X.append((rows, X[:, ~live]))
+            pieces.append((active[dead], rows, ops.to_numpy(X[:, ~live])))
             active, rs, thresh = active[~dead], rs[live], thresh[live]
             X, R, P = X[:, live], R[:, live], P[:, live]
         if active.size == 0:
@@ -135,12 +154,9 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
         Q = Lsub @ P  # (|rows|, b_active)
         a = rs / ops.coldot(P, Q)
         rs = ops.step(X, R, P, Q, a, rs)
-    if not done_cols and active.size == B.shape[1] and rows.size == n:
-        return ops.to_numpy(X)  # every column ran all steps on every row: X is the result
-    out = ops.zeros(B.shape)  # (N, b)
-    for cols, (at, Xc) in zip(done_cols + [active], done_X + [(rows, X)]):
-        ops.place(out, at, cols, Xc)
-    return ops.to_numpy(out)
+    if active.size:
+        pieces.append((active, rows, ops.to_numpy(X)))
+    return pieces
 
 
 class _NumpyOps:
@@ -185,10 +201,6 @@ class _NumpyOps:
         P *= (rs_new / rs).astype(X.dtype)
         P += R
         return rs_new
-
-    @staticmethod
-    def place(out, at, cols, Xc):
-        out[np.ix_(at, cols)] = Xc
 
 
 class _TorchOps:
@@ -239,12 +251,6 @@ class _TorchOps:
         rs_new = self.coldot(R, R)
         self.torch.addcmul(R, P, (rs_new / rs).to(X.dtype), out=P)  # p = r + beta p, one pass
         return rs_new
-
-    def place(self, out, at, cols, Xc):
-        t = self.torch
-        at = t.as_tensor(at, device=out.device)
-        cols = t.as_tensor(cols, device=out.device)
-        out[at[:, None], cols[None, :]] = Xc
 
 
 def exact_block(lu, B: np.ndarray) -> np.ndarray:
@@ -326,14 +332,22 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
     blocks = [order[s:s + bs] for s in range(0, anchors.size, bs)]
 
     def solve(sel):
-        a = pos[anchors[sel]]
-        B = np.zeros((n, a.size), dtype)  # (N, b) columns e_r, in the new numbering
-        B[a, np.arange(a.size)] = 1.0
-        X = (cg_block(L, B, iterations, tol, dtype, backend, device) if lu is None
-             else exact_block(lu, B))
-        del B
-        # the top k of each column, rows reported (and ties broken) in the original numbering
-        vals[sel], ids[sel] = _sort_rows(*_topk_columns(X, k, labels=perm))
+        a = pos[anchors[sel]]  # the block's anchors in the new numbering
+        if lu is not None:
+            B = np.zeros((n, a.size))  # (N, b) columns e_r
+            B[a, np.arange(a.size)] = 1.0
+            # the top k of each column, rows reported (ties broken) in the original numbering
+            vals[sel], ids[sel] = _sort_rows(*_topk_columns(exact_block(lu, B), k, labels=perm))
+            return
+        rows, col_of = np.unique(a, return_inverse=True)  # the right-hand sides' support
+        B = np.zeros((rows.size, a.size), dtype)  # (|rows|, b): e_r on its support
+        B[col_of, np.arange(a.size)] = 1.0
+        v = np.empty((a.size, k), np.float64)
+        i = np.empty((a.size, k), np.int64)
+        for cols, at, Xc in _cg_pieces(L, rows, B, iterations, tol, dtype, backend, device):
+            for c, col in zip(cols, Xc.T):  # zero outside the rows ``at``
+                v[c], i[c] = _topk_support(at, col, k, n, perm)
+        vals[sel], ids[sel] = _sort_rows(v, i)
 
     bar = tqdm(total=len(blocks), desc="manifold similarity", unit="block", disable=not progress)
     with _torch_threads(1 if backend == "torch" and device == "cpu" and lu is None else None):
@@ -403,6 +417,19 @@ def _topk_columns(X: np.ndarray, k: int, labels: np.ndarray | None = None,
             vals[j] = col[rows]
             ids[j] = rows if labels is None else labels[rows]
     return vals, ids
+
+
+def _topk_support(rows: np.ndarray, vals: np.ndarray, k: int, n: int,
+                  labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest entries (values float64, labels) of a length-``n`` column that is
+    ``vals`` on the sorted ``rows`` and zero elsewhere; ties as :func:`_topk_columns`."""
+    if k < n and np.count_nonzero(vals > 0) >= k:  # the k-th largest is positive
+        top = _topk_rows(vals, k, labels[rows])
+        return vals[top].astype(np.float64), labels[rows[top]]
+    col = np.zeros(n, vals.dtype)  # zeros complete the list: the whole column
+    col[rows] = vals
+    v, i = _topk_columns(col[:, None], k, labels)
+    return v[0], i[0]
 
 
 def _topk_rows(col: np.ndarray, k: int, labels: np.ndarray | None) -> np.ndarray:

@@ -84,6 +84,28 @@ def test_manifold_topk_matches_dense(solver, block_size):
     np.testing.assert_array_equal(ids[4, 1:], np.arange(9))
 
 
+@pytest.mark.parametrize("k", [3, 12, 40])
+def test_manifold_topk_on_local_support_matches_dense(k):
+    """A chain, so that 5 CG steps reach 11 nodes: the solve stays on that support, the
+    rest of each column is exactly zero and fills the list (ties: lowest ids) when k is
+    larger; against per-anchor dense CG and a stable sort."""
+    n = 300
+    rng = np.random.default_rng(9)
+    w = rng.uniform(0.5, 1.0, n - 1)
+    A = sp.diags([w, w], [-1, 1], shape=(n, n), format="csr")
+    S = normalize(A)
+    anchors = np.array([0, 150, 151, 299, 150])
+    F = dense_topk(S, anchors, 0.99, k, iterations=5)  # (A, N)
+    for backend in ("numpy", "torch"):
+        vals, ids = manifold_topk(S, anchors, 0.99, k, 5, 1e-10, "cg", 2, dtype=np.float64,
+                                  backend=backend)
+        for a in range(len(anchors)):
+            best = np.lexsort((np.arange(n), -F[a]))[:k]  # by value, then lowest id
+            assert set(ids[a]) == set(best)
+            np.testing.assert_allclose(vals[a], F[a, ids[a]], rtol=1e-9, atol=1e-15)
+            assert np.all(np.diff(vals[a]) <= 0)
+
+
 def test_topk_columns_ties_take_lowest_rows():
     rng = np.random.default_rng(5)
     for trial in range(200):
@@ -123,13 +145,13 @@ def test_manifold_topk_blocks_sized_by_memory(monkeypatch):
     anchors = np.arange(0, 120, 5)
     ref = manifold_topk(S, anchors, k=15, dtype=np.float64, backend="numpy", threads=2)
     widths = []
-    real = diff.cg_block
+    real = diff._cg_pieces
 
-    def spy(L, B, *a, **kw):
+    def spy(L, rows, B, *a, **kw):
         widths.append(B.shape[1])
-        return real(L, B, *a, **kw)
+        return real(L, rows, B, *a, **kw)
 
-    monkeypatch.setattr(diff, "cg_block", spy)
+    monkeypatch.setattr(diff, "_cg_pieces", spy)
     # room for 3 columns of BLOCK_ARRAYS (N,) float64 arrays per thread, 2 threads
     monkeypatch.setattr(diff, "BLOCKS_BYTES", 2 * 3 * diff.BLOCK_ARRAYS * 8 * 120)
     got = manifold_topk(S, anchors, k=15, dtype=np.float64, backend="numpy", threads=2)
