@@ -32,7 +32,7 @@ from scipy.sparse.linalg import cg
 
 from mom import MiningConfig, mine
 from mom.diffusion import _sort_rows, _topk_columns, laplacian
-from mom.graph import affinity, normalize
+from mom.graph import affinity, largest_component, normalize
 from mom.knn import build_index, default_nlist, search
 from mom.mining import capped_k_neg, pools_from_neighbours
 
@@ -254,6 +254,7 @@ def part_retrieval(args) -> dict:
            "knn_nprobe": cfg.knn_nprobe, "knn_nlist": cfg.knn_nlist or "default",
            "cg_dtype": cfg.cg_dtype, "backend": cfg.cg_backend, "k_pos": cfg.k_pos, "k_neg": cfg.k_neg,
            "anchors": len(pools), "n_skipped": pools.n_skipped,
+           "largest_component": float(np.mean(pools.stationary > 0)),
            "P+ mean size": float(pools.positives.sizes().mean()) if len(pools) else 0.0,
            "P- mean size": float(pools.negatives.sizes().mean()) if len(pools) else 0.0,
            "time_s": t_end - t_start, "cpu_time_s": cpu, "features_gb": x.nbytes / 2**30}
@@ -348,12 +349,16 @@ def part_curve(args) -> list[dict]:
                 raise ValueError(f"--curve: the searched parameter is nprobe or ef, got {key!r}")
             with MemoryTrace() as m2:
                 t0, c0 = time.perf_counter(), time.process_time()
-                search(idx, x, k_graph)  # (N, k_graph): the graph's search
+                sims, ids = search(idx, x, k_graph)  # (N, k_graph): the graph's search
                 t_search, c_search = time.perf_counter() - t0, time.process_time() - c0
             r = {"index": kind, **build, key: v, "build_s": t_build, "search_s": t_search,
                  "total_s": t_build + t_search, "cpu_s": c_build + c_search,
                  f"recall@{args.recall_k}": recall(idx, x, rows, exact),
+                 # the share of rows in the mutual graph's largest component, where the
+                 # stationary anchors are: rare cross-cluster edges decide it, not recall
+                 "largest_component": largest_component(affinity(sims, ids, MiningConfig.gamma)).size / args.n,
                  "peak_rss_gb": max(base, m2.peak()[0])}
+            del sims, ids
             out.append(r)
             print("  " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()), file=sys.stderr, flush=True)
         del idx

@@ -20,7 +20,7 @@ def test_retrieval_part_end_to_end(tmp_path):
     stages = ("check", "knn", "graph", "anchors", "diffusion", "euclidean", "pools")
     assert all(f"t_{s}_s" in r and r[f"peak_{s}_gb"] > 0 for s in stages)
     assert r["peak_rss_gb"] >= max(r[f"peak_{s}_gb"] for s in stages)
-    assert 0.5 < r["recall@30"] <= 1.0
+    assert 0.5 < r["recall@30"] <= 1.0 and 0 < r["largest_component"] <= 1
     files = list(tmp_path.glob("clustered-n3000-*.npy"))  # the data, written once
     assert len(files) == 1
     x = np.load(files[0], mmap_mode="r")
@@ -39,6 +39,7 @@ def test_index_curve_and_features_file(tmp_path):
     assert [r["index"] for r in rows] == ["ivf", "ivf", "faiss-ivf", "ivf-sq8", "hnsw"]
     assert rows[1]["recall@30"] == 1.0  # every list probed: exact
     assert all(0 < r["recall@30"] <= 1 and r["total_s"] >= r["search_s"] for r in rows)
+    assert all(0 < r["largest_component"] <= 1 for r in rows)
 
 
 def test_memory_trace_sees_a_short_spike():
