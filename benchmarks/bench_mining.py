@@ -38,16 +38,23 @@ from mom.mining import capped_k_neg, pools_from_neighbours
 
 
 def clustered(n: int, dim: int, n_clusters: int, seed: int = 0, spread: float = 3.0,
-              out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              out: np.ndarray | None = None, drift: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Seeded synthetic descriptors: Gaussian clusters on the unit sphere, grouped
     under n_clusters // 10 super-clusters so that neighbouring clusters overlap.
-    Written into ``out`` (N, D) float32 when given (e.g. a memory-mapped file)."""
+    ``drift``: the super-clusters follow a random walk on the sphere instead of lying
+    apart (each the previous one plus ``drift`` times a random direction, normalised), so
+    that consecutive ones overlap and the kNN graph is one chain of neighbourhoods, not
+    islands joined only by chance similarities. Written into ``out`` (N, D) float32 when
+    given (e.g. a memory-mapped file)."""
     rng = np.random.default_rng(seed)
 
     def unit(v):
         return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
     supers = unit(rng.standard_normal((max(1, n_clusters // 10), dim)))
+    if drift is not None:  # the same draws, used as the steps of the walk
+        for i in range(1, len(supers)):
+            supers[i] = unit(supers[i - 1] + drift * supers[i])
     centres = unit(supers[rng.integers(0, len(supers), n_clusters)]
                    + 0.9 * unit(rng.standard_normal((n_clusters, dim))))
     labels = rng.integers(0, n_clusters, n)
@@ -196,13 +203,14 @@ def synthetic_file(args) -> Path:
     """The clustered data of ``args`` as a float32 ``.npy`` in ``args.data_dir``, written
     once (in chunks, through a memory map) and named after every parameter of the generator."""
     clusters = args.clusters or args.n // 60
-    name = f"clustered-n{args.n}-d{args.dim}-c{clusters}-s{args.spread:g}-seed{args.seed}.npy"
+    walk = f"-drift{args.drift:g}" if args.drift else ""
+    name = f"clustered-n{args.n}-d{args.dim}-c{clusters}-s{args.spread:g}{walk}-seed{args.seed}.npy"
     path = Path(args.data_dir) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(args.n, args.dim))
-        clustered(args.n, args.dim, clusters, args.seed, args.spread, out=out)
+        clustered(args.n, args.dim, clusters, args.seed, args.spread, out=out, drift=args.drift or None)
         out.flush()
         del out
         os.replace(tmp, path)
@@ -217,7 +225,9 @@ def load_features(args) -> tuple[np.ndarray, str]:
     if args.features:
         args.n, args.dim = x.shape
         return x, f"{path} ({x.shape[0]} x {x.shape[1]} {x.dtype})"
-    return x, f"clustered synthetic, spread {args.spread:g}, {args.clusters or args.n // 60} clusters ({path})"
+    walk = f", super-clusters drifting by {args.drift:g}" if args.drift else ""
+    return x, (f"clustered synthetic, spread {args.spread:g}, {args.clusters or args.n // 60} "
+               f"clusters{walk} ({path})")
 
 
 def sample_rows(n: int, count: int, seed: int) -> np.ndarray:
@@ -397,6 +407,9 @@ def main(argv=None) -> int:
                        help="where the synthetic data files go")
     scale.add_argument("--spread", type=float, default=2.0,
                        help="cluster spread of the synthetic data at scale (see the docstring)")
+    scale.add_argument("--drift", type=float, default=1.0,
+                       help="the synthetic super-clusters follow a random walk with this step "
+                            "(0: they lie apart; see the docstring)")
     scale.add_argument("--index", default="ivf", choices=("flat", "ivf", "hnsw"),
                        help="MiningConfig.knn_index of --retrieval")
     scale.add_argument("--nprobe", type=int, default=MiningConfig.knn_nprobe,

@@ -31,7 +31,7 @@ __all__ = ["check_features", "build_index", "search", "knn", "faiss_device", "Fl
 INDEXES = ("flat", "ivf", "hnsw")  # faiss indexes (MiningConfig.knn_index)
 DENSE = "dense"  # numpy: a few rows at a time, exact, ties lower index first
 CHECK_ROWS = 16384  # rows per chunk of check_features (no (N, D) temporary)
-RESULT_BYTES = 256 << 20  # search: one batch's results (Q, k + 1) stay below this
+RESULT_BYTES = 64 << 20  # search: one batch's results (Q, k + 1) stay below this
 
 
 def check_features(features, name: str = "features", norm_tol: float | None = 1e-3) -> np.ndarray:

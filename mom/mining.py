@@ -307,6 +307,7 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
                                 cfg.cg_tol, cfg.solver, cfg.block_size, progress,
                                 dtype=np.dtype(cfg.cg_dtype), backend=cfg.cg_backend,
                                 device=device)
+    S = None
     clock("diffusion")
     if cfg.anchors == "all" and ids.shape[1] >= k_e:
         eids = ids[:, :k_e]  # (A, k_e), anchors = 0..N-1
