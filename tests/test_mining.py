@@ -140,6 +140,17 @@ def test_row_isin_against_sets():
         assert got[i].tolist() == [v in set(b[i].tolist()) for v in a[i]]
 
 
+def test_row_isin_in_blocks_of_rows(monkeypatch):
+    import mom.mining as mining
+    rng = np.random.default_rng(1)
+    a = rng.integers(-1, 50, (41, 9))
+    b = rng.integers(-1, 50, (41, 13))
+    whole = mining._row_isin(a, b, 50)
+    monkeypatch.setattr(mining, "ISIN_ELEMENTS", 30)  # blocks of 2 rows
+    np.testing.assert_array_equal(mining._row_isin(a, b, 50), whole)
+    assert whole.any() and not whole.all()
+
+
 def test_anchor_choices():
     x, _ = clustered(n=200)
     sims, ids = knn(x, 8)
