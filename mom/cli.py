@@ -41,6 +41,8 @@ log = logging.getLogger("mom")
 def _field_type(f: dataclasses.Field):
     """argparse type for a dataclass field, from its default's type."""
     default = f.default
+    if default is None and f.name == "knn_nlist":  # a number; unset: the index's default
+        return int
     if isinstance(default, bool):
         return parse_bool
     if isinstance(default, (int, float)):
@@ -158,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         names = choices(MiningConfig, f.name)
         group.add_argument(_mining_flag(f.name), dest=f.name, type=_field_type(f), default=None,
                            metavar=("INT|auto" if f.name in ("k_pos", "k_neg")
+                                    else "INT" if f.default is None
                                     else type(f.default).__name__.upper()),
                            help=(f"{' | '.join(names)}; " if names else "") + f"default {f.default!r}")
 

@@ -127,6 +127,8 @@ class MiningConfig:
     n_anchors: int = 1500
     power_iterations: int = 1000
     knn_index: KnnIndex = "flat"  # flat (exact) | ivf | hnsw
+    knn_nprobe: int = 8  # ivf: lists searched per row
+    knn_nlist: int | None = None  # ivf: lists (None: about 2 sqrt(N), mom/knn.py default_nlist)
     block_size: int = 1024  # anchors per block right-hand side
     seed: int = 0
 
@@ -247,6 +249,7 @@ _RULES: dict[str, dict[str, _Rule]] = {
                      "cg_iterations": _AT_LEAST_1, "cg_tol": _NON_NEGATIVE, "k_pos": _AT_LEAST_1,
                      "k_neg": _AT_LEAST_1, "pool_size": _AT_LEAST_1, "n_anchors": _AT_LEAST_1,
                      "power_iterations": _AT_LEAST_1, "block_size": _AT_LEAST_1,
+                     "knn_nprobe": _AT_LEAST_1, "knn_nlist": _AT_LEAST_1,
                      "seed": _NON_NEGATIVE},
     "TrainConfig": {"margin": _NON_NEGATIVE, "n_negatives": _AT_LEAST_1,
                     "hard_negatives": _AT_LEAST_1, "embedding_dim": _AT_LEAST_1,

@@ -41,6 +41,12 @@ def check_backend(backend: str) -> str:
 
 # working arrays of one block (b, x, r, p, q, scratch) stay below this many bytes
 BLOCK_BYTES = 1 << 30
+# the CPU blocks running at once hold at most this many bytes together, or half the memory
+# available when that is less (at N = 1 000 000 float32 and 2 threads: 32 columns a block)
+BLOCKS_BYTES = 2 << 30
+# (N, b) arrays one block holds at its peak: the right-hand sides, the CG's x, r, p, q and
+# the product's scratch, the assembled result, and one spare
+BLOCK_ARRAYS = 8
 # one (N, b) array of at most this many bytes, so that the block stays in cache: the
 # sparse x block product is bound by reading random rows of the block, and a block
 # that spills out of cache costs more per column (benchmarks/bench_mining.py) ...
@@ -85,17 +91,39 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
     B = np.asarray(B, dtype=dtype)
     if B.ndim == 1:
         return cg_block(L, B[:, None], iterations, tol, dtype, backend, device)[:, 0]
+    n = L.shape[0]
+    nonzero = B != 0  # (N, b) bool
+    rows = np.flatnonzero(nonzero.any(axis=1))  # support of the right-hand sides
+    del nonzero
+    pieces = _cg_pieces(L, rows, B[rows], iterations, tol, dtype, backend, device)
+    if len(pieces) == 1 and pieces[0][0].size == B.shape[1] and pieces[0][1].size == n:
+        return pieces[0][2]  # every column ran all steps on every row: X is the result
+    out = np.zeros(B.shape, dtype)  # (N, b)
+    for cols, at, Xc in pieces:
+        out[np.ix_(at, cols)] = Xc
+    return out
+
+
+def _cg_pieces(L: sp.spmatrix, rows: np.ndarray, B: np.ndarray, iterations: int, tol: float,
+               dtype, backend: str, device: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The truncated block CG of :func:`cg_block` on the right-hand sides B (|rows|, b),
+    given on their sorted support ``rows`` (zero elsewhere), never touching (N, b) arrays
+    while the iterates' support is a small part of the graph.
+
+    Returns pieces (cols, at, X): columns ``cols`` of the solution are ``X`` (|at|, |cols|)
+    numpy on rows ``at`` (sorted) and exactly zero elsewhere; columns with a zero
+    right-hand side are in no piece (their solution is 0).
+    """
     ops = _NumpyOps(dtype) if backend == "numpy" else _TorchOps(dtype, device)
     L = (L.astype(dtype) if L.dtype != dtype else L).tocsr()
     n = L.shape[0]
-    bnorm = np.linalg.norm(B.astype(np.float64), axis=0)  # (b,)
+    bnorm = np.sqrt(np.einsum("ij,ij->j", B, B, dtype=np.float64))  # (b,)
     active = np.flatnonzero(bnorm > 0)  # a zero right-hand side has the solution 0
-    rows = np.flatnonzero(np.any(B[:, active] != 0, axis=1))  # support of the iterates
     full = rows.size == n
-    R = ops.array(B[rows][:, active])  # (|rows|, b_active) residuals of the active columns
+    R = ops.array(B[:, active])  # (|rows|, b_active) residuals of the active columns
     X = ops.zeros(R.shape)  # compact iterates
     P = ops.copy(R)  # search directions
-    done_cols, done_X = [], []  # converged columns, kept aside
+    pieces = []  # converged columns, kept aside
     rs = ops.coldot(R, R)  # (b_active,) squared residual norms
     thresh = ops.array((tol * bnorm[active]) ** 2, ops.float64)
     Lsub = ops.matrix(L) if full else None
@@ -103,8 +131,7 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
         live = rs > thresh
         if not bool(live.all()):  # drop the converged columns from the working set
             dead = ops.to_numpy(~live).astype(bool)
-            done_cols.append(active[dead])
-            done_X.append((rows, X[:, ~live]))
+            pieces.append((active[dead], rows, ops.to_numpy(X[:, ~live])))
             active, rs, thresh = active[~dead], rs[live], thresh[live]
             X, R, P = X[:, live], R[:, live], P[:, live]
         if active.size == 0:
@@ -127,12 +154,9 @@ def cg_block(L: sp.spmatrix, B: np.ndarray, iterations: int = 20, tol: float = 1
         Q = Lsub @ P  # (|rows|, b_active)
         a = rs / ops.coldot(P, Q)
         rs = ops.step(X, R, P, Q, a, rs)
-    if not done_cols and active.size == B.shape[1] and rows.size == n:
-        return ops.to_numpy(X)  # every column ran all steps on every row: X is the result
-    out = ops.zeros(B.shape)  # (N, b)
-    for cols, (at, Xc) in zip(done_cols + [active], done_X + [(rows, X)]):
-        ops.place(out, at, cols, Xc)
-    return ops.to_numpy(out)
+    if active.size:
+        pieces.append((active, rows, ops.to_numpy(X)))
+    return pieces
 
 
 class _NumpyOps:
@@ -177,10 +201,6 @@ class _NumpyOps:
         P *= (rs_new / rs).astype(X.dtype)
         P += R
         return rs_new
-
-    @staticmethod
-    def place(out, at, cols, Xc):
-        out[np.ix_(at, cols)] = Xc
 
 
 class _TorchOps:
@@ -232,12 +252,6 @@ class _TorchOps:
         self.torch.addcmul(R, P, (rs_new / rs).to(X.dtype), out=P)  # p = r + beta p, one pass
         return rs_new
 
-    def place(self, out, at, cols, Xc):
-        t = self.torch
-        at = t.as_tensor(at, device=out.device)
-        cols = t.as_tensor(cols, device=out.device)
-        out[at[:, None], cols[None, :]] = Xc
-
 
 def exact_block(lu, B: np.ndarray) -> np.ndarray:
     """Solve L X = B with a precomputed ``scipy.sparse.linalg.splu`` factor of L."""
@@ -257,8 +271,11 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
     Args: ``S`` (N, N) normalised affinity; ``anchors`` (A,) node indices;
     ``solver`` "cg" (truncated, faithful) or "exact" (sparse LU of L); anchors
     are processed ``block_size`` at a time (fewer when one (N, block) array would
-    not fit in about 4 MiB of cache, where CG gets slower per column, and for
-    "exact" when the block would exceed 1 GiB); ``dtype`` of the CG working arrays.
+    not fit in about 4 MiB of cache, where CG gets slower per column, or when the blocks
+    running at once would hold more than ``BLOCKS_BYTES`` or half the memory available,
+    and for "exact" when the block would exceed 1 GiB); ``dtype`` of the CG working arrays.
+    Memory: the blocks' (N, block) arrays and the (A, k) result, never an (N, A) array;
+    each block keeps only its columns' top k.
     Nodes are renumbered by reverse Cuthill-McKee inside (same numbers, better
     memory locality for the sparse x block product). Blocks run on ``threads``
     threads (default: the CPUs this process may use, at most 4); scipy's sparse
@@ -293,12 +310,18 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
     L = L[perm][:, perm].tocsr()
     lu = splu(L.tocsc()) if solver == "exact" else None
     itemsize = np.dtype(dtype).itemsize
+    threads = threads or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                             else os.cpu_count() or 1)
+    if device != "cpu":  # one GPU: its blocks run one after another
+        threads = 1
     if solver == "exact" or device != "cpu":  # a GPU takes the widest block that fits
         cap = BLOCK_BYTES // (6 * itemsize * n)
     else:
         cache, least = ((TORCH_CACHE_BYTES, TORCH_MIN_BLOCK) if backend == "torch"
                         else (CACHE_BYTES, MIN_BLOCK))
-        cap = max(least, cache // (itemsize * n))
+        # as wide as the cache asks, as narrow as the memory of the concurrent blocks needs
+        memory = min(BLOCKS_BYTES, _available_bytes() // 2) // min(threads, max(1, anchors.size))
+        cap = min(max(least, cache // (itemsize * n)), memory // (BLOCK_ARRAYS * itemsize * n))
     bs = int(max(1, min(block_size, cap)))
     vals = np.empty((anchors.size, k), np.float64)
     ids = np.empty((anchors.size, k), np.int64)
@@ -308,17 +331,23 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
     blocks = [order[s:s + bs] for s in range(0, anchors.size, bs)]
 
     def solve(sel):
-        a = pos[anchors[sel]]
-        B = np.zeros((n, a.size), dtype)  # (N, b) columns e_r
-        B[a, np.arange(a.size)] = 1.0
-        X = (cg_block(L, B, iterations, tol, dtype, backend, device) if lu is None
-             else exact_block(lu, B))
-        vals[sel], ids[sel] = _sort_rows(*_topk_columns(X[pos], k))  # original numbering
+        a = pos[anchors[sel]]  # the block's anchors in the new numbering
+        if lu is not None:
+            B = np.zeros((n, a.size))  # (N, b) columns e_r
+            B[a, np.arange(a.size)] = 1.0
+            # the top k of each column, rows reported (ties broken) in the original numbering
+            vals[sel], ids[sel] = _sort_rows(*_topk_columns(exact_block(lu, B), k, labels=perm))
+            return
+        rows, col_of = np.unique(a, return_inverse=True)  # the right-hand sides' support
+        B = np.zeros((rows.size, a.size), dtype)  # (|rows|, b): e_r on its support
+        B[col_of, np.arange(a.size)] = 1.0
+        v = np.empty((a.size, k), np.float64)
+        i = np.empty((a.size, k), np.int64)
+        for cols, at, Xc in _cg_pieces(L, rows, B, iterations, tol, dtype, backend, device):
+            for c, col in zip(cols, Xc.T):  # zero outside the rows ``at``
+                v[c], i[c] = _topk_support(at, col, k, n, perm)
+        vals[sel], ids[sel] = _sort_rows(v, i)
 
-    threads = threads or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                             else os.cpu_count() or 1)
-    if device != "cpu":  # one GPU: its blocks run one after another
-        threads = 1
     bar = tqdm(total=len(blocks), desc="manifold similarity", unit="block", disable=not progress)
     with _torch_threads(1 if backend == "torch" and device == "cpu" and lu is None else None):
         if threads <= 1 or len(blocks) <= 1 or lu is not None:  # splu's solve is not thread-safe
@@ -332,6 +361,19 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
                     bar.update()
     bar.close()
     return vals, ids
+
+
+def _available_bytes() -> int:
+    """Memory the system can still give (MemAvailable of /proc/meminfo), or 8 GiB where
+    that cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
 
 
 @contextmanager
@@ -350,26 +392,64 @@ def _torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def _topk_columns(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _topk_columns(X: np.ndarray, k: int, labels: np.ndarray | None = None,
+                  chunk: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Per column of X (N, b): the k largest values (float64) and their rows, unsorted;
-    among values tied with the k-th largest, the lowest rows are taken."""
-    Xt = np.ascontiguousarray(X.T)  # (b, N)
-    b, n = Xt.shape
+    among values tied with the k-th largest, the lowest rows are taken.
+
+    ``labels`` (N,) int64, optional: the number to report for each row of X (X's rows
+    renumbered, e.g. the original node ids), ties then going to the lowest labels.
+    Columns are handled ``chunk`` at a time: the temporaries are a (chunk, N) copy and a
+    few (N,) arrays, never a second (N, b) array.
+    """
+    n, b = X.shape
     if k >= n:
-        return Xt.astype(np.float64), np.broadcast_to(np.arange(n), (b, n)).astype(np.int64)
-    part = np.argpartition(Xt, n - k, axis=1)[:, n - k:]  # the k largest, ties arbitrary
-    kth = np.take_along_axis(Xt, part, axis=1).min(axis=1, keepdims=True)  # (b, 1)
-    above = Xt > kth
-    tied = Xt == kth
-    # of the tied entries, keep the first (k - #above) in row order
-    need = k - above.sum(axis=1)  # (b,)
-    keep = above | tied
-    excess = np.flatnonzero(tied.sum(axis=1) > need)  # rows with more ties than places
-    if excess.size:
-        t = tied[excess]
-        keep[excess] = above[excess] | (t & (np.cumsum(t, axis=1) <= need[excess, None]))
-    rows = np.nonzero(keep)[1].reshape(b, k)  # row-major: exactly k per column
-    return np.take_along_axis(Xt, rows, axis=1).astype(np.float64), rows.astype(np.int64)
+        rows = np.broadcast_to(np.arange(n), (b, n))
+        return (np.ascontiguousarray(X.T).astype(np.float64),
+                (rows if labels is None else labels[rows]).astype(np.int64))
+    vals = np.empty((b, k), np.float64)
+    ids = np.empty((b, k), np.int64)
+    for c0 in range(0, b, chunk):
+        Xt = np.ascontiguousarray(X[:, c0:c0 + chunk].T)  # (c, N)
+        for j, col in enumerate(Xt, start=c0):
+            rows = _topk_rows(col, k, labels)
+            vals[j] = col[rows]
+            ids[j] = rows if labels is None else labels[rows]
+    return vals, ids
+
+
+def _topk_support(rows: np.ndarray, vals: np.ndarray, k: int, n: int,
+                  labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest entries (values float64, labels) of a length-``n`` column that is
+    ``vals`` on the sorted ``rows`` and zero elsewhere; ties as :func:`_topk_columns`."""
+    if k < n and np.count_nonzero(vals > 0) >= k:  # the k-th largest is positive
+        top = _topk_rows(vals, k, labels[rows])
+        return vals[top].astype(np.float64), labels[rows[top]]
+    col = np.zeros(n, vals.dtype)  # zeros complete the list: the whole column
+    col[rows] = vals
+    v, i = _topk_columns(col[:, None], k, labels)
+    return v[0], i[0]
+
+
+def _topk_rows(col: np.ndarray, k: int, labels: np.ndarray | None) -> np.ndarray:
+    """Rows of the k largest entries of ``col`` (N,), k < N; of the entries tied with the
+    k-th largest, those with the lowest labels (rows when None). A truncated CG column is
+    zero outside a few hops of its anchor: when k of its entries are positive, the k-th
+    largest is positive and only the nonzero entries are looked at."""
+    rows = np.flatnonzero(col > 0)
+    if rows.size < k:  # zeros (or negatives) complete the list: look at every row
+        rows = np.arange(col.size)
+    v = col[rows]
+    kth = np.partition(v, v.size - k)[v.size - k]  # the k-th largest value
+    above = rows[v > kth]  # fewer than k rows
+    tied = rows[v == kth]  # at least the k - |above| still needed, ascending
+    need = k - above.size
+    if tied.size > need:
+        if labels is None:
+            tied = tied[:need]
+        else:
+            tied = tied[np.argpartition(labels[tied], need - 1)[:need]]
+    return np.concatenate([above, tied])
 
 
 def _sort_rows(v: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -186,8 +186,16 @@ def capped_k_neg(k_neg: int, n: int) -> int:
     return int(min(k_neg, math.ceil(n / 2)))
 
 
+ISIN_ELEMENTS = 1 << 21  # _row_isin works on blocks of rows holding about this many ids
+
+
 def _row_isin(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
-    """(A, ka) bool: a[i, j] in set(b[i]), for ids in [-1, n); one sort, no Python loop."""
+    """(A, ka) bool: a[i, j] in set(b[i]), for ids in [-1, n); one sort a block of rows
+    (``ISIN_ELEMENTS`` ids: at depth 10 000, 200 anchors), no loop over the members."""
+    step = max(1, ISIN_ELEMENTS // max(1, a.shape[1], b.shape[1]))
+    if a.shape[0] > step:
+        return np.concatenate([_row_isin(a[s:s + step], b[s:s + step], n)
+                               for s in range(0, a.shape[0], step)])
     rows = np.arange(a.shape[0], dtype=np.int64)[:, None] * (n + 1)
     keys = np.sort((rows + b).ravel())  # globally unique keys row * (n + 1) + id
     q = (rows + a).ravel()
@@ -276,7 +284,8 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     _check_config(cfg, n)
     auto = "auto" in (cfg.k_pos, cfg.k_neg)
     clock = _Clock()
-    idx = build_index(x, cfg.knn_index, device, seed=cfg.seed)
+    idx = build_index(x, cfg.knn_index, device, nlist=cfg.knn_nlist, nprobe=cfg.knn_nprobe,
+                      seed=cfg.seed)
 
     def euclid_depth(c: MiningConfig) -> int:  # Euclidean depth the pools need
         return min(n, max(c.k_pos, capped_k_neg(c.k_neg, n) + c.pool_size))
@@ -288,6 +297,9 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     sims, ids = search(idx, x, k_all, progress=progress, desc="kNN graph")  # (N, k_all)
     clock("knn")
     A = affinity(sims[:, :cfg.k_graph], ids[:, :cfg.k_graph], cfg.gamma)
+    if cfg.anchors != "all":  # the anchors get their own search below: free the (N, k) lists,
+        sims = ids = None  # and an approximate index (faiss's HNSW holds a copy of x)
+        idx = idx if cfg.knn_index == "flat" else None
     clock("graph")
     depths = resolve_depths(cfg, A)
     cfg = replace(cfg, k_pos=depths.k_pos, k_neg=depths.k_neg)  # numbers from here on
@@ -298,16 +310,23 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     anchors, pi = select_anchors(A, cfg, progress=progress)
     clock("anchors")
     k_m = max(cfg.k_pos, k_neg)
-    mvals, mids = manifold_topk(normalize(A), anchors, cfg.alpha, k_m, cfg.cg_iterations,
+    S, A = normalize(A), None  # the diffusion needs S only
+    mvals, mids = manifold_topk(S, anchors, cfg.alpha, k_m, cfg.cg_iterations,
                                 cfg.cg_tol, cfg.solver, cfg.block_size, progress,
                                 dtype=np.dtype(cfg.cg_dtype), backend=cfg.cg_backend,
                                 device=device)
+    S = None
     clock("diffusion")
     if cfg.anchors == "all" and ids.shape[1] >= k_e:
         eids = ids[:, :k_e]  # (A, k_e), anchors = 0..N-1
     else:
-        _, eids = search(idx, x, k_e, rows=anchors, progress=progress,
-                         desc="Euclidean pools")  # (A, k_e)
+        # chosen anchors: their Euclidean lists are exact whatever the graph's index (an
+        # approximate one holds too few candidates at depth k- + pool_size, e.g. 10 050);
+        # every point an anchor: the graph's index, as one search of all rows would be
+        exact = idx if idx is not None else build_index(x, "flat", device)
+        _, eids = search(exact, x, k_e, rows=anchors, progress=progress,
+                         desc="Euclidean pools")  # (A, k_e), in batches of rows
+        clock("euclidean")
     pos, posw, neg = pools_from_neighbours(anchors, eids, mids, mvals, cfg.k_pos, k_neg, cfg.pool_size)
     kept = np.array([len(p) > 0 and len(q) > 0 for p, q in zip(pos, neg)], dtype=bool)
     sel = np.flatnonzero(kept)

@@ -84,6 +84,28 @@ def test_manifold_topk_matches_dense(solver, block_size):
     np.testing.assert_array_equal(ids[4, 1:], np.arange(9))
 
 
+@pytest.mark.parametrize("k", [3, 12, 40])
+def test_manifold_topk_on_local_support_matches_dense(k):
+    """A chain, so that 5 CG steps reach 11 nodes: the solve stays on that support, the
+    rest of each column is exactly zero and fills the list (ties: lowest ids) when k is
+    larger; against per-anchor dense CG and a stable sort."""
+    n = 300
+    rng = np.random.default_rng(9)
+    w = rng.uniform(0.5, 1.0, n - 1)
+    A = sp.diags([w, w], [-1, 1], shape=(n, n), format="csr")
+    S = normalize(A)
+    anchors = np.array([0, 150, 151, 299, 150])
+    F = dense_topk(S, anchors, 0.99, k, iterations=5)  # (A, N)
+    for backend in ("numpy", "torch"):
+        vals, ids = manifold_topk(S, anchors, 0.99, k, 5, 1e-10, "cg", 2, dtype=np.float64,
+                                  backend=backend)
+        for a in range(len(anchors)):
+            best = np.lexsort((np.arange(n), -F[a]))[:k]  # by value, then lowest id
+            assert set(ids[a]) == set(best)
+            np.testing.assert_allclose(vals[a], F[a, ids[a]], rtol=1e-9, atol=1e-15)
+            assert np.all(np.diff(vals[a]) <= 0)
+
+
 def test_topk_columns_ties_take_lowest_rows():
     rng = np.random.default_rng(5)
     for trial in range(200):
@@ -95,6 +117,51 @@ def test_topk_columns_ties_take_lowest_rows():
             best = np.lexsort((np.arange(n), -X[:, j]))[:k]
             assert set(rows[j]) == set(best)
             np.testing.assert_array_equal(vals[j], X[rows[j], j])
+
+
+def test_topk_columns_with_labels_breaks_ties_by_label():
+    rng = np.random.default_rng(6)
+    for trial in range(200):
+        n, b = int(rng.integers(2, 40)), int(rng.integers(1, 12))
+        k = int(rng.integers(1, n + 1))
+        X = rng.integers(0, 3, (n, b)).astype(float) if trial % 2 else rng.random((n, b))
+        if trial % 4 == 3:  # zeros, as a truncated CG leaves them, and negatives
+            X = rng.integers(-2, 3, (n, b)) * (rng.random((n, b)) < 0.3) * rng.random((n, b))
+        labels = rng.permutation(n).astype(np.int64)  # row i reports labels[i]
+        vals, ids = _topk_columns(X, k, labels=labels, chunk=int(rng.integers(1, 5)))
+        for j in range(b):  # brute force in label order: by value descending, label ascending
+            byl = np.empty(n)
+            byl[labels] = X[:, j]
+            best = np.lexsort((np.arange(n), -byl))[:k]
+            assert set(ids[j]) == set(best)
+            np.testing.assert_array_equal(vals[j], byl[ids[j]])
+
+
+def test_manifold_topk_blocks_sized_by_memory(monkeypatch):
+    """The block width follows the memory budget; the results do not."""
+    import mom.diffusion as diff
+
+    S = normalize(graph(n=120, seed=7))
+    anchors = np.arange(0, 120, 5)
+    ref = manifold_topk(S, anchors, k=15, dtype=np.float64, backend="numpy", threads=2)
+    widths = []
+    real = diff._cg_pieces
+
+    def spy(L, rows, B, *a, **kw):
+        widths.append(B.shape[1])
+        return real(L, rows, B, *a, **kw)
+
+    monkeypatch.setattr(diff, "_cg_pieces", spy)
+    # room for 3 columns of BLOCK_ARRAYS (N,) float64 arrays per thread, 2 threads
+    monkeypatch.setattr(diff, "BLOCKS_BYTES", 2 * 3 * diff.BLOCK_ARRAYS * 8 * 120)
+    got = manifold_topk(S, anchors, k=15, dtype=np.float64, backend="numpy", threads=2)
+    assert max(widths) == 3 and sum(widths) == anchors.size
+    np.testing.assert_array_equal(got[1], ref[1])
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-12, atol=1e-15)
+    widths.clear()
+    monkeypatch.setattr(diff, "_available_bytes", lambda: 2 * 2 * 2 * diff.BLOCK_ARRAYS * 8 * 120)
+    manifold_topk(S, anchors, k=15, dtype=np.float64, backend="numpy", threads=2)
+    assert max(widths) == 2  # half the available memory, over two threads
 
 
 def test_exact_solver_equals_dense_on_disconnected_graph():
@@ -127,6 +194,21 @@ def test_stationary_proportional_to_degree():
     np.testing.assert_allclose(pi[comp], d[comp] / np.linalg.norm(d[comp]), rtol=1e-6)
     outside = np.setdiff1d(np.arange(100), comp)
     assert np.all(pi[outside] == 0)
+
+
+def test_stationary_equals_the_power_iteration_written_out():
+    from mom.graph import degrees, largest_component
+    A = graph(n=300, k=10, seed=8)
+    comp = largest_component(A)
+    Ac = A[comp][:, comp]
+    P = np.diag(1.0 / degrees(Ac)) @ Ac.toarray()  # dense random walk D^-1 A
+    r = np.full(comp.size, 1.0 / comp.size)
+    for _ in range(50):
+        r = r @ P
+        r /= np.linalg.norm(r)
+    pi = stationary(A, 50)
+    np.testing.assert_allclose(pi[comp], r, rtol=1e-12, atol=0)
+    assert np.all(np.delete(pi, comp) == 0)
 
 
 def test_stationary_on_disconnected_graph_uses_largest_component():

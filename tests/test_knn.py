@@ -143,3 +143,100 @@ def test_dense_is_a_stable_sort_of_the_products():
     # the same sets as faiss where nothing is tied
     y = unit_rows(60, 5, seed=4)
     np.testing.assert_array_equal(knn(y, 8, index="dense")[1], knn(y, 8)[1])
+
+
+# ---- indexes that hold the features by reference (the million-row path) -------------
+
+def set_recall(a, b):
+    return np.mean([len(set(p) & set(q)) / len(q) for p, q in zip(a, b)])
+
+
+def test_flat_index_is_faiss_flat_without_a_copy():
+    import faiss
+
+    from mom.knn import FlatIndex, build_index, search
+    x = np.repeat(unit_rows(100, 6, seed=5), 2, axis=0)  # every row twice: ties
+    idx = build_index(x, "flat")
+    assert isinstance(idx, FlatIndex) and np.shares_memory(idx.features, x)
+    ref = faiss.IndexFlatIP(6)
+    ref.add(x)
+    for k in (3, 40):  # below and above faiss's heap / reservoir switch at k = 100
+        d, i = idx.search(x, k)
+        rd, ri = ref.search(x, k)
+        np.testing.assert_array_equal(i, ri)  # same code: same neighbours and tie order
+        np.testing.assert_array_equal(d, rd)
+    s, i = search(idx, x, 5, rows=[3, 150])
+    assert i[:, 0].tolist() == [3, 150]
+
+
+@pytest.mark.parametrize("nprobe", [1, 3])
+def test_ivf_index_equals_faiss_ivf_flat(nprobe):
+    """The list-by-list search against faiss's own IndexIVFFlat on the same centroids:
+    the same candidates, so the same neighbours (ties as sets) and similarities."""
+    import faiss
+
+    from conftest import clustered
+    from mom.knn import IVFIndex, build_index, search
+    x, _ = clustered(classes=12, dim=16, spread=0.6, n=1500, seed=3)
+    idx = build_index(x, "ivf", nlist=20, nprobe=nprobe, seed=1)
+    assert isinstance(idx, IVFIndex) and np.shares_memory(idx.features, x)
+    ref = faiss.IndexIVFFlat(idx.quantizer, 16, 20, faiss.METRIC_INNER_PRODUCT)
+    ref.add(x)
+    ref.nprobe = nprobe
+    for k in (1, 10):
+        d, i = idx.search_rows(np.arange(1500), k)
+        rd, ri = ref.search(x, k)
+        np.testing.assert_allclose(d, rd, atol=1e-6)
+        assert set_recall(i, ri) == 1.0
+    # a subset of rows gets what those rows get in the whole search
+    sims, ids = search(idx, x, 8)
+    s2, i2 = search(idx, x, 8, rows=[7, 1499, 0])
+    np.testing.assert_array_equal(i2, ids[[7, 1499, 0]])
+    np.testing.assert_array_equal(s2, sims[[7, 1499, 0]])
+    assert np.all(ids[:, 0] == np.arange(1500))
+    # threads split the queries; a query's result does not depend on them
+    for threads in (1, 3):
+        d3, i3 = idx.search_rows(np.arange(1500), 10, threads=threads)
+        np.testing.assert_array_equal(i3, idx.search_rows(np.arange(1500), 10, threads=2)[1])
+    # nprobe raised after building: the lists are searched again, still faiss's candidates
+    idx.nprobe = ref.nprobe = nprobe + 2
+    assert set_recall(idx.search_rows(np.arange(1500), 10)[1], ref.search(x, 10)[1]) == 1.0
+
+
+def test_ivf_probing_every_list_is_exact():
+    from mom.knn import build_index, search
+    x = unit_rows(400, 8, seed=6)
+    idx = build_index(x, "ivf", nlist=10, nprobe=10)
+    sims, ids = search(idx, x, 12)
+    assert_same_neighbours(x, sims, ids, 12)
+
+
+def test_ivf_with_fewer_candidates_than_k_leaves_empty_slots():
+    from mom.knn import build_index, search
+    x = unit_rows(400, 8, seed=7)
+    idx = build_index(x, "ivf", nlist=10, nprobe=1)
+    sizes = np.diff(idx.offsets)
+    k = int(sizes.max()) + 5  # more than any single list holds
+    sims, ids = search(idx, x, k)
+    assert np.all(ids[:, 0] == np.arange(400))
+    filled = (ids >= 0).sum(axis=1)
+    np.testing.assert_array_equal(filled, sizes[idx.probes(np.arange(400))[:, 0]])
+    assert np.all(np.isneginf(sims[ids < 0]))
+
+
+def test_memory_mapped_features_are_not_copied(tmp_path, monkeypatch):
+    import mom.knn as knn_mod
+    x = unit_rows(300, 8, seed=8)
+    np.save(tmp_path / "x.npy", x)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert np.shares_memory(check_features(mm), mm)
+    np.testing.assert_array_equal(knn(mm, 6)[1], knn(x, 6)[1])
+    # checked in chunks: the first bad row is still found and counted across chunks
+    monkeypatch.setattr(knn_mod, "CHECK_ROWS", 64)
+    y = x.copy()
+    y[[70, 200]] *= 2
+    with pytest.raises(ValueError, match=r"2 row\(s\) are not L2-normalised \(row 70"):
+        check_features(y)
+    y[150, 3] = np.nan
+    with pytest.raises(ValueError, match=r"1 row\(s\) contain NaN or inf \(first: row 150\)"):
+        check_features(y)

@@ -140,6 +140,17 @@ def test_row_isin_against_sets():
         assert got[i].tolist() == [v in set(b[i].tolist()) for v in a[i]]
 
 
+def test_row_isin_in_blocks_of_rows(monkeypatch):
+    import mom.mining as mining
+    rng = np.random.default_rng(1)
+    a = rng.integers(-1, 50, (41, 9))
+    b = rng.integers(-1, 50, (41, 13))
+    whole = mining._row_isin(a, b, 50)
+    monkeypatch.setattr(mining, "ISIN_ELEMENTS", 30)  # blocks of 2 rows
+    np.testing.assert_array_equal(mining._row_isin(a, b, 50), whole)
+    assert whole.any() and not whole.all()
+
+
 def test_anchor_choices():
     x, _ = clustered(n=200)
     sims, ids = knn(x, 8)
@@ -164,6 +175,62 @@ def test_mine_stationary_and_random_anchors():
     assert len(p) + p.n_skipped <= 5 and set(p.anchors) <= set(np.flatnonzero(p.stationary > 0))
     q = mine(x, MiningConfig(**{**SMALL.__dict__, "anchors": "random", "n_anchors": 30}))
     assert len(q) + q.n_skipped == 30 and q.stationary is None
+
+
+def test_chosen_anchors_get_exact_euclidean_lists_with_an_approximate_graph():
+    """knn_index ivf, stationary anchors, k- deeper than the probed lists hold: the graph is
+    the IVF one, the anchors' Euclidean lists are exact (docs/method.md §6)."""
+    from mom.anchors import select_anchors
+    from mom.diffusion import manifold_topk
+    from mom.knn import build_index, search
+    from mom.mining import capped_k_neg
+
+    x, _ = clustered(n=2000, d=16, c=20, spread=0.5, seed=4)
+    cfg = replace(SMALL, anchors="stationary", n_anchors=40, knn_index="ivf", k_neg=500,
+                  pool_size=20, cg_dtype="float64")
+    pools = mine(x, cfg)
+    # the same graph by hand, then exact lists for the anchors
+    idx = build_index(x, "ivf", seed=cfg.seed)
+    sims, ids = search(idx, x, cfg.k_graph)
+    A = affinity(sims, ids, cfg.gamma)
+    anchors, _ = select_anchors(A, cfg)
+    k_neg = capped_k_neg(cfg.k_neg, 2000)
+    k_e = k_neg + cfg.pool_size
+    mv, mi = manifold_topk(normalize(A), anchors, cfg.alpha, k_neg, cfg.cg_iterations, cfg.cg_tol,
+                           dtype=np.float64)
+    _, approx = search(idx, x, k_e, rows=anchors)
+    assert (approx < 0).any()  # the probed lists hold fewer than k_e rows: not vacuous
+    _, eids = knn(x, k_e, rows=anchors)
+    pos, w, neg = pools_from_neighbours(anchors, eids, mi, mv, cfg.k_pos, k_neg, cfg.pool_size)
+    kept = [i for i in range(anchors.size) if len(pos[i]) and len(neg[i])]
+    np.testing.assert_array_equal(pools.anchors, anchors[kept])
+    assert len(pools) > 10 and "euclidean" in pools.timings
+    for j, i in enumerate(kept):
+        assert pools.positives[j].tolist() == pos[i].tolist()
+        assert pools.negatives[j].tolist() == neg[i].tolist()
+        np.testing.assert_allclose(pools.positive_weights[j], w[i], rtol=1e-6)
+        assert len(pools.baseline.negatives[j]) == cfg.pool_size  # ranks k-+1 ... k-+pool_size
+
+
+def test_mine_reads_a_memory_mapped_file_without_copying(tmp_path, monkeypatch):
+    import mom.mining as mining
+
+    x, _ = clustered()
+    np.save(tmp_path / "x.npy", x)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    seen = []
+    real = mining.build_index
+
+    def spy(features, *a, **kw):
+        seen.append(np.shares_memory(features, mm))
+        return real(features, *a, **kw)
+
+    monkeypatch.setattr(mining, "build_index", spy)
+    p = mine(mm, SMALL)
+    assert seen and all(seen)
+    q = mine(x, SMALL)
+    np.testing.assert_array_equal(p.pos_ids, q.pos_ids)
+    np.testing.assert_array_equal(p.neg_ids, q.neg_ids)
 
 
 def test_save_load_roundtrip(tmp_path):
