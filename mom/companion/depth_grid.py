@@ -72,7 +72,7 @@ def depth_grid(base: RunConfig, per_class: Sequence[int] = (20, 50, 100, 200, 50
     (does the graph's k matter when it exceeds a class?)."""
     from tqdm.auto import tqdm
 
-    from ..mining import mine, pool_diagnostics
+    from ..mining import capped_k_neg, mine, pool_diagnostics
     from ..pipeline import embed_split, train_split
 
     if base.data.dataset != "fashion_mnist":
@@ -102,7 +102,7 @@ def depth_grid(base: RunConfig, per_class: Sequence[int] = (20, 50, 100, 200, 50
             pools = mine(feats, mcfg)
             d = pools.depths
             diag = pool_diagnostics(pools, feats, labels)
-            row.update(k_pos=d.k_pos, k_neg=min(d.k_neg, -(-n // 2)), statistic=d.statistic,
+            row.update(k_pos=d.k_pos, k_neg=capped_k_neg(d.k_neg, n), statistic=d.statistic,
                        value=d.value, communities=d.communities, n_anchors=len(pools),
                        n_skipped=int(pools.n_skipped), note="")
             row.update({k: round(float(diag[k]), 4) for k in COLUMNS if k in diag})
