@@ -274,13 +274,12 @@ def _guard_split(pools, cfg: TrainConfig, saved: dict | None):
 
 def _guard_check(guard: dict, model, emb: np.ndarray, held, cfg: TrainConfig) -> float:
     """Record the held-out loss of ``model`` (embedding ``emb``); keep its weights when best."""
-    from .guard import heldout_loss
+    from .guard import choose_epoch, heldout_loss
 
     loss = heldout_loss(emb, held, cfg.margin, cfg.hard_negatives)
-    losses = guard["losses"]
-    best = min((v for v in losses if np.isfinite(v)), default=np.inf)
-    losses.append(loss)
-    if np.isfinite(loss) and loss < best:  # strictly lower: ties keep the earlier epoch
+    guard["losses"].append(loss)
+    # the weights _guard_finish will return, by the same rule (ties: the earlier epoch)
+    if np.isfinite(loss) and choose_epoch(guard["losses"]) == len(guard["losses"]) - 1:
         guard["best_state"] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     return loss
 
