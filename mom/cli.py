@@ -412,10 +412,8 @@ def _cmd_mine(args) -> int:
     else:
         pools.save(args.out)
     print(f"wrote {args.out}: {len(pools)} anchors, {pools.n_skipped} skipped")
-    if pools.depths is not None and pools.depths.rule == "auto":
-        d = pools.depths
-        print(f"depths (auto): k+ {d.k_pos}, k- {d.k_neg} from {d.statistic} {d.value:.1f} "
-              f"({d.communities} communities)")
+    if pools.depths is not None and pools.depths.summary():
+        print(pools.depths.summary())
     if labels is not None:
         diagnostics = pool_diagnostics(pools, feats, labels)
         _print_json({k: v for k, v in diagnostics.items() if np.ndim(v) == 0})  # means only

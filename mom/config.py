@@ -111,6 +111,9 @@ class MiningConfig:
     """Graph, diffusion, anchors and pools (docs/method.md §3-§6)."""
 
     k_graph: int = 30  # kNN including the point itself
+    # read the graph's k from its communities, k_graph being the cap (mom/depths.py,
+    # docs/method.md §6b): for collections whose classes may be smaller than k_graph
+    adapt_k_graph: bool = False
     gamma: float = 3.0
     alpha: float = 0.99
     cg_iterations: int = 20

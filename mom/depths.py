@@ -13,8 +13,19 @@ rule here reads a size from the mutual kNN graph itself, with no labels:
     k- = round(4 c)            (P- purity saturates past about twice a class; capped at ceil(N/2))
 
 On Fashion-MNIST Louvain's communities are about a class at 20-100 images a
-class and about half a class at 500-1000 (results/pool_depths/), so k+ lands
-between 1/6 and 1/3 of a class and k- between 2 and 4 classes' worth.
+class and about half a class at 500-1000 (results/default/pool_depths.json), so
+k+ lands between 1/6 and 1/3 of a class and k- between 2 and 4 classes' worth.
+
+``mining.adapt_k_graph: true`` also reads the graph's own k from it, in two passes
+(docs/method.md §6b): c0 is the typical community size of the graph at the
+configured k_graph (the cap), and
+
+    k_graph = min(k_graph, max(K_GRAPH_MIN, round(c0 / GRAPH_DIVISOR)))
+
+A kNN graph whose k exceeds a class must link every image across classes; the
+paper's CUB setting (k 30 for ~59 images a class) is k ~ half a class. The graph
+is rebuilt from the first k_graph neighbours already found (no second search),
+and the depths come from the rebuilt graph's communities.
 """
 from __future__ import annotations
 
@@ -24,12 +35,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Depths", "communities", "typical_size", "auto_depths", "resolve_depths",
-           "POS_DIVISOR", "NEG_FACTOR", "MIN_COMMUNITY"]
+__all__ = ["Depths", "communities", "typical_size", "auto_depths", "adapted_k_graph",
+           "resolve_depths", "POS_DIVISOR", "NEG_FACTOR", "MIN_COMMUNITY", "GRAPH_DIVISOR",
+           "K_GRAPH_MIN"]
 
 POS_DIVISOR = 3.0  # k+ = c / POS_DIVISOR
 NEG_FACTOR = 4.0  # k- = NEG_FACTOR * c
 MIN_COMMUNITY = 3.0  # below this a typical image has no manifold neighbourhood to mine
+GRAPH_DIVISOR = 2.0  # adapted k_graph = c0 / GRAPH_DIVISOR (capped at the configured k_graph)
+K_GRAPH_MIN = 5  # the adapted graph keeps at least this many neighbours (self included)
 
 
 @dataclass(frozen=True)
@@ -42,9 +56,25 @@ class Depths:
     statistic: str | None = None  # "typical_community_size" for auto
     value: float | None = None  # the statistic's value
     communities: int | None = None  # how many communities Louvain found
+    # the graph's k (mining.adapt_k_graph): the one used, and the typical community size
+    # of the first pass at the configured k_graph that it came from
+    k_graph: int | None = None
+    k_graph_value: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def summary(self) -> str | None:
+        """What was read from the graph, one clause each (None for fixed depths on a
+        fixed graph): "depths (auto): k+ 8, k- 50 from ...; k_graph (adapted): 12 from ..."."""
+        parts = []
+        if self.rule == "auto":
+            parts.append(f"depths (auto): k+ {self.k_pos}, k- {self.k_neg} from {self.statistic} "
+                         f"{self.value:.1f} ({self.communities} communities)")
+        if self.k_graph is not None:
+            parts.append(f"k_graph (adapted): {self.k_graph} from typical_community_size "
+                         f"{self.k_graph_value:.1f} at the configured k_graph")
+        return "; ".join(parts) or None
 
 
 def communities(A: sp.spmatrix, seed: int = 0) -> np.ndarray:
@@ -89,6 +119,19 @@ def auto_depths(A: sp.spmatrix, seed: int = 0) -> Depths:
         raise ValueError(f"mining.k_pos=auto: typical_community_size={c:.1f} gives k+ {k_pos} "
                          f">= N={n}")
     return Depths(k_pos, k_neg, "auto", "typical_community_size", round(c, 3), m)
+
+
+def adapted_k_graph(A: sp.spmatrix, k_graph: int, seed: int = 0) -> tuple[int, float]:
+    """The graph's k read from the first-pass graph ``A`` (built at ``k_graph``, the cap):
+    ``(min(k_graph, max(K_GRAPH_MIN, round(c0 / GRAPH_DIVISOR))), c0)`` with c0 its
+    typical community size. Raises ValueError naming the statistic on an edgeless graph."""
+    c0 = typical_size(communities(A, seed))
+    if A.nnz == 0:
+        raise ValueError(f"mining.adapt_k_graph: the mutual kNN graph at k_graph={k_graph} has no "
+                         f"edges (typical_community_size={c0:.2f}), so there is no community size "
+                         "to read k from; set mining.adapt_k_graph: false")
+    k = min(int(k_graph), max(K_GRAPH_MIN, round(c0 / GRAPH_DIVISOR)))
+    return k, round(c0, 3)
 
 
 def resolve_depths(cfg, A: sp.spmatrix) -> Depths:

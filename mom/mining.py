@@ -30,7 +30,7 @@ import numpy as np
 
 from .anchors import select_anchors
 from .config import MiningConfig
-from .depths import Depths, resolve_depths
+from .depths import Depths, adapted_k_graph, resolve_depths
 from .diffusion import manifold_topk
 from .graph import affinity, normalize
 from .io import load_npz, save_npz
@@ -297,15 +297,22 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     sims, ids = search(idx, x, k_all, progress=progress, desc="kNN graph")  # (N, k_all)
     clock("knn")
     A = affinity(sims[:, :cfg.k_graph], ids[:, :cfg.k_graph], cfg.gamma)
+    k_graph, k_graph_value = None, None
+    if cfg.adapt_k_graph:  # second pass: the graph's k from the first one's communities
+        k_graph, k_graph_value = adapted_k_graph(A, cfg.k_graph, seed=cfg.seed)
+        if k_graph < cfg.k_graph:
+            A = affinity(sims[:, :k_graph], ids[:, :k_graph], cfg.gamma)
     if cfg.anchors != "all":  # the anchors get their own search below: free the (N, k) lists,
         sims = ids = None  # and an approximate index (faiss's HNSW holds a copy of x)
         idx = idx if cfg.knn_index == "flat" else None
     clock("graph")
     depths = resolve_depths(cfg, A)
+    if cfg.adapt_k_graph:
+        depths = replace(depths, k_graph=k_graph, k_graph_value=k_graph_value)
     cfg = replace(cfg, k_pos=depths.k_pos, k_neg=depths.k_neg)  # numbers from here on
     _check_config(cfg, n)
     k_neg, k_e = capped_k_neg(cfg.k_neg, n), euclid_depth(cfg)
-    if auto:
+    if auto or cfg.adapt_k_graph:
         clock("depths")
     anchors, pi = select_anchors(A, cfg, progress=progress)
     clock("anchors")

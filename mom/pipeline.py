@@ -379,10 +379,8 @@ def _mine_stage(r: _Run, embed_key: str, features: np.ndarray) -> tuple[str, Any
             diagnostics = {k: v for k, v in diagnostics.items() if np.ndim(v) == 0}
         diagnostics = r.stages.finish(name, key, t0, diagnostics=diagnostics)["diagnostics"]
     log.info("mining: %d anchors, %d skipped", len(pools), pools.n_skipped)
-    if pools.depths is not None and pools.depths.rule == "auto":
-        d = pools.depths
-        log.info("mining depths (auto): k+ %d, k- %d from %s %.1f (%d communities)",
-                 d.k_pos, d.k_neg, d.statistic, d.value, d.communities)
+    if pools.depths is not None and pools.depths.summary():
+        log.info("mining %s", pools.depths.summary())
     return key, pools, diagnostics
 
 

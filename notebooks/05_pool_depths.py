@@ -22,6 +22,10 @@
 #   Louvain splits it into communities; c, the size of the community a typical image
 #   sits in, stands for "a class" (k+ = c / 3, k− = 4 c, capped at N/2;
 #   `docs/method.md` §6a).
+# - **`mining.adapt_k_graph: true`**: the graph's own k comes from the same statistic in
+#   two passes: c0 is the typical community size at the configured k_graph (30, the cap),
+#   and the graph is rebuilt at k = min(30, round(c0 / 2)) before the depths are read
+#   (`docs/method.md` §6b). A kNN graph whose k exceeds a class must link across classes.
 # - **`train.guard: holdout`**: 10% of the anchors never train; their own tuple loss,
 #   measured after each (quarter-)epoch, picks the epoch that is returned, the untrained
 #   network included (`docs/method.md` §10a).
@@ -45,8 +49,8 @@ progress = False
 
 # %%
 from mom.companion import viz
-from mom.companion.depth_grid import (FIRST_RECIPE, FIXED_DEPTHS, class_size_studies,
-                                      class_size_table, depth_grid, load_plan,
+from mom.companion.depth_grid import (FIRST_RECIPE, FIXED_DEPTHS, adapted_cells,
+                                      class_size_studies, class_size_table, depth_grid, load_plan,
                                       plot_class_size_studies, plot_depth_grid, save_depth_grid)
 from mom.companion.reproduce import notebook_dirs, save_results
 from mom.config import apply_overrides, load_params
@@ -68,7 +72,7 @@ print(f"params {cfg.name!r}: k+ {cfg.mining.k_pos}, k- {cfg.mining.k_neg}, k_gra
 rows = depth_grid(cfg, per_class=per_class, n_classes=n_classes,
                   cache_dir=f"{runs_dir}/depth_grid_cache", progress=progress)
 save_depth_grid(rows, f"{results_dir}/pool_depths_grid.csv")
-cols = ("per_class", "classes", "n", "rule", "k_graph", "k_pos", "k_neg", "value",
+cols = ("per_class", "classes", "n", "rule", "k_graph", "k_graph_value", "k_pos", "k_neg", "value",
         "pos_precision", "pos_precision_euclid", "neg_purity", "note")
 print(" | ".join(cols))
 for r in rows:
@@ -81,8 +85,10 @@ for r in rows:
 # same for the Euclidean neighbours just beyond depth k+ (the positives a Euclidean
 # miner would add instead), `neg_purity` the share of P− from another class. Fixed
 # depths deeper than a class (k+ 100 at 20 images a class) pull P+ from other classes;
-# a row marked "cannot mine" has k+ ≥ N. Rows with `k_graph` 10 repeat the smallest
-# classes with a graph whose k is below the class size: compare them with `k_graph` 30.
+# a row marked "cannot mine" has k+ ≥ N. Rule "auto" mines on the graph at the
+# configured k_graph; "auto+k_graph" lets the graph's k adapt (`k_graph` is then the k
+# it chose, `k_graph_value` the first pass's c0). Rows "auto" with `k_graph` 10 repeat the
+# smallest classes with a graph whose k was fixed below the class size by hand.
 
 # %%
 fig = plot_depth_grid(rows, base_k_graph=cfg.mining.k_graph)
@@ -94,8 +100,12 @@ viz.save_figure(fig, f"{figures_dir}/05_pool_depths");
 # Each cell is a label-free study (`--select none`): the parameter file's setting, one
 # training per seed for MoM and for the Euclidean baseline, scored once on the test
 # classes; differences are paired per seed with a 95% t interval. "params" is this
-# notebook's parameter file (auto depths + guard); "first landing" is the recipe the
-# first offline default used (k+ 100, k− 1250, one pass, no guard).
+# notebook's parameter file (auto depths + guard, and the adapted graph when it sets
+# `adapt_k_graph`); "first landing" is the recipe the first offline default used (k+ 100,
+# k− 1250, one pass, no guard). Where the parameter file adapts the graph, the cells
+# whose graph it actually changed (read from the grid above, no labels) are also trained
+# with the graph fixed at the configured k_graph ("fixed k_graph"): the same recipe, one
+# switch apart.
 
 # %%
 # the trainings are shared with notebook 01's studies (the same work folder): the cell of
@@ -103,6 +113,13 @@ viz.save_figure(fig, f"{figures_dir}/05_pool_depths");
 summaries = class_size_studies(cfg, [tuple(c) for c in study_cells], f"{runs_dir}/class_size",
                                recipes={"params": {}, "first landing": FIRST_RECIPE},
                                seeds=seeds, work_dir=f"{runs_dir}/study-work", progress=progress)
+if cfg.mining.adapt_k_graph:
+    adapted = adapted_cells(rows, [tuple(c) for c in study_cells], cfg.mining.k_graph)
+    print(f"cells whose graph adapt_k_graph changed: {adapted}")
+    summaries += class_size_studies(cfg, adapted, f"{runs_dir}/class_size",
+                                    recipes={"fixed k_graph": {"mining.adapt_k_graph": False}},
+                                    seeds=seeds, work_dir=f"{runs_dir}/study-work",
+                                    progress=progress)
 print(class_size_table(summaries))
 save_results(results_dir, "pool_depths", {"grid": rows, "fixed_depths": FIXED_DEPTHS,
                                          "first_recipe": FIRST_RECIPE, "studies": summaries}, cfg)

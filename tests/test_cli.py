@@ -491,6 +491,20 @@ def test_mine_with_auto_depths_prints_them(tmp_path, capsys):
     assert "expected an integer or auto, got 'deep'" in capsys.readouterr().err
 
 
+def test_mine_with_adapt_k_graph_prints_the_graphs_k(tmp_path, capsys):
+    from conftest import clustered
+    from mom.cli import main
+    x, _ = clustered(n_per=12, classes=6, dim=16, spread=0.3, seed=7)
+    np.save(tmp_path / "f.npy", x)
+    assert main(["mine", str(tmp_path / "f.npy"), "--out", str(tmp_path / "p.npz"),
+                 "--k-graph", "30", "--adapt-k-graph", "true", "--k-pos", "4", "--k-neg", "20",
+                 "--pool-size", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "k_graph (adapted): " in out and "depths (auto)" not in out
+    from mom.mining import Pools
+    assert Pools.load(tmp_path / "p.npz").depths.k_graph < 30
+
+
 def test_embed_test_split_whitens_with_the_training_fit(tmp_path):
     import mom
     from mom.datasets import build_dataset

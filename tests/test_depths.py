@@ -107,3 +107,48 @@ def test_auto_pools_empty_for_every_anchor_name_the_statistic(monkeypatch):
     with pytest.raises(ValueError, match=r"typical_community_size=30.0: k\+ 30, k- 15\) every one "
                                          r"of the 30 anchors has an empty P\+ or P-"):
         mine(x, MiningConfig(k_graph=5, k_pos="auto", k_neg="auto"))
+
+
+def test_adapted_k_graph_shrinks_to_half_the_community_and_never_grows():
+    from mom.depths import GRAPH_DIVISOR, K_GRAPH_MIN, adapted_k_graph
+    x, _ = clustered(n_per=12, classes=6, dim=16, spread=0.1, seed=6)
+    k, c0 = adapted_k_graph(_graph(x, k=30), 30)
+    assert c0 > 3 and k == min(30, max(K_GRAPH_MIN, round(c0 / GRAPH_DIVISOR)))
+    assert k < 30  # classes of 12 are smaller than the graph's k
+    x, _ = clustered(n_per=80, classes=3, dim=16, spread=0.1, seed=6)
+    assert adapted_k_graph(_graph(x, k=12), 12)[0] == 12  # communities of ~80: the cap holds
+    with pytest.raises(ValueError, match=r"adapt_k_graph.*k_graph=30 has no edges "
+                                         r"\(typical_community_size=1.00\)"):
+        adapted_k_graph(sp.csr_matrix((10, 10)), 30)
+
+
+def test_mine_with_adapt_k_graph_equals_mining_at_the_adapted_k(tmp_path):
+    x, _ = clustered(n_per=12, classes=6, dim=16, spread=0.3, seed=7)
+    cfg = MiningConfig(k_graph=30, adapt_k_graph=True, k_pos="auto", k_neg="auto", pool_size=20,
+                       cg_dtype="float64")
+    pools = mine(x, cfg)
+    d = pools.depths
+    assert d.k_graph is not None and 5 <= d.k_graph < 30 and d.k_graph_value > 3
+    assert "k_graph (adapted): " in d.summary() and "depths (auto): " in d.summary()
+    plain = mine(x, dataclasses.replace(cfg, k_graph=d.k_graph, adapt_k_graph=False))
+    assert (plain.depths.k_pos, plain.depths.k_neg) == (d.k_pos, d.k_neg)
+    for a, b in ((pools, plain), (pools.baseline, plain.baseline)):
+        np.testing.assert_array_equal(a.anchors, b.anchors)
+        np.testing.assert_array_equal(a.pos_ids, b.pos_ids)
+        np.testing.assert_array_equal(a.neg_ids, b.neg_ids)
+        np.testing.assert_allclose(a.pos_weights, b.pos_weights)
+    pools.save(tmp_path / "p.npz")
+    assert Pools.load(tmp_path / "p.npz").depths == d
+    # fixed depths on an adapted graph: the graph's k is still recorded
+    fixed = mine(x, dataclasses.replace(cfg, k_pos=5, k_neg=30))
+    assert fixed.depths.rule == "fixed" and fixed.depths.k_graph == d.k_graph
+    assert fixed.depths.summary().startswith("k_graph (adapted): ")
+    assert mine(x, dataclasses.replace(cfg, k_pos=5, k_neg=30, adapt_k_graph=False)).depths.summary() is None
+
+
+def test_adapt_k_graph_is_a_boolean_config_value():
+    cfg = apply_overrides(load_params("default"), ["mining.adapt_k_graph=true"])
+    assert cfg.mining.adapt_k_graph is True
+    with pytest.raises(ValueError, match=r"MiningConfig.adapt_k_graph"):
+        MiningConfig(adapt_k_graph="often")
+    assert load_params("paper").mining.adapt_k_graph is False

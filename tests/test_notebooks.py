@@ -130,6 +130,10 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
     depths = results["pool_depths"]
     auto = [r for r in depths["grid"] if r["rule"] == "auto"]
     assert auto and all(r["k_pos"] >= 1 and r["statistic"] == "typical_community_size" for r in auto)
-    assert {s["recipe"] for s in depths["studies"]} == {"params", "first landing"}
+    # smoke adapts the graph (mining.adapt_k_graph) and its 12 x 5 cell's graph shrinks, so
+    # that cell is also trained with the graph fixed
+    assert {s["recipe"] for s in depths["studies"]} == {"params", "first landing", "fixed k_graph"}
+    adapted = [r for r in depths["grid"] if r["rule"] == "auto+k_graph"]
+    assert adapted and all(5 <= r["k_graph"] <= 8 and r["k_graph_value"] > 0 for r in adapted)
     done = [s for s in depths["studies"] if not s["note"]]
     assert done and all(s["rows"]["mom"]["recall@1"]["n"] == 2 for s in done)

@@ -17,7 +17,8 @@ import numpy as np
 from ..config import RunConfig, apply_overrides
 from ..io import atomic_write
 
-__all__ = ["FIXED_DEPTHS", "FIRST_RECIPE", "PLAN_FILE", "load_plan", "depth_grid", "save_depth_grid",
+__all__ = ["FIXED_DEPTHS", "FIRST_RECIPE", "PLAN_FILE", "load_plan", "depth_grid", "adapted_cells",
+           "save_depth_grid",
            "plot_depth_grid", "class_size_studies", "class_size_table", "plot_class_size_studies"]
 
 # the fixed depths the auto rule is compared with: (k+, k-)
@@ -25,8 +26,8 @@ FIXED_DEPTHS = {"first default": (100, 1250), "paper": (50, 100)}
 # the first landing's offline recipe, for comparison: fixed depths, one pass, no guard
 FIRST_RECIPE = {"mining.k_pos": 100, "mining.k_neg": 1250, "train.guard": "none",
                 "train.epochs": 1, "train.tuples_per_epoch": None}
-COLUMNS = ("per_class", "classes", "n", "rule", "k_graph", "k_pos", "k_neg", "statistic", "value",
-           "communities", "n_anchors", "n_skipped", "pos_precision", "pos_precision_euclid",
+COLUMNS = ("per_class", "classes", "n", "rule", "k_graph", "k_graph_value", "k_pos", "k_neg",
+           "statistic", "value", "communities", "n_anchors", "n_skipped", "pos_precision", "pos_precision_euclid",
            "neg_purity", "baseline_pos_precision", "baseline_neg_purity", "note")
 
 
@@ -66,10 +67,12 @@ def depth_grid(base: RunConfig, per_class: Sequence[int] = (20, 50, 100, 200, 50
                small_k_graph: int | None = 10, cache_dir=None,
                progress: bool = True) -> list[dict[str, Any]]:
     """One row per (per_class, training classes 0..c-1, rule): the depths mined with and
-    the pool diagnostics. Rules: "auto", then each of ``fixed``; a fixed depth with
-    k+ >= N gets a row with a ``note`` instead of numbers. Cells whose classes are
-    smaller than ``base.mining.k_graph`` also get an "auto" row at ``small_k_graph``
-    (does the graph's k matter when it exceeds a class?)."""
+    the pool diagnostics. Rules: "auto" (depths auto on the graph at
+    ``base.mining.k_graph``), "auto+k_graph" (depths auto and ``adapt_k_graph``, the
+    graph's k read from its communities; ``k_graph`` is the k it chose), then each of
+    ``fixed``; a fixed depth with k+ >= N gets a row with a ``note`` instead of
+    numbers. Cells whose classes are smaller than ``base.mining.k_graph`` also get an
+    "auto" row at ``small_k_graph`` (does the graph's k matter when it exceeds a class?)."""
     from tqdm.auto import tqdm
 
     from ..mining import capped_k_neg, mine, pool_diagnostics
@@ -86,11 +89,14 @@ def depth_grid(base: RunConfig, per_class: Sequence[int] = (20, 50, 100, 200, 50
         feats, _ = embed_split(cfg, ds, cache_dir=cache_dir, progress=False)
         labels = np.asarray(ds.labels)
         n = len(ds)
-        rules = [("auto", dataclasses.replace(cfg.mining, k_pos="auto", k_neg="auto"))]
+        rules = [("auto", dataclasses.replace(cfg.mining, k_pos="auto", k_neg="auto",
+                                              adapt_k_graph=False)),
+                 ("auto+k_graph", dataclasses.replace(cfg.mining, k_pos="auto", k_neg="auto",
+                                                      adapt_k_graph=True))]
         if small_k_graph is not None and pc < cfg.mining.k_graph and small_k_graph < n:
             rules.append(("auto", dataclasses.replace(cfg.mining, k_pos="auto", k_neg="auto",
-                                                      k_graph=small_k_graph)))
-        rules += [(name, dataclasses.replace(cfg.mining, k_pos=kp, k_neg=kn))
+                                                      k_graph=small_k_graph, adapt_k_graph=False)))
+        rules += [(name, dataclasses.replace(cfg.mining, k_pos=kp, k_neg=kn, adapt_k_graph=False))
                   for name, (kp, kn) in fixed.items()]
         for rule, mcfg in rules:
             row: dict[str, Any] = {"per_class": pc, "classes": c, "n": n, "rule": rule,
@@ -102,12 +108,23 @@ def depth_grid(base: RunConfig, per_class: Sequence[int] = (20, 50, 100, 200, 50
             pools = mine(feats, mcfg)
             d = pools.depths
             diag = pool_diagnostics(pools, feats, labels)
+            if d.k_graph is not None:  # the adapted graph's k and the statistic behind it
+                row.update(k_graph=d.k_graph, k_graph_value=d.k_graph_value)
             row.update(k_pos=d.k_pos, k_neg=capped_k_neg(d.k_neg, n), statistic=d.statistic,
                        value=d.value, communities=d.communities, n_anchors=len(pools),
                        n_skipped=int(pools.n_skipped), note="")
             row.update({k: round(float(diag[k]), 4) for k in COLUMNS if k in diag})
             rows.append(row)
     return rows
+
+
+def adapted_cells(rows: Sequence[Mapping[str, Any]], cells: Sequence[tuple[int, int]],
+                  base_k_graph: int) -> list[tuple[int, int]]:
+    """The ``(per_class, classes)`` of ``cells`` whose graph ``adapt_k_graph`` changed:
+    their "auto+k_graph" row of the grid chose a k below ``base_k_graph`` (no labels)."""
+    changed = {(r["per_class"], r["classes"]) for r in rows
+               if r["rule"] == "auto+k_graph" and not r.get("note") and r["k_graph"] < base_k_graph}
+    return [tuple(c) for c in cells if tuple(c) in changed]
 
 
 def save_depth_grid(rows: Sequence[Mapping[str, Any]], path) -> Path:
@@ -128,7 +145,8 @@ def plot_depth_grid(rows: Sequence[Mapping[str, Any]], base_k_graph: int = 30):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    ok = [r for r in rows if not r.get("note") and r["k_graph"] == base_k_graph]
+    ok = [r for r in rows if not r.get("note")
+          and (r["k_graph"] == base_k_graph or r["rule"] == "auto+k_graph")]
     auto = [r for r in ok if r["rule"] == "auto"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     pal = dict(zip(sorted({r["classes"] for r in rows}), sns.color_palette("viridis", 4)))
@@ -142,7 +160,7 @@ def plot_depth_grid(rows: Sequence[Mapping[str, Any]], base_k_graph: int = 30):
     a.set(xscale="log", yscale="log", xlabel="images a class (unknown to the rule)",
           ylabel=r"$k^+$ chosen by auto", title=r"(a) auto $k^+$ from the graph")
     a.legend(fontsize=8)
-    styles = {"auto": "o-", "first default": "s--", "paper": "^:"}
+    styles = {"auto": "o-", "auto+k_graph": "D-", "first default": "s--", "paper": "^:"}
     for rule, style in styles.items():
         pts = sorted((r["per_class"], r["pos_precision"]) for r in ok
                      if r["rule"] == rule and r["classes"] == max(pal))
