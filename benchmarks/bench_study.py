@@ -23,8 +23,9 @@ import time
 import torch
 
 from mom.config import apply_overrides, load_params
+from mom.datasets.splits import build_splits
 from mom.model import build_model
-from mom.pipeline import build_splits, embed_split, evaluate_model, head_features
+from mom.pipeline import embed_split, evaluate_model, head_features
 from mom.mining import mine
 from mom.studies import StudyConfig, study
 from mom.train import train

@@ -38,9 +38,12 @@ def __getattr__(name):
     if name == "evaluate":
         from .metrics import evaluate_embeddings
         return evaluate_embeddings
-    if name in ("run", "build_splits"):
-        from . import pipeline
-        return getattr(pipeline, name)
+    if name == "run":
+        from .pipeline import run
+        return run
+    if name == "build_splits":
+        from .datasets.splits import build_splits
+        return build_splits
     if name in ("study", "StudyConfig", "load_study"):
         from . import studies
         return getattr(studies, name)

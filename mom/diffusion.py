@@ -288,9 +288,40 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
     the cores of a busy machine); on a GPU the blocks run one after another.
     Returns (vals (A, k) float64 descending, ids (A, k) int64); ties: lower id first.
     """
+    anchors, device = _check_topk(S.shape[0], anchors, k, solver, block_size, backend, device)
+    L, perm, pos = _renumbered_laplacian(S, alpha)
+    lu = splu(L.tocsc()) if solver == "exact" else None
+    threads, width = _block_plan(L.shape[0], anchors.size, block_size, np.dtype(dtype).itemsize,
+                                 exact=lu is not None, backend=backend, device=device,
+                                 threads=threads)
+    vals = np.empty((anchors.size, k), np.float64)
+    ids = np.empty((anchors.size, k), np.int64)
+    # solve(sel): rows ``sel`` of the result, one block, from its anchors in the new numbering
+    if lu is None:
+        L = L.astype(dtype)
+
+        def solve(sel):
+            vals[sel], ids[sel] = _cg_topk(L, pos[anchors[sel]], k, perm, iterations=iterations,
+                                           tol=tol, dtype=dtype, backend=backend, device=device)
+    else:
+        def solve(sel):
+            vals[sel], ids[sel] = _exact_topk(lu, pos[anchors[sel]], k, perm)
+
+    blocks = _anchor_blocks(pos[anchors], width)
+    one_torch_thread = backend == "torch" and device == "cpu" and lu is None
+    with _torch_threads(1 if one_torch_thread else None):
+        # splu's solve is not thread-safe: the exact blocks run one after another
+        _run_blocks(solve, blocks, 1 if lu is not None else threads, progress)
+    return vals, ids
+
+
+def _check_topk(n: int, anchors, k: int, solver: str, block_size: int, backend: str,
+                device: str) -> tuple[np.ndarray, str]:
+    """(anchors (A,) int64, the device the CG runs on) for :func:`manifold_topk` on N = ``n``
+    nodes; ValueError for arguments it cannot run with. The torch backend's "auto" device
+    is CUDA where available, else the CPU (never MPS for the sparse CG); numpy's the CPU."""
     if solver not in ("cg", "exact"):
         raise ValueError(f"solver must be 'cg' or 'exact', got {solver!r}")
-    n = S.shape[0]
     anchors = np.asarray(anchors, dtype=np.int64).ravel()
     if anchors.size and (anchors.min() < 0 or anchors.max() >= n):
         raise ValueError(f"anchors must be node indices in [0, {n})")
@@ -298,69 +329,100 @@ def manifold_topk(S: sp.spmatrix, anchors, alpha: float = _M.alpha, k: int = 100
         raise ValueError(f"manifold_topk: k={k} must be between 1 and N={n}")
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
-    if check_backend(backend) == "torch":  # "auto": CUDA, else the CPU; never MPS for the sparse CG
+    if check_backend(backend) == "torch":
         from .device import resolve_device
-        device = str(resolve_device(device, kinds=("cuda", "cpu")))
-    else:
-        device = "cpu"
+        return anchors, str(resolve_device(device, kinds=("cuda", "cpu")))
+    return anchors, "cpu"
+
+
+def _renumbered_laplacian(S: sp.spmatrix, alpha: float) -> tuple[sp.csr_matrix, np.ndarray,
+                                                                  np.ndarray]:
+    """(L, perm, pos): L = I - alpha S (csr float64) with its nodes renumbered by reverse
+    Cuthill-McKee, for memory locality in the sparse x block product; ``perm`` (N,) int64
+    maps new numbers to old, ``pos`` (N,) old to new."""
     L = laplacian(S, alpha)
+    n = L.shape[0]
     perm = reverse_cuthill_mckee(L, symmetric_mode=True).astype(np.int64)  # new -> old
     pos = np.empty(n, np.int64)
     pos[perm] = np.arange(n)  # old -> new
-    L = L[perm][:, perm].tocsr()
-    lu = splu(L.tocsc()) if solver == "exact" else None
-    itemsize = np.dtype(dtype).itemsize
+    return L[perm][:, perm].tocsr(), perm, pos
+
+
+def _block_plan(n: int, n_anchors: int, block_size: int, itemsize: int, *, exact: bool,
+                backend: str, device: str, threads: int | None) -> tuple[int, int]:
+    """(threads, block width): how many blocks run at once and how many anchors each solves.
+
+    ``threads`` defaults to the CPUs this process may use, at most 4; a GPU runs its blocks
+    one after another. The width is ``block_size`` or less: for the exact solver or on a
+    GPU the widest block whose working arrays fit in ``BLOCK_BYTES``; on the CPU as wide
+    as the cache asks (``CACHE_BYTES``, at least ``MIN_BLOCK``; torch: ``TORCH_*``), as
+    narrow as the memory of the concurrent blocks needs (``BLOCKS_BYTES`` or half the
+    memory available, shared by the threads, ``BLOCK_ARRAYS`` (N, b) arrays a block).
+    """
     threads = threads or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                              else os.cpu_count() or 1)
     if device != "cpu":  # one GPU: its blocks run one after another
         threads = 1
-    if solver == "exact" or device != "cpu":  # a GPU takes the widest block that fits
+    if exact or device != "cpu":  # a GPU takes the widest block that fits
         cap = BLOCK_BYTES // (6 * itemsize * n)
     else:
         cache, least = ((TORCH_CACHE_BYTES, TORCH_MIN_BLOCK) if backend == "torch"
                         else (CACHE_BYTES, MIN_BLOCK))
         # as wide as the cache asks, as narrow as the memory of the concurrent blocks needs
-        memory = min(BLOCKS_BYTES, _available_bytes() // 2) // min(threads, max(1, anchors.size))
+        memory = min(BLOCKS_BYTES, _available_bytes() // 2) // min(threads, max(1, n_anchors))
         cap = min(max(least, cache // (itemsize * n)), memory // (BLOCK_ARRAYS * itemsize * n))
-    bs = int(max(1, min(block_size, cap)))
-    vals = np.empty((anchors.size, k), np.float64)
-    ids = np.empty((anchors.size, k), np.int64)
-    L = L.astype(dtype) if lu is None else L
-    # blocks of anchors that are close in the new numbering share most of their support
-    order = np.argsort(pos[anchors], kind="stable")
-    blocks = [order[s:s + bs] for s in range(0, anchors.size, bs)]
+    return threads, int(max(1, min(block_size, cap)))
 
-    def solve(sel):
-        a = pos[anchors[sel]]  # the block's anchors in the new numbering
-        if lu is not None:
-            B = np.zeros((n, a.size))  # (N, b) columns e_r
-            B[a, np.arange(a.size)] = 1.0
-            # the top k of each column, rows reported (ties broken) in the original numbering
-            vals[sel], ids[sel] = _sort_rows(*_topk_columns(exact_block(lu, B), k, labels=perm))
-            return
-        rows, col_of = np.unique(a, return_inverse=True)  # the right-hand sides' support
-        B = np.zeros((rows.size, a.size), dtype)  # (|rows|, b): e_r on its support
-        B[col_of, np.arange(a.size)] = 1.0
-        v = np.empty((a.size, k), np.float64)
-        i = np.empty((a.size, k), np.int64)
-        for cols, at, Xc in _cg_pieces(L, rows, B, iterations, tol, dtype, backend, device):
-            for c, col in zip(cols, Xc.T):  # zero outside the rows ``at``
-                v[c], i[c] = _topk_support(at, col, k, n, perm)
-        vals[sel], ids[sel] = _sort_rows(v, i)
 
+def _anchor_blocks(at: np.ndarray, width: int) -> list[np.ndarray]:
+    """Blocks of at most ``width`` positions into the anchors, whose node numbers (in the
+    renumbering) are ``at`` (A,): consecutive in that numbering, since anchors that are
+    close there share most of their support."""
+    order = np.argsort(at, kind="stable")
+    return [order[s:s + width] for s in range(0, at.size, width)]
+
+
+def _exact_topk(lu, a: np.ndarray, k: int, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(vals, ids) (b, k), sorted, of the exact solves from the anchors ``a`` (b,) (nodes
+    in the renumbering of the factor ``lu``); ids in the original numbering ``perm``."""
+    B = np.zeros((perm.size, a.size))  # (N, b) columns e_r
+    B[a, np.arange(a.size)] = 1.0
+    # the top k of each column, rows reported (ties broken) in the original numbering
+    return _sort_rows(*_topk_columns(exact_block(lu, B), k, labels=perm))
+
+
+def _cg_topk(L: sp.csr_matrix, a: np.ndarray, k: int, perm: np.ndarray, *, iterations: int,
+             tol: float, dtype, backend: str, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """(vals, ids) (b, k), sorted, of the truncated CG from the anchors ``a`` (b,) (nodes of
+    the renumbered L, in ``dtype``); ids in the original numbering ``perm``. The right-hand
+    sides are given on their support only, and each column keeps only its top k."""
+    n = L.shape[0]
+    rows, col_of = np.unique(a, return_inverse=True)  # the right-hand sides' support
+    B = np.zeros((rows.size, a.size), dtype)  # (|rows|, b): e_r on its support
+    B[col_of, np.arange(a.size)] = 1.0
+    v = np.empty((a.size, k), np.float64)
+    i = np.empty((a.size, k), np.int64)
+    for cols, at, Xc in _cg_pieces(L, rows, B, iterations, tol, dtype, backend, device):
+        for c, col in zip(cols, Xc.T):  # zero outside the rows ``at``
+            v[c], i[c] = _topk_support(at, col, k, n, perm)
+    return _sort_rows(v, i)
+
+
+def _run_blocks(solve, blocks: list[np.ndarray], threads: int, progress: bool) -> None:
+    """``solve(block)`` for every block, on ``threads`` threads (scipy's sparse product and
+    numpy release the GIL; the blocks are independent, so the result does not depend on
+    the thread count), with a progress bar."""
     bar = tqdm(total=len(blocks), desc="manifold similarity", unit="block", disable=not progress)
-    with _torch_threads(1 if backend == "torch" and device == "cpu" and lu is None else None):
-        if threads <= 1 or len(blocks) <= 1 or lu is not None:  # splu's solve is not thread-safe
-            for sel in blocks:
-                solve(sel)
+    if threads <= 1 or len(blocks) <= 1:
+        for sel in blocks:
+            solve(sel)
+            bar.update()
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for fut in [pool.submit(solve, sel) for sel in blocks]:
+                fut.result()
                 bar.update()
-        else:
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                for fut in [pool.submit(solve, sel) for sel in blocks]:
-                    fut.result()
-                    bar.update()
     bar.close()
-    return vals, ids
 
 
 def _available_bytes() -> int:

@@ -30,6 +30,9 @@ from typing import Any
 import numpy as np
 
 from .config import RunConfig, config_to_dict
+# the split policy lives in mom/datasets/splits.py; run uses build_splits, and mom/cli.py and
+# mom/companion/depth_grid.py still import both names from here
+from .datasets.splits import build_splits, train_split  # noqa: F401
 from .io import env_info, load_json, remove_stale_temps, save_json, save_npy, save_npz
 from .memory import process_peak_mb
 
@@ -137,38 +140,6 @@ def evaluate_model(model, dataset, cfg: RunConfig, progress=True,
                 " queries" if ds is dataset.queries else " database")), dataset)
     emb = embed_with_model(model, dataset, cfg, progress=progress, desc=desc)  # (N, d)
     return evaluate_embeddings(emb, np.asarray(dataset.labels), cfg.eval), emb
-
-
-def train_split(cfg: RunConfig, bench=None):
-    """The images a run of ``cfg`` mines and trains on (no labels are read from them).
-
-    Labelled datasets: the train split. Retrieval datasets: the image folder
-    ``data.train_root`` when set, else the benchmark's unlabeled database (``bench``,
-    when the caller has loaded it already). The pipeline, the CLI, the notebooks and
-    the pool inspector all take a run's training images from here.
-    """
-    from .datasets import build_dataset
-    from .retrieval import is_retrieval, load_benchmark
-    if not is_retrieval(cfg.data):
-        return build_dataset(cfg.data, "train")
-    if cfg.data.train_root:
-        folder = dataclasses.replace(cfg.data, dataset="folder", root=cfg.data.train_root)
-        return build_dataset(folder, "all")
-    return (bench or load_benchmark(cfg.data)).database
-
-
-def build_splits(cfg: RunConfig):
-    """(training images, what the test rows are scored on) for ``cfg.data``.
-
-    Labelled datasets: :func:`train_split` and the test split. Retrieval datasets:
-    :func:`train_split` and the benchmark itself (queries + ground truth).
-    """
-    from .datasets import build_dataset
-    from .retrieval import is_retrieval, load_benchmark
-    if not is_retrieval(cfg.data):
-        return train_split(cfg), build_dataset(cfg.data, "test")
-    bench = load_benchmark(cfg.data)
-    return train_split(cfg, bench), bench
 
 
 def load_model(path: str | Path, device: str = "cpu"):

@@ -461,7 +461,8 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
     classes a side, a folder written by another configuration) raises
     ValueError before any embedding or training.
     """
-    from .pipeline import build_splits, check_config
+    from .datasets.splits import build_splits
+    from .pipeline import check_config
     scfg = study_cfg or StudyConfig()
     out = Path(out)
     t_start = time.perf_counter()

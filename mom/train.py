@@ -24,7 +24,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -157,16 +157,62 @@ def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedCo
     info = ddp.setup(distributed, device)
     try:
         device = rank_device(device, info)  # cuda:LOCAL_RANK under torchrun
-        out = Path(out_dir) if out_dir is not None else None
-        return _fit(model, dataset, pools, cfg, embed_cfg, out, resume, progress, eval_fn, transforms,
-                    device, info, n_tuples)
+        train_tf, test_tf = _transforms(model, cfg, transforms)
+        job = _Job(dataset=dataset, cfg=cfg, embed_cfg=embed_cfg,
+                   out=Path(out_dir) if out_dir is not None else None, progress=progress,
+                   device=device, info=info, n_tuples=n_tuples, train_tf=train_tf,
+                   test_tf=test_tf)
+        return _fit(job, model, pools, resume, eval_fn)
     finally:
         ddp.teardown(info)
 
 
-def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: Path | None, resume: bool,
-         progress: bool, eval_fn, transforms, device: torch.device, info: ddp.DistInfo,
-         n_tuples: int) -> TrainResult:
+@dataclass(frozen=True)
+class _Job:
+    """What every step of one training reads; fixed for the whole run."""
+    dataset: Any  # the training images
+    cfg: TrainConfig
+    embed_cfg: EmbedConfig
+    out: Path | None  # where checkpoint.pt, train.json and model.pt go; None: nothing written
+    progress: bool
+    device: torch.device  # this rank's
+    info: ddp.DistInfo
+    n_tuples: int  # tuples an epoch, all ranks together
+    train_tf: Callable  # the image transform of the SGD steps
+    test_tf: Callable  # that of the embeddings (each epoch's, the guard's)
+
+    @property
+    def ckpt_path(self) -> Path | None:
+        return self.out / CHECKPOINT if self.out is not None else None
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the files: rank 0, with an ``out_dir``."""
+        return self.out is not None and self.info.is_main
+
+
+@dataclass
+class _Loop:
+    """What the epochs advance: the model and its optimiser, the tuple sampler's RNG, the
+    history, and the pools (without the held-out anchors of ``train.guard``)."""
+    model: nn.Module
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    sampler_rng: np.random.Generator  # same on every rank: same tuple list
+    pools: Any  # the training pools
+    held: Any  # the held-out pools, or None
+    guard: dict | None  # the guard's record (see _guard_split), or None
+    history: list[dict]  # one record per epoch done
+    start: int  # the first epoch to run: those a checkpoint holds are done
+    local: np.ndarray  # the ids of this rank's tuples among an epoch's
+    env: dict | None  # env_info() for train.json, where this process writes it
+
+
+def _transforms(model, cfg: TrainConfig, transforms) -> tuple[Callable, Callable]:
+    """(train, test) image transforms: ``transforms``, else ``make_transform`` of
+    ``model.backbone.meta`` at ``cfg.image_size`` (augmented for training when ``cfg.augment``)."""
     from .extract import make_transform
 
     if transforms is None:
@@ -174,12 +220,28 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
         transforms = (make_transform(meta, cfg.image_size, train=cfg.augment),
                       make_transform(meta, cfg.image_size, train=False))
     train_tf, test_tf = transforms
-    if out is not None and info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        for name in (CHECKPOINT, LOG, WEIGHTS):  # temp files of a run killed while writing
-            remove_stale_temps(out / name)
-    ckpt_path = out / CHECKPOINT if out is not None else None
+    return train_tf, test_tf
 
+
+def _fit(job: _Job, model, pools, resume: bool, eval_fn) -> TrainResult:
+    """The training of :func:`train` once its arguments are checked: set up (or resume),
+    the epochs still to run, each followed by its checkpoint, then the kept weights."""
+    loop = _setup(job, model, pools, resume)
+    for epoch in range(loop.start, job.cfg.epochs):
+        loop.history.append(_epoch(job, loop, epoch, eval_fn))
+        _end_epoch(job, loop, epoch)
+    return _finish(job, loop)
+
+
+def _setup(job: _Job, model, pools, resume: bool) -> _Loop:
+    """The state before the first epoch to run: the output folder, the model on its device,
+    optimiser and scheduler, every RNG seeded (or restored with the rest from the
+    checkpoint when ``resume``), the guard's held-out anchors, DDP and AMP."""
+    cfg, device, info = job.cfg, job.device, job.info
+    if job.writes:
+        job.out.mkdir(parents=True, exist_ok=True)
+        for name in (CHECKPOINT, LOG, WEIGHTS):  # temp files of a run killed while writing
+            remove_stale_temps(job.out / name)
     model.to(device)
     if device.type == "cuda":  # the layout extract uses; set before DDP builds its buckets
         model.to(memory_format=torch.channels_last)
@@ -188,70 +250,91 @@ def _fit(model, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig, out: P
         raise ValueError("train: the model has no parameter with requires_grad")
     opt, sched = make_optimizer(params, cfg)
     sampler_rng = np.random.default_rng(cfg.seed)  # same on every rank: same tuple list
-    history, start, saved_guard = _restore(ckpt_path if resume else None, model, opt, sched,
+    history, start, saved_guard = _restore(job.ckpt_path if resume else None, model, opt, sched,
                                            sampler_rng, cfg, info)
     pools, held, guard = _guard_split(pools, cfg, saved_guard)
-
     net = model
     if info.active:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler("cuda", enabled=bool(cfg.amp) and device.type == "cuda")
-    local = ddp.local_batches(n_tuples, cfg.batch_size, info)  # tuple ids of this rank
-    env = env_info() if out is not None and info.is_main else None
+    return _Loop(model=model, net=net, opt=opt, sched=sched, scaler=scaler,
+                 sampler_rng=sampler_rng, pools=pools, held=held, guard=guard, history=history,
+                 start=start, local=ddp.local_batches(job.n_tuples, cfg.batch_size, info),
+                 env=env_info() if job.writes else None)
 
-    def embed_now(epoch: int, after: bool = False) -> np.ndarray:  # (N, D)
-        return _embed_all(model, dataset, test_tf, cfg, embed_cfg, device, info, progress, epoch,
-                          after)
 
-    for epoch in range(start, cfg.epochs):
-        t0 = time.perf_counter()
-        emb = embed_now(epoch)
-        if held is not None and len(guard["losses"]) == epoch:  # the untrained network
-            _guard_check(guard, model, emb, held, cfg)
-        t1 = time.perf_counter()
-        tup = sample_epoch(pools, emb, n_tuples, cfg.hard_negatives, cfg.n_negatives, sampler_rng)
-        ids = np.concatenate([tup.anchor[:, None], tup.positive[:, None], tup.negative], axis=1)
-        weight = rescale_weights(tup.weight, cfg.weights)  # (T,) over all ranks' tuples
-        loader = torch.utils.data.DataLoader(
-            TupleImages(dataset, ids[local], weight[local], train_tf),
-            batch_size=cfg.batch_size // info.world_size, shuffle=False, drop_last=True,
-            num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
-        t2 = time.perf_counter()
-        lr = opt.param_groups[0]["lr"]
-        losses = _steps(net, model, loader, opt, scaler, cfg, device, info, epoch, ckpt_path, progress)
-        sched.step()
-        t3 = time.perf_counter()
-        rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": lr, "steps": len(losses),
-               "tuples": len(losses) * cfg.batch_size, "mean_raw_weight": float(np.mean(tup.weight)),
-               "embed_s": round(t1 - t0, 3),
-               "sample_s": round(t2 - t1, 3), "train_s": round(t3 - t2, 3),
-               "tuples_per_s": len(losses) * cfg.batch_size / max(t3 - t1, 1e-9)}
-        if held is not None:  # RNG-neutral, so a resumed run draws what a straight one does
-            after = _isolated(lambda m, e: {"emb": embed_now(e, after=True)}, model, epoch + 1)["emb"]
-            rec["heldout_loss"] = _guard_check(guard, model, after, held, cfg)
-        if eval_fn is not None and info.is_main:
-            rec.update(_isolated(eval_fn, model, epoch + 1))
-        history.append(rec)
-        states = ddp.gather_objects(_rng_state(), info)  # every rank's, for an exact resume
-        if out is not None and info.is_main:
-            _save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "rng": states, "sampler_rng": sampler_rng.bit_generator.state,
-                "epoch": epoch + 1, "history": history, "config": _resumable_config(cfg),
-                "guard": guard}, epoch + 1)
-            _write_log(out / LOG, cfg, embed_cfg, pools, history, info, env, done=False)
-        ddp.barrier(info)
+def _epoch(job: _Job, loop: _Loop, epoch: int, eval_fn) -> dict:
+    """Epoch ``epoch`` (from 0): embed the training set with the current model, draw the
+    epoch's tuples, one pass of SGD over them; then the guard's held-out loss and
+    ``eval_fn`` (rank 0). Returns the epoch's history record."""
+    cfg = job.cfg
+    t0 = time.perf_counter()
+    emb = _embed_all(loop.model, job, epoch)  # (N, D)
+    if loop.held is not None and len(loop.guard["losses"]) == epoch:  # the untrained network
+        _guard_check(loop.guard, loop.model, emb, loop.held, cfg)
+    t1 = time.perf_counter()
+    tup = sample_epoch(loop.pools, emb, job.n_tuples, cfg.hard_negatives, cfg.n_negatives,
+                       loop.sampler_rng)
+    loader = _tuple_loader(job, tup, loop.local)
+    t2 = time.perf_counter()
+    lr = loop.opt.param_groups[0]["lr"]
+    losses = _steps(job, loop, loader, epoch)
+    loop.sched.step()
+    t3 = time.perf_counter()
+    rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": lr, "steps": len(losses),
+           "tuples": len(losses) * cfg.batch_size, "mean_raw_weight": float(np.mean(tup.weight)),
+           "embed_s": round(t1 - t0, 3),
+           "sample_s": round(t2 - t1, 3), "train_s": round(t3 - t2, 3),
+           "tuples_per_s": len(losses) * cfg.batch_size / max(t3 - t1, 1e-9)}
+    if loop.held is not None:
+        rec["heldout_loss"] = _guard_after(job, loop, epoch)
+    if eval_fn is not None and job.info.is_main:
+        rec.update(_isolated(eval_fn, loop.model, epoch + 1))
+    return rec
 
-    guard = _guard_finish(guard, model)
-    if out is not None and info.is_main:
+
+def _tuple_loader(job: _Job, tup, local: np.ndarray) -> torch.utils.data.DataLoader:
+    """The batches of this rank's tuples (ids ``local``) among the epoch's ``tup``, in
+    order, with the training transform; the weights rescaled over all ranks' tuples."""
+    cfg = job.cfg
+    ids = np.concatenate([tup.anchor[:, None], tup.positive[:, None], tup.negative], axis=1)
+    weight = rescale_weights(tup.weight, cfg.weights)  # (T,) over all ranks' tuples
+    return torch.utils.data.DataLoader(
+        TupleImages(job.dataset, ids[local], weight[local], job.train_tf),
+        batch_size=cfg.batch_size // job.info.world_size, shuffle=False, drop_last=True,
+        num_workers=cfg.num_workers, pin_memory=job.device.type == "cuda")
+
+
+def _end_epoch(job: _Job, loop: _Loop, epoch: int) -> None:
+    """After epoch ``epoch``: rank 0 writes the checkpoint (every rank's RNG states, for an
+    exact resume) and train.json; every rank waits for it."""
+    states = ddp.gather_objects(_rng_state(), job.info)  # every rank's, for an exact resume
+    if job.writes:
+        _save_checkpoint(job.ckpt_path, {
+            "model": loop.model.state_dict(), "optimizer": loop.opt.state_dict(),
+            "scheduler": loop.sched.state_dict(), "rng": states,
+            "sampler_rng": loop.sampler_rng.bit_generator.state,
+            "epoch": epoch + 1, "history": loop.history, "config": _resumable_config(job.cfg),
+            "guard": loop.guard}, epoch + 1)
+        _write_log(job, loop, done=False)
+    ddp.barrier(job.info)
+
+
+def _finish(job: _Job, loop: _Loop) -> TrainResult:
+    """The end of the run: the kept epoch's weights in the model (``train.guard``), then
+    rank 0 writes model.pt and the finished train.json; every rank waits for it."""
+    guard = _guard_finish(loop.guard, loop.model)
+    if job.writes:
+        model = loop.model
         meta = getattr(getattr(model, "backbone", None), "meta", None)
-        with atomic_write(out / WEIGHTS, "wb") as fh:
+        with atomic_write(job.out / WEIGHTS, "wb") as fh:
             torch.save({"state_dict": model.state_dict(), "meta": meta,
-                        "train_config": config_to_dict(cfg), "embed_config": config_to_dict(embed_cfg)}, fh)
-        _write_log(out / LOG, cfg, embed_cfg, pools, history, info, env, done=True, guard=guard)
-    ddp.barrier(info)
-    return TrainResult(model, history, guard)
+                        "train_config": config_to_dict(job.cfg),
+                        "embed_config": config_to_dict(job.embed_cfg)}, fh)
+        _write_log(job, loop, done=True, guard=guard)
+    ddp.barrier(job.info)
+    return TrainResult(loop.model, loop.history, guard)
 
 
 # ----------------------------------------------------------------------------- guard
@@ -302,6 +385,14 @@ def _guard_finish(guard: dict | None, model) -> dict | None:
     return rec
 
 
+def _guard_after(job: _Job, loop: _Loop, epoch: int) -> float:
+    """The held-out loss after the steps of epoch ``epoch``, recorded by :func:`_guard_check`.
+    Its embedding is RNG-neutral, so a resumed run draws what a straight one does."""
+    after = _isolated(lambda m, e: {"emb": _embed_all(m, job, e, after=True)}, loop.model,
+                      epoch + 1)["emb"]
+    return _guard_check(loop.guard, loop.model, after, loop.held, job.cfg)
+
+
 def _isolated(eval_fn, model, epoch: int) -> dict:
     """``eval_fn(model, epoch)`` with every RNG state restored afterwards.
 
@@ -319,8 +410,9 @@ def _isolated(eval_fn, model, epoch: int) -> dict:
 
 
 def _restore(ckpt_path: Path | None, model, opt, sched, sampler_rng, cfg: TrainConfig,
-             info: ddp.DistInfo) -> tuple[list[dict], int]:
-    """Load ``ckpt_path`` if it exists -> (history, epochs done); else seed every RNG."""
+             info: ddp.DistInfo) -> tuple[list[dict], int, dict | None]:
+    """Load ``ckpt_path`` if it exists -> (history, epochs done, guard record); else seed
+    every RNG -> ([], 0, None)."""
     if ckpt_path is None or not ckpt_path.is_file():
         # per-rank seeds: augmentation differs across ranks, the tuples (sampler_rng) do not
         random.seed(cfg.seed + info.rank)
@@ -340,31 +432,33 @@ def _restore(ckpt_path: Path | None, model, opt, sched, sampler_rng, cfg: TrainC
     return list(ck["history"]), int(ck["epoch"]), ck.get("guard")
 
 
-def _embed_all(model, dataset, transform, cfg: TrainConfig, embed_cfg: EmbedConfig, device,
-               info: ddp.DistInfo, progress: bool, epoch: int = 0, after: bool = False) -> np.ndarray:
-    """The current embedding of the whole training set, (N, D) on every rank (rank r embeds r::W)."""
+def _embed_all(model, job: _Job, epoch: int = 0, after: bool = False) -> np.ndarray:
+    """The current embedding of the whole training set (test transform), (N, D) on every
+    rank (rank r embeds r::W); ``after``: the guard's, after the steps of epoch ``epoch``."""
     from .extract import extract
 
+    cfg, dataset, info = job.cfg, job.dataset, job.info
     part = torch.utils.data.Subset(dataset, range(info.rank, len(dataset), info.world_size))
-    emb = extract(model, part if info.active else dataset, transform, device=device,
-                  batch_size=embed_cfg.batch_size, num_workers=cfg.num_workers,
-                  progress=progress and info.is_main,
+    emb = extract(model, part if info.active else dataset, job.test_tf, device=job.device,
+                  batch_size=job.embed_cfg.batch_size, num_workers=cfg.num_workers,
+                  progress=job.progress and info.is_main,
                   desc=f"{cfg.pools} epoch {epoch + 1}/{cfg.epochs} embed" if not after
                   else f"{cfg.pools} epoch {epoch}/{cfg.epochs} guard embed")
     if not info.active:
         return emb
-    return ddp.gather_rows(torch.from_numpy(emb).to(device), len(dataset), info).cpu().numpy()
+    return ddp.gather_rows(torch.from_numpy(emb).to(job.device), len(dataset), info).cpu().numpy()
 
 
-def _steps(net, model, loader, opt, scaler, cfg: TrainConfig, device, info: ddp.DistInfo, epoch: int,
-           ckpt_path: Path | None, progress: bool) -> list[float]:
+def _steps(job: _Job, loop: _Loop, loader, epoch: int) -> list[float]:
     """One pass of SGD over ``loader``; returns each step's loss (mean over ranks)."""
+    cfg, device, info, ckpt_path = job.cfg, job.device, job.info, job.ckpt_path
+    net, model, opt, scaler = loop.net, loop.model, loop.opt, loop.scaler
     model.train()
     if cfg.freeze_bn:
         freeze_batchnorm(model)
     losses = []
     bar = tqdm(loader, desc=f"{cfg.pools} epoch {epoch + 1}/{cfg.epochs} train",
-               disable=not progress or not info.is_main,
+               disable=not job.progress or not info.is_main,
                leave=False)
     for step, (x, w) in enumerate(bar):
         x, w = x.to(device, non_blocking=True), w.to(device, non_blocking=True)  # (b, 2+K, 3, H, W)
@@ -390,9 +484,12 @@ def _steps(net, model, loader, opt, scaler, cfg: TrainConfig, device, info: ddp.
     return losses
 
 
-def _write_log(path: Path, cfg, embed_cfg, pools, history, info, env, done: bool,
-               guard: dict | None = None) -> None:
-    save_json(path, {"train_config": config_to_dict(cfg), "embed_config": config_to_dict(embed_cfg),
-                     "pools": {"method": getattr(pools, "method", cfg.pools), "n_anchors": len(pools)},
-                     "world_size": info.world_size, "history": history, "finished": done,
-                     "weights": WEIGHTS if done else None, "env": env, "guard": guard})
+def _write_log(job: _Job, loop: _Loop, done: bool, guard: dict | None = None) -> None:
+    """train.json: configs, the training pools, the history so far; ``done``: finished,
+    with the guard's final record."""
+    cfg, pools = job.cfg, loop.pools
+    save_json(job.out / LOG, {
+        "train_config": config_to_dict(cfg), "embed_config": config_to_dict(job.embed_cfg),
+        "pools": {"method": getattr(pools, "method", cfg.pools), "n_anchors": len(pools)},
+        "world_size": job.info.world_size, "history": loop.history, "finished": done,
+        "weights": WEIGHTS if done else None, "env": loop.env, "guard": guard})

@@ -46,12 +46,13 @@ from mom.companion import viz
 from mom.companion.paper import format_table
 from mom.companion.reproduce import notebook_dirs, save_results
 from mom.config import apply_overrides, load_params
+from mom.datasets.splits import build_splits
 from mom.depths import resolve_depths
 from mom.diffusion import cg_block, laplacian
 from mom.graph import affinity, largest_component, normalize
 from mom.knn import knn
 from mom.mining import mine, pool_diagnostics
-from mom.pipeline import build_splits, embed_split, evaluate_model, head_features
+from mom.pipeline import embed_split, evaluate_model, head_features
 from mom.train import build_model, train
 
 cfg = apply_overrides(load_params(params), overrides)

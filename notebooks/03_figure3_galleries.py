@@ -50,7 +50,7 @@ from mom.companion import viz
 from mom.companion.reproduce import notebook_dirs, save_results
 from mom.companion.runs import cached_run, load_run
 from mom.config import apply_overrides, load_params
-from mom.pipeline import train_split
+from mom.datasets.splits import train_split
 
 cfg = apply_overrides(load_params(params), overrides)
 figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)

@@ -3,7 +3,8 @@ and a label-free statistic of the graph/diffusion that might track class size.""
 import dataclasses, json
 import numpy as np
 from mom.config import load_params, apply_overrides
-from mom.pipeline import train_split, embed_split
+from mom.datasets.splits import train_split
+from mom.pipeline import embed_split
 from mom.mining import mine, pool_diagnostics
 from mom.knn import knn
 from mom.graph import affinity, normalize, components

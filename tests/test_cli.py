@@ -508,7 +508,7 @@ def test_mine_with_adapt_k_graph_prints_the_graphs_k(tmp_path, capsys):
 def test_embed_test_split_whitens_with_the_training_fit(tmp_path):
     import mom
     from mom.datasets import build_dataset
-    from mom.pipeline import train_split
+    from mom.datasets.splits import train_split
     from mom.whitening import Whitening
     out = tmp_path / "test.npy"
     main(["-q", "embed", "--params", "smoke", "--set", "embed.whitening=true",

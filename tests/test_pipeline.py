@@ -120,7 +120,7 @@ def test_train_split_is_the_runs_training_images(tmp_path):
     from data_fixtures import make_folder, make_oxford
 
     from mom.config import RunConfig
-    from mom.pipeline import build_splits, train_split
+    from mom.datasets.splits import build_splits, train_split
     make_oxford(tmp_path / "ox", n_db=5)
     make_folder(tmp_path / "extra", classes=("a", "b", "c"), per_class=2)
     data = dataclasses.replace(RunConfig().data, dataset="roxford5k", root=str(tmp_path / "ox"))

@@ -323,7 +323,7 @@ def test_cli_compare_pools_bad_input(tmp_path, capsys):
 def test_cli_train_takes_a_release_folder(tmp_path, monkeypatch, capsys):
     """`mom train --pools DIR` up to the training call: the pools it gets are the folder's."""
     import mom.train
-    from mom.pipeline import build_splits
+    from mom.datasets.splits import build_splits
     from mom.config import load_params
 
     n = len(build_splits(load_params("smoke"))[0])

@@ -92,7 +92,7 @@ def test_resume_recomputes_nothing_and_gives_the_same_numbers(done, smoke, monke
 def test_the_test_split_chooses_nothing(done, smoke, tmp_path, monkeypatch):
     # scramble the test labels: the selection (validation classes only) must not move
     result, _ = done
-    import mom.pipeline as mp
+    import mom.datasets.splits as mp
     real = mp.build_splits
 
     def scrambled(cfg):

@@ -280,7 +280,7 @@ class PoolInspector:
 
 def _run_source(run_dir) -> tuple[str, Any, Any, np.ndarray, np.ndarray]:
     """(name, training dataset, pools, descriptors, labels) of a finished run folder."""
-    from ..pipeline import train_split
+    from ..datasets.splits import train_split
     from .runs import load_run
     art = load_run(run_dir)
     dataset = train_split(art.config)

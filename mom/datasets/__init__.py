@@ -12,8 +12,9 @@ from .fashion_mnist import FASHION_CLASSES, FashionMNIST
 from .folder import ImageFolder
 from .idx import read_idx
 from .oxford import RevisitedOxfordParis
+from .splits import build_splits, train_split
 
 __all__ = ["ImageDataset", "FileDataset", "ArrayDataset", "Subset", "find_corrupt",
            "open_image", "to_rgb", "read_idx", "download_url", "check_integrity",
            "extract_archive", "CUB200", "FashionMNIST", "FASHION_CLASSES", "ImageFolder",
-           "RevisitedOxfordParis", "build_dataset", "DATASETS"]
+           "RevisitedOxfordParis", "build_dataset", "DATASETS", "train_split", "build_splits"]
