@@ -270,7 +270,8 @@ def _cmd_embed(args) -> int:
     from .datasets import build_dataset
     from .distributed import launched_by_torchrun
     from .io import save_npy
-    from .pipeline import check_config, embed_split, embed_with_model, train_split
+    from .datasets.splits import train_split
+    from .pipeline import check_config, embed_split, embed_with_model
     cfg = config_from_args(args)
     _check_outputs(args, out="file", labels_out="file", cache_dir="dir")
     if args.labels_out and Path(args.labels_out).resolve() == Path(args.out).resolve():
@@ -421,7 +422,8 @@ def _cmd_mine(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .pipeline import build_splits, check_config, embed_split, head_features
+    from .datasets.splits import build_splits
+    from .pipeline import check_config, embed_split, head_features
     from .train import build_model, train
     cfg = config_from_args(args)
     if args.method:
@@ -466,7 +468,8 @@ def _cmd_evaluate(args) -> int:
     cfg = config_from_args(args)
     _check_outputs(args, out="file")
     if args.checkpoint:
-        from .pipeline import build_splits, check_config, evaluate_model, load_model
+        from .datasets.splits import build_splits
+        from .pipeline import check_config, evaluate_model, load_model
         check_config(cfg)
         # retrieval datasets: "test" is the benchmark (queries ranked against the database)
         ds = dict(zip(("train", "test"), build_splits(cfg)))[args.split]

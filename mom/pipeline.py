@@ -30,9 +30,7 @@ from typing import Any
 import numpy as np
 
 from .config import RunConfig, config_to_dict
-# the split policy lives in mom/datasets/splits.py; run uses build_splits, and mom/cli.py and
-# mom/companion/depth_grid.py still import both names from here
-from .datasets.splits import build_splits, train_split  # noqa: F401
+from .datasets.splits import build_splits  # the split policy (mom/datasets/splits.py)
 from .io import env_info, load_json, remove_stale_temps, save_json, save_npy, save_npz
 from .memory import process_peak_mb
 

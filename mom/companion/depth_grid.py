@@ -76,7 +76,8 @@ def depth_grid(base: RunConfig, per_class: Sequence[int] = (20, 50, 100, 200, 50
     from tqdm.auto import tqdm
 
     from ..mining import capped_k_neg, mine, pool_diagnostics
-    from ..pipeline import embed_split, train_split
+    from ..datasets.splits import train_split
+    from ..pipeline import embed_split
 
     if base.data.dataset != "fashion_mnist":
         raise ValueError(f"depth_grid varies Fashion-MNIST's classes; params {base.name!r} use "
