@@ -283,6 +283,7 @@ class _Run:
     cache_dir: Any
     train_fp: str  # fingerprints of the training images and of what the rows are scored on
     test_fp: str
+    test_db_fp: str = ""  # of the test images (retrieval: the database), as results.json names it
 
     @property
     def retrieval(self) -> bool:
@@ -511,9 +512,33 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None, *,
     (``total``: this call). ``resume=False`` recomputes every stage.
     """
     check_config(cfg)  # before the heavy imports: bad input fails fast
-    out = Path(out_dir)
     t_start = time.perf_counter()
+    r = _open_run(cfg, Path(out_dir), progress, cache_dir, resume)
+    embed_key, features, raw = _embed_stage(r)
+    mine_key, pools, diagnostics = _mine_stage(r, embed_key, features)
+    initial_key, get_initial = _initial_stage(r, embed_key, raw)
+    results: dict[str, Any] = {"initial": _evaluate_row(r, "initial", initial_key, get_initial)}
+    histories: dict[str, list] = {}
+    guards: dict[str, Any] = {}
+    for method in METHODS:
+        train_key, histories[method], guards[method], get_model = _train_row(
+            r, method, mine_key, initial_key, pools, get_initial)
+        results[method] = _evaluate_row(r, method, train_key, get_model)
+        del get_model  # the trained model, once evaluated
 
+    for name in ("initial", *METHODS):
+        log.info("%-9s %s", name, _format_row(results[name]))
+    reused = list(r.stages.reused)
+    log.info("reused %d stage(s)%s", len(reused), f": {', '.join(reused)}" if reused else "")
+    r.stages.timings["total"] = round(time.perf_counter() - t_start, 2)
+    results.update(_run_record(r, pools, diagnostics, histories, guards))
+    save_json(r.out / "results.json", results)
+    return results
+
+
+def _open_run(cfg: RunConfig, out: Path, progress: bool, cache_dir, resume: bool) -> "_Run":
+    """The data step of :func:`run`: list both splits, check them before any heavy work,
+    then create ``out`` (``config.json``; a stale ``results.json`` removed)."""
     t0 = time.perf_counter()
     train_ds, test_ds = build_splits(cfg)
     retrieval = hasattr(test_ds, "gnd")
@@ -533,50 +558,36 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None, *,
     test_fp = (test_ds.database if retrieval else test_ds).fingerprint()
     r = _Run(cfg=cfg, out=out, stages=_Stages(out, resume), train_ds=train_ds, test_ds=test_ds,
              progress=progress, cache_dir=cache_dir, train_fp=train_ds.fingerprint(),
-             test_fp=test_fp + (test_ds.queries.fingerprint() if retrieval else ""))
-    timings = r.stages.timings
-    timings["data"] = round(time.perf_counter() - t0, 2)
-    log.info("data done in %.1f s", timings["data"])
+             test_fp=test_fp + (test_ds.queries.fingerprint() if retrieval else ""),
+             test_db_fp=test_fp)
+    r.stages.timings["data"] = round(time.perf_counter() - t0, 2)
+    log.info("data done in %.1f s", r.stages.timings["data"])
     log.info("data: %d train images, %d test %s (%s)", len(train_ds),
              len(test_ds.queries) if retrieval else len(test_ds),
              "queries" if retrieval else "images", cfg.data.dataset)
+    return r
 
-    embed_key, features, raw = _embed_stage(r)
-    mine_key, pools, diagnostics = _mine_stage(r, embed_key, features)
-    initial_key, get_initial = _initial_stage(r, embed_key, raw)
-    results: dict[str, Any] = {"initial": _evaluate_row(r, "initial", initial_key, get_initial)}
-    histories: dict[str, list] = {}
-    guards: dict[str, Any] = {}
-    for method in METHODS:
-        train_key, histories[method], guards[method], get_model = _train_row(
-            r, method, mine_key, initial_key, pools, get_initial)
-        results[method] = _evaluate_row(r, method, train_key, get_model)
-        del get_model  # the trained model, once evaluated
 
-    for name in ("initial", *METHODS):
-        log.info("%-9s %s", name, _format_row(results[name]))
-    reused = list(r.stages.reused)
-    log.info("reused %d stage(s)%s", len(reused), f": {', '.join(reused)}" if reused else "")
-    timings["total"] = round(time.perf_counter() - t_start, 2)
-    results.update({
-        "config": config_to_dict(cfg),
+def _run_record(r: "_Run", pools, diagnostics: dict, histories: dict, guards: dict) -> dict:
+    """What ``results.json`` holds beside the rows' metrics."""
+    retrieval = r.retrieval
+    return {
+        "config": config_to_dict(r.cfg),
         "pools": {"n_anchors": len(pools), "n_skipped": int(pools.n_skipped), **diagnostics,
                   "mean_pos_size": float(np.mean(pools.positives.sizes())),
                   "mean_neg_size": float(np.mean(pools.negatives.sizes())),
                   "depths": pools.depths.to_dict() if pools.depths is not None else None},
         "history": histories,
         "guard": guards,
-        "data": {"train": len(train_ds),
-                 "test": len(test_ds.queries) if retrieval else len(test_ds),
+        "data": {"train": len(r.train_ds),
+                 "test": len(r.test_ds.queries) if retrieval else len(r.test_ds),
                  "train_fingerprint": r.train_fp,
-                 "test_fingerprint": test_fp},
-        "timings_s": timings,
+                 "test_fingerprint": r.test_db_fp},
+        "timings_s": r.stages.timings,
         "peak_rss_mb": {**r.stages.peaks, "process": process_peak_mb()},
-        "reused": reused,
+        "reused": list(r.stages.reused),
         "env": env_info(),
-    })
-    save_json(out / "results.json", results)
-    return results
+    }
 
 
 def _format_row(metrics: dict) -> str:
