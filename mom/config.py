@@ -177,6 +177,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     num_workers: int = 0
     amp: bool = False  # mixed precision (float16 autocast + grad scaling), CUDA only
+    # tuples per forward/backward pass: None = the whole batch at once; a smaller number
+    # accumulates the batch's gradient over micro-batches (the same step, less memory:
+    # the activations of micro_batch tuples; needs freeze_bn, docs/method.md §9)
+    micro_batch: int | None = None
     # label-free safeguard (mom/guard.py, docs/method.md §10a): "holdout" keeps
     # guard_fraction of the anchors out of training and returns the epoch whose
     # tuple loss on them is lowest (the untrained network included); "none": the last epoch
@@ -185,6 +189,9 @@ class TrainConfig:
 
     def __post_init__(self):
         _validate(self)
+        if self.micro_batch is not None and not self.freeze_bn:
+            raise ValueError(f"TrainConfig.micro_batch: {self.micro_batch} needs freeze_bn true "
+                             "(micro-batches would change the batch-norm statistics of a step)")
 
     def epoch_tuples(self, n: int) -> int:
         """Tuples per epoch for ``n`` training images (``tuples_per_epoch`` resolved)."""
@@ -265,7 +272,7 @@ _RULES: dict[str, dict[str, _Rule]] = {
                     "dampening": ("in [0, 1]", lambda v: 0 <= v <= 1),
                     "weight_decay": _NON_NEGATIVE, "lr_step_epoch": _AT_LEAST_1,
                     "lr_gamma": _POSITIVE, "image_size": _IMAGE_SIZE, "seed": _NON_NEGATIVE,
-                    "num_workers": _NON_NEGATIVE},
+                    "num_workers": _NON_NEGATIVE, "micro_batch": _AT_LEAST_1},
     "EvalConfig": {"ks": _AT_LEAST_1, "nmi_seeds": _NON_NEGATIVE},
 }
 # string fields with a syntax rather than a list of names: (pattern, what it accepts)

@@ -19,6 +19,7 @@ metrics, package versions, git commit) and, at the end, ``model.pt`` (weights
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -462,26 +463,55 @@ def _steps(job: _Job, loop: _Loop, loader, epoch: int) -> list[float]:
                leave=False)
     for step, (x, w) in enumerate(bar):
         x, w = x.to(device, non_blocking=True), w.to(device, non_blocking=True)  # (b, 2+K, 3, H, W)
-        x = x.flatten(0, 1)  # (b * (2+K), 3, H, W): one forward pass for all images
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, enabled=scaler.is_enabled()):
-            z = net(x).view(len(w), 2 + cfg.n_negatives, -1)  # (b, 2+K, D)
-            loss = tuple_loss(z.float(), w, cfg)
+        if cfg.micro_batch is not None and cfg.micro_batch < len(w):
+            loss = _accumulate(job, loop, x, w)  # the batch's gradient, micro-batch by micro-batch
+        else:
+            x = x.flatten(0, 1)  # (b * (2+K), 3, H, W): one forward pass for all images
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, enabled=scaler.is_enabled()):
+                z = net(x).view(len(w), 2 + cfg.n_negatives, -1)  # (b, 2+K, D)
+                loss = tuple_loss(z.float(), w, cfg)
         mean_loss = float(ddp.all_mean(loss.detach(), info))
         if not math.isfinite(mean_loss):  # before the step: the weights stay finite
             kept = ckpt_path is not None and ckpt_path.is_file()
             where = f" (last good checkpoint kept: {str(ckpt_path)!r})" if kept else ""
             raise FloatingPointError(f"train: non-finite loss {mean_loss} at epoch {epoch + 1}, "
                                      f"step {step + 1}/{len(loader)}{where}; try a lower lr")
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        if loss.requires_grad:  # whole batch: its backward; micro-batches ran theirs already
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
         losses.append(mean_loss)
         bar.set_postfix(loss=f"{mean_loss:.4f}")
     model.eval()
     return losses
+
+
+def _accumulate(job: _Job, loop: _Loop, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Forward and backward of one batch of tuples ``x`` (b, 2+K, 3, H, W) in micro-batches
+    of ``cfg.micro_batch`` tuples, each loss scaled by its share of the batch, so the
+    gradients left in the parameters are the whole batch's (both losses are means over
+    tuples; BN is frozen). Under DDP only the last micro-batch synchronises. Returns the
+    batch's loss, detached."""
+    cfg, device, net, scaler = job.cfg, job.device, loop.net, loop.scaler
+    loop.opt.zero_grad(set_to_none=True)
+    b, total = len(w), torch.zeros((), device=device)
+    starts = range(0, b, cfg.micro_batch)
+    for i, s in enumerate(starts):
+        xs, ws = x[s:s + cfg.micro_batch].flatten(0, 1), w[s:s + cfg.micro_batch]
+        if device.type == "cuda":
+            xs = xs.contiguous(memory_format=torch.channels_last)
+        last = i == len(starts) - 1
+        sync = contextlib.nullcontext() if last or net is loop.model else net.no_sync()
+        with sync:
+            with torch.autocast(device.type, enabled=scaler.is_enabled()):
+                z = net(xs).view(len(ws), 2 + cfg.n_negatives, -1)  # (m, 2+K, D)
+                part = tuple_loss(z.float(), ws, cfg) * (len(ws) / b)
+            scaler.scale(part).backward()
+        total += part.detach()
+    return total
 
 
 def _write_log(job: _Job, loop: _Loop, done: bool, guard: dict | None = None) -> None:

@@ -49,11 +49,11 @@ def _to_tensor(img) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
+def _worker(rank: int, world: int, port: int, out: str, micro_batch: int | None = None) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    embed_cfg, cfg = tiny_configs(epochs=2, augment=False)
+    embed_cfg, cfg = tiny_configs(epochs=2, augment=False, micro_batch=micro_batch)
     res = train(tiny_model(embed_cfg, cfg), TinyImages(n=25), tiny_pools(n=25), cfg, embed_cfg,
                 out_dir=os.path.join(out, "run"), progress=False, distributed=None,  # as torchrun
                 transforms=(_to_tensor, _to_tensor))
@@ -62,15 +62,16 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_match_the_single_process_run(tmp_path):
+@pytest.mark.parametrize("micro_batch", [None, 2])  # 2: each rank's 3 tuples as 2 + 1, no_sync
+def test_two_gloo_ranks_match_the_single_process_run(tmp_path, micro_batch):
     torch.set_num_threads(1)
     embed_cfg, cfg = tiny_configs(epochs=2, augment=False)
     single = train(tiny_model(embed_cfg, cfg), TinyImages(n=25), tiny_pools(n=25), cfg, embed_cfg,
                    progress=False, distributed=False, transforms=(_to_tensor, _to_tensor))
     # fork after the single run: the children inherit every module it imported (torch's
     # optimiser pulls in torch._dynamo lazily, seconds in a fresh process)
-    ctx = mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False,
-                             start_method="fork")
+    ctx = mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path), micro_batch), nprocs=2,
+                             join=False, start_method="fork")
     deadline = time.monotonic() + 180  # a hung collective fails the test instead of the suite
     while not ctx.join(timeout=1):
         if time.monotonic() > deadline:

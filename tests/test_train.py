@@ -292,3 +292,34 @@ def test_mean1_weights_rescale_the_step_and_leave_unit_weights_alone():
     with pytest.raises(ValueError, match="weights"):  # refused when the config is built
         train(tiny_model(embed_cfg, cfg), ds, pools, dataclasses.replace(cfg, weights="x"),
               embed_cfg, progress=False)
+
+
+@pytest.mark.parametrize("loss,negatives", [("triplet", 1), ("contrastive", 2)])
+def test_micro_batches_give_the_whole_batch_step(loss, negatives):
+    # frozen BN: each image's forward is independent of the batch, so accumulating the
+    # scaled micro-batch gradients is the whole batch's gradient (up to rounding)
+    embed_cfg, cfg = tiny_configs(epochs=2, loss=loss, n_negatives=negatives, hard_negatives=4,
+                                  margin=0.7)
+    ds, pools = TinyImages(), tiny_pools()
+    whole = train(tiny_model(embed_cfg, cfg), ds, pools, cfg, embed_cfg, progress=False)
+    for m in (1, 4):  # 6 tuples a batch: micro-batches of 1 and of 4 + 2
+        part_cfg = dataclasses.replace(cfg, micro_batch=m)
+        part = train(tiny_model(embed_cfg, part_cfg), ds, pools, part_cfg, embed_cfg,
+                     progress=False)
+        np.testing.assert_allclose([h["loss"] for h in part.history],
+                                   [h["loss"] for h in whole.history], rtol=1e-5)
+        for k, v in state_of(whole.model).items():
+            torch.testing.assert_close(state_of(part.model)[k], v, rtol=1e-4, atol=1e-6)
+    # a micro-batch as large as the batch is the plain path, bit for bit
+    same_cfg = dataclasses.replace(cfg, micro_batch=6)
+    same = train(tiny_model(embed_cfg, same_cfg), ds, pools, same_cfg, embed_cfg, progress=False)
+    for k, v in state_of(whole.model).items():
+        torch.testing.assert_close(state_of(same.model)[k], v, rtol=0, atol=0)
+
+
+def test_micro_batches_need_frozen_batchnorm():
+    from mom.config import TrainConfig
+    with pytest.raises(ValueError, match=r"TrainConfig.micro_batch: 4 needs freeze_bn true"):
+        TrainConfig(micro_batch=4, freeze_bn=False)
+    with pytest.raises(ValueError, match=r"TrainConfig.micro_batch: must be >= 1, got 0"):
+        TrainConfig(micro_batch=0)
