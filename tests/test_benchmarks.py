@@ -56,3 +56,17 @@ def test_memory_trace_sees_a_short_spike():
     if not mem.live:
         pytest.skip("/proc/self/clear_refs cannot be written here")
     assert mem.peak(t0, t1)[0] - mem.peak(t2, np.inf)[0] > 0.25  # GiB
+
+
+def test_train_memory_benchmark_runs_each_mode_in_its_own_process(tmp_path):
+    sys.modules.pop("bench_train_memory", None)
+    mem = pytest.importorskip("bench_train_memory")
+    out = tmp_path / "m.json"
+    assert mem.main(["--image-size", "32", "--batch-size", "4", "--micro", "2", "--images", "20",
+                     "--threads", "1", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert [row["mode"] for row in r["rows"]] == ["bare", "train", "micro:2"]
+    assert all(row["peak_mb"] >= row["start_mb"] > 0 for row in r["rows"])
+    assert r["train_over_bare"] == r["rows"][1]["peak_mb"] / r["rows"][0]["peak_mb"]
+    with pytest.raises(SystemExit):  # too few images for the pools
+        mem.main(["--batch-size", "42", "--images", "20"])
