@@ -51,6 +51,7 @@ progress = False
 from mom.companion import viz
 from mom.companion.depth_grid import (FIRST_RECIPE, FIXED_DEPTHS, adapted_cells,
                                       class_size_studies, class_size_table, depth_grid, load_plan,
+                                      recipe_contrast_table, recipe_contrasts,
                                       plot_class_size_studies, plot_depth_grid, save_depth_grid)
 from mom.companion.reproduce import notebook_dirs, save_results
 from mom.config import apply_overrides, load_params
@@ -120,9 +121,15 @@ if cfg.mining.adapt_k_graph:
                                     recipes={"fixed k_graph": {"mining.adapt_k_graph": False}},
                                     seeds=seeds, work_dir=f"{runs_dir}/study-work",
                                     progress=progress)
-print(class_size_table(summaries))
+print(class_size_table(summaries, metrics=("recall@1", "nmi", "map@r")))
+# the adapted graph against the fixed one, the MoM row paired per seed (same seeds, test
+# images and initial network: only the graph's k differs)
+contrasts = recipe_contrasts(summaries, "params", "fixed k_graph")
+if contrasts:
+    print(recipe_contrast_table(contrasts))
 save_results(results_dir, "pool_depths", {"grid": rows, "fixed_depths": FIXED_DEPTHS,
-                                         "first_recipe": FIRST_RECIPE, "studies": summaries}, cfg)
+                                         "first_recipe": FIRST_RECIPE, "studies": summaries,
+                                         "contrasts": contrasts}, cfg)
 
 # %% [markdown]
 # How to read it: a difference whose interval straddles 0 is no evidence either way;

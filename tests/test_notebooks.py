@@ -135,5 +135,8 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
     assert {s["recipe"] for s in depths["studies"]} == {"params", "first landing", "fixed k_graph"}
     adapted = [r for r in depths["grid"] if r["rule"] == "auto+k_graph"]
     assert adapted and all(5 <= r["k_graph"] <= 8 and r["k_graph_value"] > 0 for r in adapted)
+    contrast = depths["contrasts"]  # params - fixed k_graph, MoM row, paired per seed
+    assert [(c["per_class"], c["classes"]) for c in contrast] == [(12, 5)]
+    assert contrast[0]["recall@1"]["n"] == 2 and contrast[0]["b"] == "fixed k_graph"
     done = [s for s in depths["studies"] if not s["note"]]
     assert done and all(s["rows"]["mom"]["recall@1"]["n"] == 2 for s in done)

@@ -18,7 +18,7 @@ from ..config import RunConfig, apply_overrides
 from ..io import atomic_write
 
 __all__ = ["FIXED_DEPTHS", "FIRST_RECIPE", "PLAN_FILE", "load_plan", "depth_grid", "adapted_cells",
-           "save_depth_grid",
+           "save_depth_grid", "recipe_contrasts", "recipe_contrast_table",
            "plot_depth_grid", "class_size_studies", "class_size_table", "plot_class_size_studies"]
 
 # the fixed depths the auto rule is compared with: (k+, k-)
@@ -234,6 +234,51 @@ def class_size_table(summaries: Sequence[Mapping[str, Any]],
         cells += [ci(s["paired"][pair][m]) for pair in ("mom-initial", "euclidean-initial")
                   for m in metrics]
         cells.append(" ".join(map(str, kept)) if kept else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _mom_by_seed(folder, metric: str) -> dict[int, float]:
+    """{seed: the MoM row's test ``metric``} from a study folder's ``runs.csv``."""
+    with open(Path(folder) / "runs.csv", newline="") as fh:
+        return {int(r["seed"]): float(r[metric]) for r in csv.DictReader(fh)
+                if r["split"] == "test" and r["row"] == "mom"}
+
+
+def recipe_contrasts(summaries: Sequence[Mapping[str, Any]], a: str, b: str,
+                     metrics: Sequence[str] = ("recall@1", "nmi", "map@r")) -> list[dict[str, Any]]:
+    """Recipe ``a`` minus recipe ``b`` for the MoM row, paired per seed, in every cell
+    both trained (the same seeds, test images and initial network: the studies differ
+    only in the recipe). One ``{"per_class", "classes", a, b, metric: paired(...)}`` a cell."""
+    from ..stats import paired
+
+    done = {(s["recipe"], s["per_class"], s["classes"]): s for s in summaries if not s.get("note")}
+    out = []
+    for (rec, pc, c), sa in done.items():
+        sb = done.get((b, pc, c))
+        if rec != a or sb is None:
+            continue
+        row: dict[str, Any] = {"per_class": pc, "classes": c, "a": a, "b": b}
+        for m in metrics:
+            va, vb = _mom_by_seed(sa["folder"], m), _mom_by_seed(sb["folder"], m)
+            seeds = sorted(set(va) & set(vb))
+            row[m] = paired([va[i] for i in seeds], [vb[i] for i in seeds], f"{a} - {b} {m}")
+        out.append(row)
+    return out
+
+
+def recipe_contrast_table(contrasts: Sequence[Mapping[str, Any]],
+                          metrics: Sequence[str] = ("recall@1", "nmi", "map@r")) -> str:
+    """Markdown: per cell, recipe a minus recipe b on the MoM row (mean [95% CI], seeds)."""
+    head = ["images a class", "classes", "MoM: a − b"] + list(metrics) + ["seeds"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in contrasts:
+        cells = [str(r["per_class"]), str(r["classes"]), f"{r['a']} − {r['b']}"]
+        for m in metrics:
+            d = r[m]
+            lo, hi = d["ci95"] if d["ci95"] else (float("nan"), float("nan"))
+            cells.append(f"{d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+        cells.append(str(r[metrics[0]]["n"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
