@@ -23,9 +23,10 @@ __all__ = ["FIXED_DEPTHS", "FIRST_RECIPE", "PLAN_FILE", "load_plan", "depth_grid
 
 # the fixed depths the auto rule is compared with: (k+, k-)
 FIXED_DEPTHS = {"first default": (100, 1250), "paper": (50, 100)}
-# the first landing's offline recipe, for comparison: fixed depths, one pass, no guard
-FIRST_RECIPE = {"mining.k_pos": 100, "mining.k_neg": 1250, "train.guard": "none",
-                "train.epochs": 1, "train.tuples_per_epoch": None}
+# the first landing's offline recipe, for comparison: fixed depths on the fixed graph,
+# one pass, no guard
+FIRST_RECIPE = {"mining.k_pos": 100, "mining.k_neg": 1250, "mining.adapt_k_graph": False,
+                "train.guard": "none", "train.epochs": 1, "train.tuples_per_epoch": None}
 COLUMNS = ("per_class", "classes", "n", "rule", "k_graph", "k_graph_value", "k_pos", "k_neg",
            "statistic", "value", "communities", "n_anchors", "n_skipped", "pos_precision", "pos_precision_euclid",
            "neg_purity", "baseline_pos_precision", "baseline_neg_purity", "note")
