@@ -20,7 +20,7 @@ train / bare (target <= 1.10: training keeps nothing alive beyond one batch's
 activations) and micro / whole. No dataset is needed (random images).
 
 Usage: python benchmarks/bench_train_memory.py [--backbone efficientnet_lite0]
-       [--image-size 227] [--batch-size 42] [--micro 14 6] [--images 126] [--threads N]
+       [--weights none] [--image-size 227] [--batch-size 42] [--micro 14 6] [--images 126] [--threads N]
        [--json out.json]
 """
 from __future__ import annotations
@@ -87,8 +87,8 @@ def child(mode: str, args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     micro = int(mode.split(":")[1]) if mode.startswith("micro:") else None
-    embed_cfg = EmbedConfig(backbone=args.backbone, pooling="gap", image_size=args.image_size,
-                            batch_size=32, device="cpu")
+    embed_cfg = EmbedConfig(backbone=args.backbone, weights=args.weights, pooling="gap",
+                            image_size=args.image_size, batch_size=32, device="cpu")
     cfg = TrainConfig(embedding_dim=64, head_init="random", trainable="all", freeze_bn=True,
                       epochs=1, batch_size=args.batch_size, tuples_per_epoch=args.batch_size,
                       image_size=args.image_size, augment=True, device="cpu", guard="none",
@@ -112,6 +112,9 @@ def child(mode: str, args) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backbone", default="efficientnet_lite0")
+    p.add_argument("--weights", default=None,
+                   help="EmbedConfig.weights: a file, or none (random init: memory does not "
+                        "depend on the values, e.g. for googlenet_caffe)")
     p.add_argument("--image-size", type=int, default=227)
     p.add_argument("--batch-size", type=int, default=42, help="triplets a step")
     p.add_argument("--micro", type=int, nargs="*", default=[14, 6], help="micro-batch sizes")
@@ -127,6 +130,7 @@ def main(argv=None) -> int:
         p.error(f"--images {args.images}: needs at least --batch-size + 15 (the pools' size)")
     rows = []
     passthrough = [f"--backbone={args.backbone}", f"--image-size={args.image_size}",
+                   *([f"--weights={args.weights}"] if args.weights else []),
                    f"--batch-size={args.batch_size}", f"--images={args.images}",
                    f"--threads={args.threads}"]
     for mode in ["bare", "train", *[f"micro:{m}" for m in args.micro]]:
