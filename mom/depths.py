@@ -98,13 +98,13 @@ def typical_size(labels: np.ndarray) -> float:
     return float((counts.astype(np.float64) ** 2).sum() / labels.size)
 
 
-def auto_depths(A: sp.spmatrix, seed: int = 0) -> Depths:
+def auto_depths(A: sp.spmatrix, seed: int = 0, labels: np.ndarray | None = None) -> Depths:
     """k+ and k- from the typical community size of ``A`` (module docstring).
 
     Raises ValueError naming the statistic when the graph gives no usable size
     (no edges, or communities smaller than MIN_COMMUNITY images)."""
     n = A.shape[0]
-    labels = communities(A, seed)
+    labels = communities(A, seed) if labels is None else labels
     c = typical_size(labels)
     m = int(np.unique(labels).size)
     if A.nnz == 0 or c < MIN_COMMUNITY:
@@ -121,25 +121,30 @@ def auto_depths(A: sp.spmatrix, seed: int = 0) -> Depths:
     return Depths(k_pos, k_neg, "auto", "typical_community_size", round(c, 3), m)
 
 
-def adapted_k_graph(A: sp.spmatrix, k_graph: int, seed: int = 0) -> tuple[int, float]:
+def adapted_k_graph(A: sp.spmatrix, k_graph: int,
+                    seed: int = 0) -> tuple[int, float, np.ndarray]:
     """The graph's k read from the first-pass graph ``A`` (built at ``k_graph``, the cap):
-    ``(min(k_graph, max(K_GRAPH_MIN, round(c0 / GRAPH_DIVISOR))), c0)`` with c0 its
-    typical community size. Raises ValueError naming the statistic on an edgeless graph."""
-    c0 = typical_size(communities(A, seed))
+    ``(min(k_graph, max(K_GRAPH_MIN, round(c0 / GRAPH_DIVISOR))), c0, labels)`` with c0
+    the typical size of its Louvain communities ``labels`` (reusable when k stays
+    ``k_graph``: the graph is then ``A`` itself). Raises ValueError naming the statistic
+    on an edgeless graph."""
+    labels = communities(A, seed)
+    c0 = typical_size(labels)
     if A.nnz == 0:
         raise ValueError(f"mining.adapt_k_graph: the mutual kNN graph at k_graph={k_graph} has no "
                          f"edges (typical_community_size={c0:.2f}), so there is no community size "
                          "to read k from; set mining.adapt_k_graph: false")
     k = min(int(k_graph), max(K_GRAPH_MIN, round(c0 / GRAPH_DIVISOR)))
-    return k, round(c0, 3)
+    return k, round(c0, 3), labels
 
 
-def resolve_depths(cfg, A: sp.spmatrix) -> Depths:
+def resolve_depths(cfg, A: sp.spmatrix, labels: np.ndarray | None = None) -> Depths:
     """The depths ``cfg`` (a MiningConfig) asks for on graph ``A``: its numbers, or the
-    auto rule for whichever of k_pos/k_neg is "auto"."""
+    auto rule for whichever of k_pos/k_neg is "auto" (``labels``: A's Louvain
+    communities when already known)."""
     if cfg.k_pos != "auto" and cfg.k_neg != "auto":
         return Depths(int(cfg.k_pos), int(cfg.k_neg), "fixed")
-    auto = auto_depths(A, seed=cfg.seed)
+    auto = auto_depths(A, seed=cfg.seed, labels=labels)
     k_pos = auto.k_pos if cfg.k_pos == "auto" else int(cfg.k_pos)
     k_neg = auto.k_neg if cfg.k_neg == "auto" else int(cfg.k_neg)
     return Depths(k_pos, k_neg, "auto", auto.statistic, auto.value, auto.communities)

@@ -297,16 +297,18 @@ def mine(features, cfg: MiningConfig | None = None, progress: bool = False,
     sims, ids = search(idx, x, k_all, progress=progress, desc="kNN graph")  # (N, k_all)
     clock("knn")
     A = affinity(sims[:, :cfg.k_graph], ids[:, :cfg.k_graph], cfg.gamma)
-    k_graph, k_graph_value = None, None
+    k_graph, k_graph_value, known = None, None, {}
     if cfg.adapt_k_graph:  # second pass: the graph's k from the first one's communities
-        k_graph, k_graph_value = adapted_k_graph(A, cfg.k_graph, seed=cfg.seed)
+        k_graph, k_graph_value, labels = adapted_k_graph(A, cfg.k_graph, seed=cfg.seed)
         if k_graph < cfg.k_graph:
             A = affinity(sims[:, :k_graph], ids[:, :k_graph], cfg.gamma)
+        else:  # the same graph: its communities are already known
+            known = {"labels": labels}
     if cfg.anchors != "all":  # the anchors get their own search below: free the (N, k) lists,
         sims = ids = None  # and an approximate index (faiss's HNSW holds a copy of x)
         idx = idx if cfg.knn_index == "flat" else None
     clock("graph")
-    depths = resolve_depths(cfg, A)
+    depths = resolve_depths(cfg, A, **known)
     if cfg.adapt_k_graph:
         depths = replace(depths, k_graph=k_graph, k_graph_value=k_graph_value)
     cfg = replace(cfg, k_pos=depths.k_pos, k_neg=depths.k_neg)  # numbers from here on

@@ -112,7 +112,7 @@ def test_auto_pools_empty_for_every_anchor_name_the_statistic(monkeypatch):
 def test_adapted_k_graph_shrinks_to_half_the_community_and_never_grows():
     from mom.depths import GRAPH_DIVISOR, K_GRAPH_MIN, adapted_k_graph
     x, _ = clustered(n_per=12, classes=6, dim=16, spread=0.1, seed=6)
-    k, c0 = adapted_k_graph(_graph(x, k=30), 30)
+    k, c0, _ = adapted_k_graph(_graph(x, k=30), 30)
     assert c0 > 3 and k == min(30, max(K_GRAPH_MIN, round(c0 / GRAPH_DIVISOR)))
     assert k < 30  # classes of 12 are smaller than the graph's k
     x, _ = clustered(n_per=80, classes=3, dim=16, spread=0.1, seed=6)
@@ -152,3 +152,18 @@ def test_adapt_k_graph_is_a_boolean_config_value():
     with pytest.raises(ValueError, match=r"MiningConfig.adapt_k_graph"):
         MiningConfig(adapt_k_graph="often")
     assert load_params("paper").mining.adapt_k_graph is False
+
+
+def test_adapted_graph_at_the_cap_runs_louvain_once(monkeypatch):
+    import mom.depths
+    x, _ = clustered(n_per=80, classes=3, dim=16, spread=0.1, seed=6)
+    cfg = MiningConfig(k_graph=12, k_pos="auto", k_neg="auto", pool_size=10)
+    plain = mine(x, cfg)
+    calls = []
+    real = mom.depths.communities
+    monkeypatch.setattr(mom.depths, "communities", lambda A, seed=0: calls.append(1) or real(A, seed))
+    adapted = mine(x, dataclasses.replace(cfg, adapt_k_graph=True))
+    assert adapted.depths.k_graph == 12 and len(calls) == 1  # the first pass's communities reused
+    assert (adapted.depths.k_pos, adapted.depths.k_neg, adapted.depths.value) == (
+        plain.depths.k_pos, plain.depths.k_neg, plain.depths.value)
+    np.testing.assert_array_equal(adapted.pos_ids, plain.pos_ids)
