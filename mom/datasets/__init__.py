@@ -1,4 +1,4 @@
-"""Image datasets: CUB-200-2011, revisited Oxford/Paris, image folders, Fashion-MNIST.
+"""Image datasets: CUB-200-2011, revisited Oxford/Paris, image folders, Omniglot, Fashion-MNIST.
 
 Every dataset: ``len(ds)``, ``ds[i] -> (PIL RGB image, int label)``,
 ``ds.labels`` (N,) int64 (-1 unknown), ``ds.name``, ``ds.fingerprint()``,
@@ -11,10 +11,11 @@ from .factory import DATASETS, build_dataset
 from .fashion_mnist import FASHION_CLASSES, FashionMNIST
 from .folder import ImageFolder
 from .idx import read_idx
+from .omniglot import Omniglot
 from .oxford import RevisitedOxfordParis
 from .splits import build_splits, train_split
 
 __all__ = ["ImageDataset", "FileDataset", "ArrayDataset", "Subset", "find_corrupt",
            "open_image", "to_rgb", "read_idx", "download_url", "check_integrity",
-           "extract_archive", "CUB200", "FashionMNIST", "FASHION_CLASSES", "ImageFolder",
+           "extract_archive", "CUB200", "FashionMNIST", "FASHION_CLASSES", "ImageFolder", "Omniglot",
            "RevisitedOxfordParis", "build_dataset", "DATASETS", "train_split", "build_splits"]

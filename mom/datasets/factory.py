@@ -1,9 +1,10 @@
 """``build_dataset``: the dataset named by a ``DataConfig``, for one split.
 
 Splits per dataset:
-- ``fashion_mnist``, ``cub200``: "train" (first half of the classes) | "test" (second half).
+- ``fashion_mnist``, ``omniglot``, ``cub200``: "train" (first half of the classes) |
+  "test" (second half).
   ``per_class`` takes the first images of each class: exactly that many for
-  Fashion-MNIST (error if fewer), at most that many for CUB and folders.
+  Fashion-MNIST and Omniglot (error if fewer), at most that many for CUB and folders.
 - ``roxford5k``, ``rparis6k``: "database" | "queries" (cropped); "train" is the
   database (unlabeled mining collection). Retrieval evaluation needs the
   queries and ``gnd``: use ``RevisitedOxfordParis`` directly.
@@ -22,11 +23,12 @@ from .base import ImageDataset, Subset, select_per_class
 from .cub import CUB200
 from .fashion_mnist import FashionMNIST
 from .folder import ImageFolder
+from .omniglot import Omniglot
 from .oxford import RevisitedOxfordParis
 
 __all__ = ["build_dataset", "DATASETS"]
 
-DATASETS = ("fashion_mnist", "cub200", "roxford5k", "rparis6k", "folder")
+DATASETS = ("fashion_mnist", "omniglot", "cub200", "roxford5k", "rparis6k", "folder")
 
 
 def _folder(root: Path, split: str) -> ImageDataset:
@@ -72,6 +74,8 @@ def build_dataset(data_cfg: DataConfig, split: str) -> ImageDataset:
     if name == "fashion_mnist":
         return FashionMNIST(split, source=data_cfg.source, root=data_cfg.root,
                             per_class=data_cfg.per_class, classes=data_cfg.classes)
+    if name == "omniglot":
+        return Omniglot(split, root=data_cfg.root, per_class=data_cfg.per_class)
     if data_cfg.root is None:
         raise ValueError(f"dataset {name!r} needs data.root (the folder holding it)")
     if name == "cub200":
