@@ -34,7 +34,10 @@ __all__ = [
     "MiningConfig",
     "TrainConfig",
     "EvalConfig",
+    "RowsConfig",
     "RunConfig",
+    "ROW_NAMES",
+    "NEUTRAL",
     "PARAMS_DIR",
     "load_params",
     "apply_overrides",
@@ -45,7 +48,7 @@ __all__ = [
 
 # the names an enum-like field accepts (the modules that implement them hold the same
 # tuples: datasets.DATASETS, backbones.BACKBONES, pooling.POOLINGS, knn.INDEXES, ...)
-DatasetName = Literal["fashion_mnist", "cub200", "roxford5k", "rparis6k", "folder"]
+DatasetName = Literal["fashion_mnist", "omniglot", "cub200", "roxford5k", "rparis6k", "folder"]
 FashionSource = Literal["bundled", "full"]
 BackboneName = Literal["efficientnet_lite0", "googlenet", "resnet50", "googlenet_caffe", "vgg16"]
 PoolingName = Literal["gap", "mac", "gem", "rmac"]
@@ -64,14 +67,17 @@ TupleWeights = Literal["raw", "mean1"]
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which images: ``dataset`` is one of ``fashion_mnist`` (offline default),
-    ``cub200``, ``roxford5k``, ``rparis6k``, ``folder``."""
+    """Which images: ``dataset`` is one of ``omniglot`` and ``fashion_mnist`` (both
+    bundled, offline), ``cub200``, ``roxford5k``, ``rparis6k``, ``folder``."""
 
     dataset: DatasetName = "fashion_mnist"
-    root: str | None = None  # None: bundled subset for fashion_mnist; required otherwise
+    # None: the bundled set for fashion_mnist and omniglot; required otherwise (omniglot:
+    # another Omniglot .zip or folder in the same layout)
+    root: str | None = None
     # fashion_mnist only: "bundled" (ships with the package) or "full" (IDX files)
     source: FashionSource = "bundled"
-    # fashion_mnist only: images per class taken from the source (None = all)
+    # images per class taken from the source (None = all): exactly that many for
+    # fashion_mnist and omniglot (at most 20 there), at most that many for cub200 and folder
     per_class: int | None = None
     # fashion_mnist only: the classes of the train split, a subset of 0-4 (None = all
     # five); the test split stays classes 5-9
@@ -214,6 +220,69 @@ class EvalConfig:
         _validate(self)
 
 
+ROW_NAMES = ("euclidean", "mom")  # the trained rows of a run (pipeline.METHODS)
+# train fields a row may not set for itself: the study sets pools and seed, both rows
+# start from one initial model (the architecture fields), and how a stage runs is not
+# part of a setting
+_ROW_FIXED = ("pools", "seed", "embedding_dim", "head_init", "pooling", "image_size",
+              "device", "num_workers")
+# dataclass field metadata: ``field(..., metadata={NEUTRAL: value})`` declares the value
+# at which the field changes nothing (the behaviour from before it existed). Cache keys
+# (mom.pipeline.stage_key over the sections) leave such a field out while it holds that
+# value, so adding a field never moves the keys of existing results.
+NEUTRAL = "neutral"
+
+
+@dataclass(frozen=True)
+class RowsConfig:
+    """Each trained row's own training settings (docs/method.md §10b): ``train`` fields
+    set for that row only, on top of the ``train`` section, e.g. the learning rate and
+    length its study selected on validation classes. Empty: both rows train with the
+    ``train`` section as it is.
+
+    In a parameter file: ``rows: {euclidean: {lr: 0.01}, mom: {lr: 0.03, epochs: 2}}``.
+    Held as sorted ``((field, value), ...)`` pairs (hashable, saved as a mapping).
+    """
+
+    euclidean: tuple[tuple[str, Any], ...] = ()
+    mom: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self):
+        names = {f.name for f in fields(TrainConfig)}
+        for row in ROW_NAMES:
+            value = getattr(self, row)
+            where = f"RowsConfig.{row}"
+            if value is None:
+                value = ()
+            if isinstance(value, Mapping):
+                value = tuple(value.items())
+            if not isinstance(value, (tuple, list)) or not all(
+                    isinstance(p, (tuple, list)) and len(p) == 2 for p in value):
+                raise ValueError(f"{where}: expected a mapping of train fields, got {value!r}")
+            pairs = {}
+            for key, v in value:
+                key = str(key).removeprefix("train.")
+                if key not in names:
+                    raise ValueError(f"{where}: {key!r} is not a train field; known: "
+                                     f"{sorted(names - set(_ROW_FIXED))}")
+                if key in _ROW_FIXED:
+                    raise ValueError(f"{where}: {key!r} cannot differ between the rows "
+                                     f"(fixed for both: {', '.join(_ROW_FIXED)})")
+                if key in pairs:
+                    raise ValueError(f"{where}: {key!r} is given twice")
+                try:  # the field's own type and range
+                    pairs[key] = getattr(TrainConfig(**{key: _coerce(TrainConfig, key, v)}), key)
+                except ValueError as exc:
+                    raise ValueError(f"{where}: {exc}") from None
+            object.__setattr__(self, row, tuple(sorted(pairs.items())))
+
+    def of(self, row: str) -> dict[str, Any]:
+        """The train fields ``row`` sets for itself (``{}``: none)."""
+        if row not in ROW_NAMES:
+            raise ValueError(f"unknown row {row!r}: use one of {ROW_NAMES}")
+        return dict(getattr(self, row))
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one end-to-end run needs; saved beside its results."""
@@ -224,9 +293,20 @@ class RunConfig:
     mining: MiningConfig = field(default_factory=MiningConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    rows: RowsConfig = field(default_factory=RowsConfig, metadata={NEUTRAL: RowsConfig()})
 
     def __post_init__(self):
         _validate(self)
+        for row in ROW_NAMES:  # a row's setting must make a valid train section
+            try:
+                self.row_train(row)
+            except ValueError as exc:
+                raise ValueError(f"rows.{row}: {exc}") from None
+
+    def row_train(self, row: str) -> TrainConfig:
+        """The train section that row ``row`` ("euclidean" or "mom") trains with: ``train``
+        with ``pools=row`` and the row's own fields of ``rows``."""
+        return replace(self.train, pools=row, **self.rows.of(row))
 
 
 _SECTION_CLASSES = {
@@ -235,6 +315,7 @@ _SECTION_CLASSES = {
     "mining": MiningConfig,
     "train": TrainConfig,
     "eval": EvalConfig,
+    "rows": RowsConfig,
 }
 
 PARAMS_DIR = Path(__file__).resolve().parent / "params"
@@ -461,8 +542,21 @@ def config_from_dict(d: Mapping[str, Any], where: str = "config") -> RunConfig:
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain-JSON dict of any config dataclass (tuples become lists)."""
-    return json.loads(json.dumps(asdict(cfg)))
+    """Plain-JSON dict of any config dataclass (tuples become lists; a ``RowsConfig``
+    becomes ``{row: {field: value}}``)."""
+    d = asdict(cfg)
+    if isinstance(cfg, RowsConfig):
+        d = {row: cfg.of(row) for row in ROW_NAMES}
+    elif isinstance(cfg, RunConfig):
+        d["rows"] = {row: cfg.rows.of(row) for row in ROW_NAMES}
+    return json.loads(json.dumps(d))
+
+
+def neutral_fields(cfg: Any) -> tuple[str, ...]:
+    """The fields of config dataclass ``cfg`` that hold their declared ``NEUTRAL`` value
+    (left out of cache keys: see ``NEUTRAL``)."""
+    return tuple(f.name for f in fields(cfg)
+                 if NEUTRAL in f.metadata and getattr(cfg, f.name) == f.metadata[NEUTRAL])
 
 
 def load_params(name_or_path: str | Path) -> RunConfig:

@@ -62,17 +62,19 @@ def check_config(cfg: RunConfig) -> None:
 
 def _check_sizes(cfg: RunConfig, n: int, name: str) -> None:
     """The parameters that depend on the number of training images, before embedding them."""
-    m, t = cfg.mining, cfg.train
+    m = cfg.mining
     if n <= m.k_graph:
         raise ValueError(f"the training split ({name}) has {n} images, too few for "
                          f"mining.k_graph={m.k_graph} (the kNN graph needs more images than k)")
     if m.k_pos != "auto" and m.k_pos > n:
         raise ValueError(f"mining.k_pos={m.k_pos} exceeds the {n} images of the training split ({name})")
-    n_tuples = t.epoch_tuples(n)
-    if n_tuples < t.batch_size:
-        source = "train.tuples_per_epoch" if t.tuples_per_epoch else "one per training image"
-        raise ValueError(f"{n_tuples} tuples per epoch ({source}) give no full batch of "
-                         f"train.batch_size={t.batch_size}")
+    for row in METHODS:
+        t = cfg.row_train(row)
+        n_tuples = t.epoch_tuples(n)
+        if n_tuples < t.batch_size:
+            source = "train.tuples_per_epoch" if t.tuples_per_epoch else "one per training image"
+            raise ValueError(f"{n_tuples} tuples per epoch ({source}) give no full batch of "
+                             f"train.batch_size={t.batch_size} (the {row} row)")
 
 
 def embed_split(cfg: RunConfig, dataset, cache_dir=None, progress=True, desc="embed",
@@ -186,8 +188,12 @@ _MODEL_FIELDS = ("embedding_dim", "head_init", "pooling", "image_size")
 
 
 def _section(section, drop: tuple[str, ...] = ()) -> dict:
-    """A config section as a dict, without the fields that do not change results."""
-    return {k: v for k, v in config_to_dict(section).items() if k not in _HOW_FIELDS + drop}
+    """A config section as a dict, without the fields that do not change results: how a
+    stage runs, and fields at their declared neutral value (``mom.config.NEUTRAL``), so
+    that a field added later leaves the keys of existing results where they were."""
+    from .config import neutral_fields
+    skip = _HOW_FIELDS + drop + neutral_fields(section)
+    return {k: v for k, v in config_to_dict(section).items() if k not in skip}
 
 
 def stage_key(*parts) -> str:
@@ -428,7 +434,7 @@ def _train_row(r: _Run, method: str, mine_key: str, initial_key: str, pools,
     """
     from .train import CHECKPOINT, LOG, WEIGHTS, train
     cfg, name = r.cfg, f"train_{method}"
-    tcfg = dataclasses.replace(cfg.train, pools=method)
+    tcfg = cfg.row_train(method)  # the train section with the row's own settings
     # what a checkpoint of this row must have been started from; then the epochs
     resume_key = stage_key("train", mine_key, initial_key, _section(tcfg, drop=("epochs",)))
     key = stage_key("train", resume_key, tcfg.epochs)

@@ -56,7 +56,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .config import RunConfig, apply_overrides, config_from_dict, config_to_dict
+from .config import RowsConfig, RunConfig, apply_overrides, config_from_dict, config_to_dict
 from .io import atomic_write, env_info, load_json, save_json
 
 __all__ = ["StudyConfig", "study", "load_study", "load_grid", "STUDIES_DIR", "expand_grid", "class_split", "ROWS",
@@ -92,6 +92,14 @@ class StudyConfig:
     val_seed: int = 0  # which classes are held out
     select_metric: str = "recall@1+nmi"  # mean of validation R@1 and NMI
     select_seeds: int = 1  # seeds per grid setting on the validation classes
+    # the most SGD steps the validation phase may spend on each trained row (the same
+    # budget for both): a grid that cannot be tried whole within it is refused before
+    # any training. None: no limit
+    budget_steps: int | None = None
+    # with train.guard on: True scores a validation setting by the epoch its guard keeps
+    # (the guarded network is what is selected); False by its last epoch (the trained
+    # network is selected, and the guard is reported on top of that setting)
+    select_guarded: bool = True
 
     def __post_init__(self):
         if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1:
@@ -105,6 +113,12 @@ class StudyConfig:
                              f"got {self.select_metric!r}")
         if not isinstance(self.select_seeds, int) or self.select_seeds < 1:
             raise ValueError(f"study select_seeds must be a positive integer, got {self.select_seeds!r}")
+        if not isinstance(self.select_guarded, bool):
+            raise ValueError(f"study select_guarded must be true or false, got {self.select_guarded!r}")
+        if self.budget_steps is not None and (not isinstance(self.budget_steps, int) or isinstance(
+                self.budget_steps, bool) or self.budget_steps < 1):
+            raise ValueError(f"study budget_steps must be a positive integer or null, got "
+                             f"{self.budget_steps!r}")
         object.__setattr__(self, "grid", tuple((str(k), tuple(v)) for k, v in self.grid))
         if self.select == "none" and self.grid:
             raise ValueError("study: a grid needs select='validation' (with 'none' nothing is "
@@ -336,12 +350,15 @@ def _prepare(cfg: RunConfig, train_ds, eval_ds, cache: Path, memo: dict, progres
 def _cell_key(cfg: RunConfig, row: str, train_ds, eval_ds) -> str:
     """Hash of everything that changes one training and its scores.
 
+    The train section is the one the row trains with (``RunConfig.row_train``: the same
+    key whether a setting comes from the grid or from the parameter file's ``rows``).
     The device fields are left out (a study may resume elsewhere), and for the
     Euclidean row ``train.weights`` is: its weights are all 1, so ``mean1``
     rescales nothing and both values train the same model bit for bit.
     """
-    from .pipeline import stage_key
+    from .pipeline import _section, stage_key
     sections = _sections(cfg)
+    sections["train"] = _section(cfg.row_train(row))  # what the row trains with
     if row == "euclidean":
         sections["train"]["weights"] = "raw"
     return stage_key(sections, row, train_ds.fingerprint(), _fingerprint(eval_ds))
@@ -358,7 +375,7 @@ def _run_cell(cfg: RunConfig, stage: _Stage, train_ds, eval_ds, row: str, progre
     def score(m, epoch):
         return _scalars(evaluate_model(m, eval_ds, cfg, progress=False)[0])
 
-    tcfg = dataclasses.replace(cfg.train, pools=row)
+    tcfg = cfg.row_train(row)
     result = train(model, train_ds, stage.pools, tcfg, cfg.embed, out_dir=None,
                    progress=progress, eval_fn=score)
     # per-epoch records without their timings (cells must not differ between machines)
@@ -368,13 +385,14 @@ def _run_cell(cfg: RunConfig, stage: _Stage, train_ds, eval_ds, row: str, progre
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def _at_epoch(rec: Mapping[str, Any], epochs: int, initial: Mapping[str, Any]) -> dict:
+def _at_epoch(rec: Mapping[str, Any], epochs: int, initial: Mapping[str, Any],
+              guarded: bool = True) -> dict:
     """The scores a training of ``epochs`` epochs returns: the last epoch's, or with
-    ``train.guard`` the epoch its held-out loss keeps among the first ``epochs``
-    (``initial`` when that is the untrained network); ``guard_epoch`` says which."""
+    ``train.guard`` (and ``guarded``) the epoch its held-out loss keeps among the first
+    ``epochs`` (``initial`` when that is the untrained network); ``guard_epoch`` says which."""
     from .guard import choose_epoch
     guard = rec.get("guard") or {}
-    if not guard.get("active"):
+    if not guard.get("active") or not guarded:
         return dict(rec["history"][epochs - 1])
     kept = choose_epoch(guard["losses"][:epochs + 1])
     scores = dict(initial) if kept == 0 else dict(rec["history"][kept - 1])
@@ -467,6 +485,12 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
     out = Path(out)
     t_start = time.perf_counter()
     check_config(cfg)
+    rows_ignored = None
+    if cfg.rows != RowsConfig():
+        # a parameter file's per-row settings were chosen by an earlier selection (with
+        # validation labels): a study chooses its own (validation) or none (label-free)
+        rows_ignored = config_to_dict(cfg.rows)
+        cfg = dataclasses.replace(cfg, rows=RowsConfig())
     settings = _check_grid(cfg, scfg)
     train_ds, test_ds = build_splits(cfg)
     if hasattr(test_ds, "gnd") and scfg.select == "validation":
@@ -481,14 +505,17 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
         mine_cls, val_cls = class_split(train_ds.labels, scfg.val_fraction, scfg.val_seed)
         mining_ds = _class_subset(train_ds, mine_cls, "mining")
         val_ds = _class_subset(train_ds, val_cls, "validation")
+        budget = _check_budget(cfg, scfg, settings, len(mining_ds))
         protocol.update(mining_classes=mine_cls.tolist(), validation_classes=val_cls.tolist(),
                         select_metric=scfg.select_metric, select_seeds=scfg.select_seeds,
+                        budget=budget, rows_ignored=rows_ignored,
                         labels_used="validation-class labels choose each row's setting; test "
                                     "labels only score; training labels only for the reported "
                                     "pool diagnostics")
     else:
         protocol.update(labels_used="test labels only score; training labels only for the "
-                                    "reported pool diagnostics; nothing is selected")
+                                    "reported pool diagnostics; nothing is selected",
+                        rows_ignored=rows_ignored)
     _check_folder(out, cfg, scfg)
 
     work = Path(work_dir) if work_dir is not None else out / "work"
@@ -517,7 +544,8 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
                 for e in base["epochs"]:
                     per_seed = []
                     for s in range(scfg.select_seeds):
-                        rec = _at_epoch(results[(base["id"], row, s)], e, initial_val)
+                        rec = _at_epoch(results[(base["id"], row, s)], e, initial_val,
+                                        guarded=scfg.select_guarded)
                         per_seed.append(rec)
                         lines.append(_line("validation", base["at"](e), row, s,
                                            cfg.train.seed + s, e, rec))
@@ -538,6 +566,7 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
 
     # ---- test phase: each row's setting, every seed, full training classes
     per_row: dict[str, list[dict]] = {row: [] for row in ROWS}
+    unguarded: dict[str, list[dict]] = {row: [] for row in ROWS}  # the last epoch's scores
     test_cells = [(row, s) for row in TRAINED_ROWS for s in range(scfg.seeds)]
     stage_test = _prepare(_with_seed(cfg, selected["mom"], 0), train_ds, test_ds, cache, memo,
                           progress)
@@ -550,6 +579,7 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
         epochs = len(rec["history"])
         final = _at_epoch(rec, epochs, _scalars(stage_test.initial))
         per_row[row].append(final)
+        unguarded[row].append(_at_epoch(rec, epochs, {}, guarded=False))
         guard_epochs[row].append(final.get("guard_epoch"))
         lines.append(_line("test", selected[row], row, s, c.train.seed, epochs, final, selected=True))
         for h in rec["history"]:  # per-epoch test scores: for the curves only
@@ -558,6 +588,7 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
     initial = _scalars(stage_test.initial)
     for s in range(scfg.seeds):
         per_row["initial"].append(initial)
+        unguarded["initial"].append(initial)
         lines.append(_line("test", {}, "initial", s, cfg.train.seed + s, 0, initial, selected=True))
         curves.append({"split": "test", "setting": "", "row": "initial", "seed": s, "epoch": 0,
                        **initial})
@@ -567,6 +598,10 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
                 ln["selected"] = json.loads(ln["overrides"]) == selected[ln["row"]]
 
     result = _aggregate(per_row, scfg)
+    guarded = cfg.train.guard != "none"
+    # with the guard on, "rows" are the guarded networks; "unguarded" the same trainings'
+    # last epochs (the trained networks at their setting, whatever the guard said)
+    result["unguarded"] = _aggregate(unguarded, scfg) if guarded else None
     result.update({
         "params": cfg.name, "selected": selected, "selection": selection, "protocol": protocol,
         "config": config_to_dict(cfg), "study_config": config_to_dict(scfg),
@@ -581,6 +616,24 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
     if figures:
         _figures(result, out / "figures")
     return result
+
+
+def _check_budget(cfg: RunConfig, scfg: StudyConfig, settings: list[dict], n: int) -> dict:
+    """The validation phase's SGD steps per trained row (one training per setting but
+    its epochs, to its largest epoch count, on ``n`` mining images); ValueError naming
+    the grid's learning rates when they exceed ``scfg.budget_steps``."""
+    steps = 0
+    for base in _epoch_bases(cfg, settings):
+        t = apply_overrides(cfg, base["overrides"]).train
+        steps += t.epochs * (t.epoch_tuples(n) // t.batch_size) * scfg.select_seeds
+    if scfg.budget_steps is not None and steps > scfg.budget_steps:
+        lrs = sorted({s.get("train.lr", cfg.train.lr) for s in settings})
+        raise ValueError(
+            f"study grid: trying every setting (learning rates {lrs}, {len(settings)} settings "
+            f"in all, {scfg.select_seeds} seed(s) each) costs {steps} SGD steps per row on the "
+            f"{n} mining images, over the budget of {scfg.budget_steps} (budget_steps); drop "
+            "settings or raise the budget")
+    return {"steps_per_row": steps, "budget_steps": scfg.budget_steps}
 
 
 def _epoch_bases(cfg: RunConfig, settings: list[dict]) -> list[dict]:

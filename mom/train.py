@@ -209,6 +209,9 @@ class _Loop:
     start: int  # the first epoch to run: those a checkpoint holds are done
     local: np.ndarray  # the ids of this rank's tuples among an epoch's
     env: dict | None  # env_info() for train.json, where this process writes it
+    # the guard's embedding after the last epoch's steps: the next epoch's start embedding
+    # (the same weights, the same test transform), so it is not computed twice
+    after: np.ndarray | None = None
 
 
 def _transforms(model, cfg: TrainConfig, transforms) -> tuple[Callable, Callable]:
@@ -244,8 +247,8 @@ def _setup(job: _Job, model, pools, resume: bool) -> _Loop:
         for name in (CHECKPOINT, LOG, WEIGHTS):  # temp files of a run killed while writing
             remove_stale_temps(job.out / name)
     model.to(device)
-    if device.type == "cuda":  # the layout extract uses; set before DDP builds its buckets
-        model.to(memory_format=torch.channels_last)
+    # the layout extract uses (faster on CPU and CUDA); set before DDP builds its buckets
+    model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("train: the model has no parameter with requires_grad")
@@ -271,7 +274,11 @@ def _epoch(job: _Job, loop: _Loop, epoch: int, eval_fn) -> dict:
     ``eval_fn`` (rank 0). Returns the epoch's history record."""
     cfg = job.cfg
     t0 = time.perf_counter()
-    emb = _embed_all(loop.model, job, epoch)  # (N, D)
+    if loop.after is not None and REUSE_AFTER_EMBEDDING:
+        emb, loop.after = loop.after, None  # (N, D)
+        _skip_loader_draw()  # the draw that embedding pass would have made
+    else:
+        emb = _embed_all(loop.model, job, epoch)  # (N, D)
     if loop.held is not None and len(loop.guard["losses"]) == epoch:  # the untrained network
         _guard_check(loop.guard, loop.model, emb, loop.held, cfg)
     t1 = time.perf_counter()
@@ -391,7 +398,20 @@ def _guard_after(job: _Job, loop: _Loop, epoch: int) -> float:
     Its embedding is RNG-neutral, so a resumed run draws what a straight one does."""
     after = _isolated(lambda m, e: {"emb": _embed_all(m, job, e, after=True)}, loop.model,
                       epoch + 1)["emb"]
+    loop.after = after
     return _guard_check(loop.guard, loop.model, after, loop.held, job.cfg)
+
+
+# the next epoch starts from the guard's after-epoch embedding instead of embedding the
+# training set again (tests/test_train.py checks the two give the same training bit for bit)
+REUSE_AFTER_EMBEDDING = True
+
+
+def _skip_loader_draw() -> None:
+    """Advance torch's global generator as one embedding pass does: its DataLoader draws
+    one int64 base seed when it starts. A reused embedding then leaves every later random
+    draw (the augmentation of the steps) where a fresh pass would."""
+    torch.empty((), dtype=torch.int64).random_()
 
 
 def _isolated(eval_fn, model, epoch: int) -> dict:
@@ -466,9 +486,8 @@ def _steps(job: _Job, loop: _Loop, loader, epoch: int) -> list[float]:
         if cfg.micro_batch is not None and cfg.micro_batch < len(w):
             loss = _accumulate(job, loop, x, w)  # the batch's gradient, micro-batch by micro-batch
         else:
-            x = x.flatten(0, 1)  # (b * (2+K), 3, H, W): one forward pass for all images
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
+            # (b * (2+K), 3, H, W): one forward pass for all images
+            x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, enabled=scaler.is_enabled()):
                 z = net(x).view(len(w), 2 + cfg.n_negatives, -1)  # (b, 2+K, D)
                 loss = tuple_loss(z.float(), w, cfg)
@@ -500,9 +519,8 @@ def _accumulate(job: _Job, loop: _Loop, x: torch.Tensor, w: torch.Tensor) -> tor
     b, total = len(w), torch.zeros((), device=device)
     starts = range(0, b, cfg.micro_batch)
     for i, s in enumerate(starts):
-        xs, ws = x[s:s + cfg.micro_batch].flatten(0, 1), w[s:s + cfg.micro_batch]
-        if device.type == "cuda":
-            xs = xs.contiguous(memory_format=torch.channels_last)
+        xs = x[s:s + cfg.micro_batch].flatten(0, 1).contiguous(memory_format=torch.channels_last)
+        ws = w[s:s + cfg.micro_batch]
         last = i == len(starts) - 1
         sync = contextlib.nullcontext() if last or net is loop.model else net.no_sync()
         with sync:

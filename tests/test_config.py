@@ -345,3 +345,31 @@ def test_paper_oxford_is_the_retrieval_setting():
         ("roxford5k", "stationary", 1500, 10000)
     assert (c.train.loss, c.train.margin, c.train.n_negatives) == ("contrastive", 0.7, 5)
     assert (c.embed.backbone, c.embed.pooling) == ("vgg16", "mac")
+
+
+def test_rows_give_each_trained_row_its_own_train_fields():
+    from mom.config import RowsConfig, config_from_dict, config_to_dict
+    cfg = apply_overrides(load_params("smoke"), ["rows.mom={lr: 0.03, epochs: 2}",
+                                                 "rows.euclidean={train.lr: 0.001}"])
+    assert cfg.row_train("mom").lr == 0.03 and cfg.row_train("mom").epochs == 2
+    assert cfg.row_train("euclidean").lr == 0.001 and cfg.row_train("euclidean").pools == "euclidean"
+    assert cfg.row_train("euclidean").epochs == cfg.train.epochs
+    d = config_to_dict(cfg)
+    assert d["rows"] == {"euclidean": {"lr": 0.001}, "mom": {"epochs": 2, "lr": 0.03}}
+    assert config_from_dict(d) == cfg
+    assert config_to_dict(load_params("smoke"))["rows"] == {"euclidean": {}, "mom": {}}
+    assert RowsConfig(mom={"lr": 1}).mom == (("lr", 1.0),)  # the field's own type
+
+
+@pytest.mark.parametrize("value,match", [
+    ("{seed: 3}", "'seed' cannot differ between the rows"),
+    ("{image_size: 32}", "'image_size' cannot differ between the rows"),
+    ("{lr: -1}", r"TrainConfig.lr: must be > 0"),
+    ("{lrr: 1}", "'lrr' is not a train field"),
+    ("[1, 2]", "expected a mapping of train fields"),
+    ("{micro_batch: 2, freeze_bn: false}", "micro_batch: 2 needs freeze_bn"),
+])
+def test_bad_rows_name_the_row_and_field(value, match):
+    with pytest.raises(ValueError, match=match) as err:
+        apply_overrides(load_params("smoke"), [f"rows.mom={value}"])
+    assert "mom" in str(err.value)

@@ -128,3 +128,28 @@ def test_tuples_per_epoch_fraction():
         TrainConfig(guard="maybe")
     with pytest.raises(ValueError, match="guard_fraction: must be strictly between 0 and 0.5"):
         TrainConfig(guard_fraction=0.5)
+
+
+def test_the_next_epoch_starts_from_the_guards_embedding_and_trains_the_same(monkeypatch):
+    # the guard embeds the training set after each epoch's steps; the next epoch starts
+    # from that embedding instead of computing it again, with the same random stream
+    import mom.train as mt
+    calls = []
+    real = mt._embed_all
+
+    def counting(*a, **k):
+        calls.append(k.get("after", False))
+        return real(*a, **k)
+    monkeypatch.setattr(mt, "_embed_all", counting)
+    reused, _, _ = _run(guard="holdout")  # 3 epochs
+    n_reused = len(calls)
+    calls.clear()
+    monkeypatch.setattr(mt, "REUSE_AFTER_EMBEDDING", False)
+    fresh, _, _ = _run(guard="holdout")
+    assert n_reused == len(calls) - 2  # epochs 2 and 3 start from the guard's embedding
+    timing = ("embed_s", "sample_s", "train_s", "tuples_per_s")
+    strip = lambda h: [{k: v for k, v in r.items() if k not in timing} for r in h]  # noqa: E731
+    assert strip(reused.history) == strip(fresh.history)
+    assert reused.guard["losses"] == fresh.guard["losses"]
+    a, b = state_of(reused.model), state_of(fresh.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -347,3 +347,37 @@ def test_results_record_depths_guard_and_the_peak_memory_of_each_stage(smoke_run
     assert all(0 < v <= peaks["process"] for v in peaks.values())
     rec = json.loads((out / "stages" / "mine.json").read_text())
     assert rec["peak_rss_mb"] == peaks["mine"]
+
+
+def test_each_row_trains_with_its_own_setting_and_retrains_alone(smoke_copy, monkeypatch):
+    out, results = smoke_copy
+    _forbid(monkeypatch, "embed", "mine", "train", allow_train=("mom",))
+    again = _rerun(out, "--set", "rows.mom={lr: 0.02}")
+    # only the MoM row changed: the Euclidean row and everything before are reused
+    assert again["reused"] == ["embed", "mine", "initial", "evaluate_initial", "train_euclidean",
+                               "evaluate_euclidean"]
+    assert again["euclidean"] == results["euclidean"]
+    assert [e["lr"] for e in again["history"]["mom"]] == [0.02]
+    assert [e["lr"] for e in again["history"]["euclidean"]] == [load_params("smoke").train.lr]
+    assert again["config"]["rows"] == {"euclidean": {}, "mom": {"lr": 0.02}}
+    log = json.loads((out / "mom" / "train.json").read_text())
+    assert log["train_config"]["lr"] == 0.02 and log["train_config"]["pools"] == "mom"
+
+
+def test_a_field_at_its_neutral_value_leaves_the_stage_keys_where_they_were():
+    # a field added to a section later, declared neutral at its default, does not move
+    # the key of a config that leaves it there (and does once it is set)
+    import dataclasses as dc
+    from mom.config import NEUTRAL, MiningConfig, load_params
+    from mom.pipeline import _section, stage_key
+    cfg = load_params("smoke").mining
+    Later = dc.make_dataclass("MiningConfig", [("new_knob", int, dc.field(
+        default=0, metadata={NEUTRAL: 0}))], bases=(MiningConfig,), frozen=True)
+    same = Later(**dc.asdict(cfg))
+    assert stage_key("mine", _section(same)) == stage_key("mine", _section(cfg))
+    moved = Later(**dc.asdict(cfg), new_knob=3)
+    assert stage_key("mine", _section(moved)) != stage_key("mine", _section(cfg))
+    # a field without the declaration is hashed whatever its value
+    Plain = dc.make_dataclass("MiningConfig", [("other", int, 0)], bases=(MiningConfig,),
+                              frozen=True)
+    assert stage_key("mine", _section(Plain(**dc.asdict(cfg)))) != stage_key("mine", _section(cfg))

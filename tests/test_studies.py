@@ -195,7 +195,71 @@ def test_bad_grid_file(tmp_path):
         load_grid({"train.lr": [0.1, 0.1]})
 
 
+def test_a_grid_over_the_step_budget_is_refused_before_any_work(smoke, tmp_path, monkeypatch):
+    _no_work(monkeypatch)
+    # smoke: 16 tuples an epoch in batches of 8 = 2 steps; two learning rates x 2 epochs
+    # = 8 steps a row, over a budget of 6
+    with pytest.raises(ValueError, match=r"learning rates \[0.01, 0.1\].* 8 SGD steps per row.*"
+                                         r"budget of 6 \(budget_steps\)"):
+        study(smoke, tmp_path / "s", StudyConfig(grid=GRID, budget_steps=6), progress=False)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_grid_within_the_budget_records_it(smoke, tmp_path):
+    r = study(smoke, tmp_path / "s", StudyConfig(seeds=1, grid=GRID, budget_steps=8),
+              progress=False, figures=False)
+    assert r["protocol"]["budget"] == {"steps_per_row": 8, "budget_steps": 8}
+
+
+def test_guarded_study_reports_the_unguarded_networks_and_selects_either(smoke, tmp_path):
+    guarded = dataclasses.replace(smoke, train=dataclasses.replace(smoke.train, guard="holdout"))
+    plain = study(guarded, tmp_path / "u", StudyConfig(seeds=2, grid=GRID, select_guarded=False),
+                  work_dir=tmp_path / "w", progress=False, figures=False)
+    picked = study(guarded, tmp_path / "g", StudyConfig(seeds=2, grid=GRID),
+                   work_dir=tmp_path / "w", progress=False, figures=False)
+    for r in (plain, picked):
+        assert set(r["unguarded"]["rows"]) == {"initial", "euclidean", "mom"}
+        assert set(r["unguarded"]["paired"]) == {"mom-initial", "mom-euclidean", "euclidean-initial"}
+    # the unguarded rows are each training's last epoch; the guarded ones the kept epoch
+    cells = {(c["row"], c["seed"]): c for c in map(
+        lambda p: json.loads(p.read_text()), (tmp_path / "w" / "cells" / "test").glob("*.json"))
+        if c["overrides"] == plain["selected"][c["row"]]}
+    for row in ("euclidean", "mom"):
+        for s, per in enumerate(plain["unguarded"]["per_seed"][row]):
+            last = cells[(row, s)]["history"][-1]
+            assert per["recall@1"] == last["recall@1"]
+    # selection on the last epochs: the validation score of the chosen setting is its
+    # trained network's, not the guard's choice
+    for row, table in plain["selection"].items():
+        best = max(t["score"] for t in table)
+        assert [t["overrides"] for t in table if t["score"] == best][0] == plain["selected"][row]
+
+
+def test_a_study_ignores_the_parameter_files_rows(smoke, tmp_path):
+    from mom.config import apply_overrides
+    with_rows = apply_overrides(smoke, ["rows.mom={lr: 0.1}", "rows.euclidean={epochs: 1}"])
+    r = study(with_rows, tmp_path / "n", StudyConfig(seeds=1, select="none"),
+              work_dir=tmp_path / "w", progress=False, figures=False)
+    assert r["protocol"]["rows_ignored"] == {"euclidean": {"epochs": 1}, "mom": {"lr": 0.1}}
+    assert r["config"]["rows"] == {"euclidean": {}, "mom": {}}
+    same = study(smoke, tmp_path / "m", StudyConfig(seeds=1, select="none"),
+                 work_dir=tmp_path / "w", progress=False, figures=False)
+    assert same["per_seed"] == r["per_seed"]
+
+
+def test_a_rows_setting_and_the_same_grid_setting_share_one_cell_key(smoke):
+    from mom.config import apply_overrides
+    from mom.datasets import build_dataset
+    ds = build_dataset(smoke.data, "train")
+    by_grid = apply_overrides(smoke, {"train.lr": 0.1})
+    by_rows = apply_overrides(smoke, ["rows.mom={lr: 0.1}"])
+    assert ms._cell_key(by_grid, "mom", ds, ds) == ms._cell_key(by_rows, "mom", ds, ds)
+    assert ms._cell_key(by_rows, "euclidean", ds, ds) == ms._cell_key(smoke, "euclidean", ds, ds)
+
+
 @pytest.mark.parametrize("kwargs,match", [
+    ({"budget_steps": 0}, "budget_steps must be a positive integer"),
+    ({"select_guarded": "yes"}, "select_guarded must be true or false"),
     ({"seeds": 0}, "seeds must be a positive integer"),
     ({"select": "test"}, "select must be one of"),
     ({"val_fraction": 1.0}, "val_fraction"),
