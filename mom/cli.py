@@ -194,9 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="YAML grid of section.field: [values] (default: the grid of the bundled "
                         "study file params/studies/NAME.yaml, when there is one)")
     p.add_argument("--no-grid", action="store_true", help="no grid: the parameter file's setting only")
-    p.add_argument("--select", default="validation", choices=("validation", "none"),
+    p.add_argument("--select", default="validation", choices=("validation", "none", "rows"),
                    help="validation: choose each row's setting on held-out training classes; "
-                        "none: the parameter file's settings, no labels used")
+                        "none: the parameter file's settings, no labels used (its rows "
+                        "section left out); rows: each row at the parameter file's own "
+                        "setting (its rows section)")
     p.add_argument("--val-fraction", type=float, default=None,
                    help="share of the training classes held out for validation, at least 2 "
                         "classes (default 0.2)")

@@ -20,7 +20,11 @@ Protocol (``StudyConfig.select``):
   classes and evaluated once on the test classes. The validation labels choose
   the settings and do nothing else; the test labels only score.
 - ``"none"``: the parameter file's own settings, no labels anywhere but the
-  test scoring: the label-free number.
+  test scoring: the label-free number. A ``rows`` section (per-row settings an
+  earlier study chose with validation labels) is left out.
+- ``"rows"``: each row at the parameter file's own per-row setting (its ``rows``
+  section), nothing chosen by this study: the cells of the validation study that
+  chose them, or the same settings on other anchors or data (the anchor ablation).
 
 Seeds: seed ``s`` trains with ``train.seed + s`` for both trained rows, so the
 euclidean and mom runs of one seed share the sampler stream and augmentation
@@ -67,7 +71,7 @@ log = logging.getLogger(__name__)
 ROWS = ("initial", "euclidean", "mom")
 TRAINED_ROWS = ("euclidean", "mom")
 PAIRS = (("mom", "initial"), ("mom", "euclidean"), ("euclidean", "initial"))
-SELECT_MODES = ("validation", "none")
+SELECT_MODES = ("validation", "none", "rows")
 SELECT_METRICS = ("recall@1+nmi", "recall@1", "nmi", "map@r")
 STUDY_FILE, RUNS_FILE, CONFIG_FILE = "study.json", "runs.csv", "study_config.json"
 # fields that may differ between a study and its resumption (more seeds extend it)
@@ -120,9 +124,9 @@ class StudyConfig:
             raise ValueError(f"study budget_steps must be a positive integer or null, got "
                              f"{self.budget_steps!r}")
         object.__setattr__(self, "grid", tuple((str(k), tuple(v)) for k, v in self.grid))
-        if self.select == "none" and self.grid:
-            raise ValueError("study: a grid needs select='validation' (with 'none' nothing is "
-                             "chosen, the parameter file's setting is the only one)")
+        if self.select != "validation" and self.grid:
+            raise ValueError(f"study: a grid needs select='validation' (with {self.select!r} "
+                             "nothing is chosen, the parameter file's setting is the only one)")
 
 
 # ----------------------------------------------------------------------------- grid
@@ -151,10 +155,10 @@ def load_study(params: str, *, select: str | None = None, seeds: int | None = No
         values["select"] = select
     if seeds is not None:
         values["seeds"] = seeds
-    if values.get("select") == "none":
+    if values.get("select") in ("none", "rows"):
         if grid:
-            raise ValueError("a grid needs --select validation (with --select none nothing is "
-                             "chosen)")
+            raise ValueError(f"a grid needs --select validation (with --select "
+                             f"{values['select']} nothing is chosen)")
         values["grid"] = ()
     return StudyConfig(**values)
 
@@ -486,7 +490,10 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
     t_start = time.perf_counter()
     check_config(cfg)
     rows_ignored = None
-    if cfg.rows != RowsConfig():
+    if scfg.select == "rows" and cfg.rows == RowsConfig():
+        raise ValueError(f"study --select rows: parameter file {cfg.name!r} has no rows section "
+                         "(each row's own setting); use --select none or validation")
+    if scfg.select != "rows" and cfg.rows != RowsConfig():
         # a parameter file's per-row settings were chosen by an earlier selection (with
         # validation labels): a study chooses its own (validation) or none (label-free)
         rows_ignored = config_to_dict(cfg.rows)
@@ -512,6 +519,11 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
                         labels_used="validation-class labels choose each row's setting; test "
                                     "labels only score; training labels only for the reported "
                                     "pool diagnostics")
+    elif scfg.select == "rows":
+        protocol.update(labels_used="each row at the parameter file's own setting (its rows "
+                                    "section, chosen earlier); test labels only score; training "
+                                    "labels only for the reported pool diagnostics",
+                        rows=config_to_dict(cfg.rows))
     else:
         protocol.update(labels_used="test labels only score; training labels only for the "
                                     "reported pool diagnostics; nothing is selected",
@@ -561,8 +573,9 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
         for s in range(scfg.select_seeds):
             lines.append(_line("validation", {}, "initial", s, cfg.train.seed + s,
                                0, initial_val))
-    else:
-        selected = {row: {} for row in TRAINED_ROWS}
+    else:  # the parameter file's own: its rows section (select rows), else nothing
+        selected = {row: {f"train.{k}": v for k, v in cfg.rows.of(row).items()}
+                    for row in TRAINED_ROWS}
 
     # ---- test phase: each row's setting, every seed, full training classes
     per_row: dict[str, list[dict]] = {row: [] for row in ROWS}

@@ -247,6 +247,22 @@ def test_a_study_ignores_the_parameter_files_rows(smoke, tmp_path):
     assert same["per_seed"] == r["per_seed"]
 
 
+def test_select_rows_reuses_the_validation_studys_test_cells(done, smoke, tmp_path, monkeypatch):
+    from mom.config import apply_overrides
+    result, out = done
+    rows = {row: {k.removeprefix("train."): v for k, v in result["selected"][row].items()}
+            for row in ("euclidean", "mom")}
+    cfg = apply_overrides(smoke, {f"rows.{row}": v for row, v in rows.items()})
+    monkeypatch.setattr(ms, "_run_cell", lambda *a, **k: (_ for _ in ()).throw(AssertionError()))
+    again = study(cfg, tmp_path / "r", StudyConfig(seeds=2, select="rows"), work_dir=out / "work",
+                  progress=False, figures=False)
+    assert again["per_seed"] == result["per_seed"]
+    assert again["selected"] == result["selected"] and again["protocol"]["rows"] == {
+        row: rows[row] for row in rows}
+    with pytest.raises(ValueError, match="has no rows section"):
+        study(smoke, tmp_path / "x", StudyConfig(seeds=1, select="rows"), progress=False)
+
+
 def test_a_rows_setting_and_the_same_grid_setting_share_one_cell_key(smoke):
     from mom.config import apply_overrides
     from mom.datasets import build_dataset
