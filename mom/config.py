@@ -552,6 +552,18 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(d))
 
 
+def key_dict(cfg: RunConfig) -> dict[str, Any]:
+    """``config_to_dict(cfg)`` without the fields at their declared ``NEUTRAL`` value, in
+    every section and at the top: what a hash of a whole configuration should cover."""
+    d = config_to_dict(cfg)
+    for name in neutral_fields(cfg):
+        d.pop(name)
+    for sec in _SECTION_CLASSES:
+        for name in neutral_fields(getattr(cfg, sec)):
+            d[sec].pop(name)
+    return d
+
+
 def neutral_fields(cfg: Any) -> tuple[str, ...]:
     """The fields of config dataclass ``cfg`` that hold their declared ``NEUTRAL`` value
     (left out of cache keys: see ``NEUTRAL``)."""

@@ -330,8 +330,12 @@ def _prepare(cfg: RunConfig, train_ds, eval_ds, cache: Path, memo: dict, progres
         return stage
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    features, raw = embed_split(cfg, train_ds, progress=progress)  # (N, D), (N, C)
-    head = head_features(cfg, train_ds, raw, progress=progress)  # (N, C)
+    # descriptors cached by embedding config and data (stages that differ only in their
+    # mining, e.g. the anchors of an ablation, embed once)
+    features, raw = embed_split(cfg, train_ds, cache_dir=cache / "descriptors",
+                                progress=progress)  # (N, D), (N, C)
+    head = head_features(cfg, train_ds, raw, cache_dir=cache / "descriptors",
+                         progress=progress)  # (N, C)
     pools = mine(features, cfg.mining, progress=progress)
     diagnostics = {}
     labels = np.asarray(train_ds.labels)

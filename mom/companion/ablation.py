@@ -11,10 +11,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..config import RunConfig
+from ..config import RunConfig, config_to_dict
 from .runs import cached_run
 
-__all__ = ["ANCHORS", "POOLS", "ablation", "headline_metric", "ablation_table", "ablation_grid",
+__all__ = ["ANCHORS", "POOLS", "ablation", "anchor_budget_study", "headline_metric", "ablation_table", "ablation_grid",
            "diagnostics_table"]
 
 ANCHORS = ("all", "stationary", "random")
@@ -97,3 +97,75 @@ def _diagnostics(pool_stats: dict[str, Any], pools: str) -> dict[str, float]:
     from ..mining import diagnostic_keys
     return {label: float(pool_stats[key]) for label, key in diagnostic_keys(pools).items()
             if isinstance(pool_stats.get(key), (int, float))}
+
+
+# ------------------------------------------------------------ the anchor-budget study
+BUDGET_PAIRS = (("stationary", "random"),)  # anchor choices compared, per pool family
+
+
+def anchor_budget_study(cfg: RunConfig, out: str | Path, *, budget: float = 0.05, seeds: int = 5,
+                        work_dir: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+    """The anchor ablation under an anchor budget, paired over training seeds.
+
+    The paper makes its anchor claim on Oxford5k, where anchors are few. Here both
+    anchor choices get ``round(budget * N)`` anchors of the N training images: the top
+    stationary-distribution modes, or as many drawn uniformly at random (one draw per
+    seed: draw ``s`` with ``mining.seed = s``, so the interval covers the draw too).
+    Each (anchors, seed) trains both pool families, NN^e and P+/P-, each row at the
+    parameter file's own setting (``rows``; :func:`mom.studies.study` with
+    ``select="rows"``), the guard off (10% of a few dozen anchors judges nothing).
+    Seed ``s`` trains with ``train.seed + s`` in every cell, so all differences are paired.
+
+    Returns ``{"cells": {anchors: {pools: summary}}, "paired": {name: {metric: paired}},
+    "per_seed": {anchors: {pools|initial: [metrics per seed]}}, "n_anchors": {...},
+    "budget", "seeds"}`` (summaries and paired statistics of :mod:`mom.stats`).
+    """
+    from ..datasets.splits import train_split
+    from ..stats import paired, summarize
+    from ..studies import StudyConfig, study
+    if not 0 < budget < 1:
+        raise ValueError(f"anchor budget must be a fraction of the images in (0, 1), got {budget!r}")
+    out = Path(out)
+    work = Path(work_dir) if work_dir is not None else out / "work"
+    n_images = len(train_split(cfg))
+    n = max(2, round(budget * n_images))
+    base = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, guard="none"))
+    scfg = StudyConfig(seeds=seeds, select="rows")
+
+    def one(mining, folder, study_cfg, train_seed=None):
+        c = dataclasses.replace(base, mining=mining)
+        if train_seed is not None:
+            c = dataclasses.replace(c, train=dataclasses.replace(c.train, seed=train_seed))
+        return study(c, out / folder, study_cfg, work_dir=work, progress=progress, figures=False)
+
+    stationary = one(dataclasses.replace(base.mining, anchors="stationary", n_anchors=n),
+                     "stationary", scfg)
+    depths = stationary.get("pools") or {}
+    n_modes = int(depths.get("n_anchors", n)) + int(depths.get("n_skipped", 0))
+    per_seed = {"stationary": stationary["per_seed"],
+                "random": {row: [] for row in ("initial", *POOLS)}}
+    for s in range(seeds):  # one random draw per seed, as many anchors as the modes found
+        r = one(dataclasses.replace(base.mining, anchors="random", n_anchors=min(n, n_modes), seed=s),
+                f"random-{s}", StudyConfig(seeds=1, select="rows"), train_seed=base.train.seed + s)
+        for row in per_seed["random"]:
+            per_seed["random"][row].append(r["per_seed"][row][0])
+    metrics = [k for k in per_seed["stationary"]["mom"][0]]
+    cells = {a: {p: {m: summarize([x[m] for x in per_seed[a][p]], f"{a} {p} {m}") for m in metrics}
+                 for p in POOLS} for a in per_seed}
+
+    def diff(a, pa, b, pb):
+        return {m: paired([x[m] for x in per_seed[a][pa]], [y[m] for y in per_seed[b][pb]],
+                          f"{a}/{pa} - {b}/{pb} {m}") for m in metrics}
+    pairs = {}
+    for pools in POOLS:
+        pairs[f"stationary-random ({pools})"] = diff("stationary", pools, "random", pools)
+    for anchors in per_seed:
+        pairs[f"mom-euclidean ({anchors})"] = diff(anchors, "mom", anchors, "euclidean")
+        pairs[f"mom-initial ({anchors})"] = diff(anchors, "mom", anchors, "initial")
+    return {"cells": cells, "paired": pairs, "per_seed": per_seed, "budget": budget,
+            "seeds": seeds, "n_images": n_images,
+            "n_anchors": {"asked": n, "stationary_modes": n_modes,
+                          "stationary": int(depths.get("n_anchors", n)),
+                          "random": min(n, n_modes)},
+            "diagnostics": {"stationary": stationary.get("pools")},
+            "rows": config_to_dict(cfg.rows), "guard": "none"}
