@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
+from .version import __version__
 from .config import MiningConfig, RunConfig, apply_overrides, choices, load_params, parse_bool
 
 __all__ = ["main", "build_parser", "mining_config_from_args", "config_from_args"]
@@ -409,7 +409,8 @@ def _cmd_mine(args) -> int:
                              f"to match features file {args.features!r}")
     pools = mine(feats, cfg, progress=not args.quiet)
     if args.format == "release":
-        pools.save_release(args.out)
+        from .release import save_release
+        save_release(pools, args.out)
     else:
         pools.save(args.out)
     print(f"wrote {args.out}: {len(pools)} anchors, {pools.n_skipped} skipped")
@@ -502,6 +503,12 @@ def _cmd_study(args) -> int:
         ("val_fraction", args.val_fraction), ("select_seeds", args.select_seeds),
         ("select_metric", args.select_metric)) if v is not None})
     result = study(cfg, args.out, scfg, work_dir=args.work_dir, progress=not args.quiet)
+    try:  # matplotlib and seaborn come with the notebooks extra
+        from .companion.viz import save_study_figures
+    except ImportError as exc:
+        print(f"no figures ({exc.name} is not installed)")
+    else:
+        save_study_figures(result, Path(args.out) / "figures")
     print(summary_table(result))
     print("selected:", json.dumps(result["selected"], sort_keys=True))
     print(f"wrote {Path(args.out) / 'study.json'} ({result['timings_s']['total']:.0f} s)")

@@ -127,7 +127,7 @@ def evaluate_model(model, dataset, cfg: RunConfig, progress=True,
                    desc="embed test") -> tuple[dict, np.ndarray]:
     """(metrics, embeddings) of ``model`` on a labelled ``dataset``.
 
-    A retrieval benchmark (:func:`mom.retrieval.load_benchmark`) is scored by
+    A retrieval benchmark (:func:`mom.datasets.factory.load_benchmark`) is scored by
     mAP of its queries against its database; the database embeddings are returned.
     """
     from .metrics import evaluate_embeddings
@@ -192,7 +192,7 @@ def _section(section, drop: tuple[str, ...] = ()) -> dict:
 
 def stage_key(*parts) -> str:
     """16 hex digits of SHA-256 over ``parts`` (as JSON) and the package version."""
-    from . import __version__
+    from .version import __version__
     blob = json.dumps({"mom": __version__, "parts": parts}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

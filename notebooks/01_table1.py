@@ -58,7 +58,7 @@ studies = {}
 for select in ("validation", "none"):
     scfg = load_study(params, select=select)
     studies[select] = study(cfg, f"{runs_dir}/study-{select}", scfg,
-                            work_dir=f"{runs_dir}/study-work", progress=progress, figures=False)
+                            work_dir=f"{runs_dir}/study-work", progress=progress)
     save_study(f"{runs_dir}/study-{select}", results_dir,
                "study" if select == "validation" else "study_none")
 fair = studies["validation"]

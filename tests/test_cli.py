@@ -521,3 +521,14 @@ def test_embed_test_split_whitens_with_the_training_fit(tmp_path):
     np.testing.assert_allclose(np.load(out), want, atol=1e-5)
     wrong = Whitening.fit(test_raw, 8).apply(test_raw)  # what fitting on the test split gives
     assert not np.allclose(np.load(out), wrong, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_study_command_draws_the_study_figures(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["-q", "study", "--params", "smoke", "--out", str(out), "--select", "none",
+                 "--seeds", "2", "--no-grid"]) == 0
+    assert "study.json" in capsys.readouterr().out
+    for name in ("study_rows", "study_paired", "study_curves"):
+        for ext in ("png", "svg"):
+            assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000

@@ -80,8 +80,8 @@ class _Relabelled:
 @pytest.mark.slow
 def test_training_labels_change_only_the_pool_diagnostics(smoke_run, tmp_path, monkeypatch):
     """The label-free rule: scrambled training labels leave every row identical."""
-    import mom.datasets
-    real = mom.datasets.build_dataset
+    import mom.datasets.factory
+    real = mom.datasets.factory.build_dataset
 
     def scrambled(data_cfg, split):
         ds = real(data_cfg, split)
@@ -90,7 +90,7 @@ def test_training_labels_change_only_the_pool_diagnostics(smoke_run, tmp_path, m
         rng = np.random.default_rng(0)
         return _Relabelled(ds, rng.permutation(np.asarray(ds.labels)))
 
-    monkeypatch.setattr(mom.datasets, "build_dataset", scrambled)
+    monkeypatch.setattr(mom.datasets.factory, "build_dataset", scrambled)
     assert main(["-q", "run", "--params", "smoke", "--out", str(tmp_path)]) == 0
     again = json.loads((tmp_path / "results.json").read_text())
     _, results = smoke_run

@@ -55,6 +55,10 @@ def test_study_json_has_the_promised_shape(done):
     proto = on_disk["protocol"]
     assert proto["select"] == "validation" and len(proto["validation_classes"]) == 2
     assert set(proto["mining_classes"]).isdisjoint(proto["validation_classes"])
+    assert not (out / "figures").exists()  # the figures are the companion's (mom study draws them)
+    from mom.companion.viz import save_study_figures
+    made = save_study_figures(result, out / "figures")
+    assert [p.name for p in made] == ["study_rows.png", "study_paired.png", "study_curves.png"]
     for name in ("study_rows", "study_paired", "study_curves"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
 
@@ -85,7 +89,7 @@ def test_resume_recomputes_nothing_and_gives_the_same_numbers(done, smoke, monke
     import mom.pipeline as mp
     monkeypatch.setattr(ms, "_run_cell", boom)
     monkeypatch.setattr(mp, "embed_split", boom)  # descriptors and pools come from the cache
-    again = study(smoke, out, StudyConfig(seeds=2, grid=GRID), progress=False, figures=False)
+    again = study(smoke, out, StudyConfig(seeds=2, grid=GRID), progress=False)
     assert again["rows"] == result["rows"] and again["selected"] == result["selected"]
 
 
@@ -100,15 +104,13 @@ def test_the_test_split_chooses_nothing(done, smoke, tmp_path, monkeypatch):
         test.labels = np.random.default_rng(0).permutation(test.labels)
         return train, test
     monkeypatch.setattr(mp, "build_splits", scrambled)
-    other = study(smoke, tmp_path / "s", StudyConfig(seeds=1, grid=GRID), progress=False,
-                  figures=False)
+    other = study(smoke, tmp_path / "s", StudyConfig(seeds=1, grid=GRID), progress=False)
     assert other["selected"] == result["selected"]
     assert other["selection"] == result["selection"]
 
 
 def test_select_none_uses_the_parameter_file_and_no_grid(smoke, tmp_path):
-    r = study(smoke, tmp_path / "n", StudyConfig(seeds=2, select="none"), progress=False,
-              figures=False)
+    r = study(smoke, tmp_path / "n", StudyConfig(seeds=2, select="none"), progress=False)
     assert r["selected"] == {"euclidean": {}, "mom": {}} and r["selection"] == {}
     assert "validation_classes" not in r["protocol"]
     with pytest.raises(ValueError, match="grid needs"):
@@ -117,10 +119,10 @@ def test_select_none_uses_the_parameter_file_and_no_grid(smoke, tmp_path):
 
 def test_work_dir_is_shared_between_studies(smoke, tmp_path, monkeypatch):
     study(smoke, tmp_path / "a", StudyConfig(seeds=1, select="none"), work_dir=tmp_path / "w",
-          progress=False, figures=False)
+          progress=False)
     monkeypatch.setattr(ms, "_run_cell", lambda *a, **k: (_ for _ in ()).throw(AssertionError()))
     r = study(smoke, tmp_path / "b", StudyConfig(seeds=1, select="none"), work_dir=tmp_path / "w",
-              progress=False, figures=False)
+              progress=False)
     assert r["rows"]["mom"]["recall@1"]["n"] == 1
 
 

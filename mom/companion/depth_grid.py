@@ -203,7 +203,7 @@ def class_size_studies(base: RunConfig, cells: Sequence[tuple[int, int]], out, *
                 continue
             folder = out / name.replace(" ", "_") / f"pc{pc}-c{c}"
             res = study(cfg, folder, StudyConfig(select="none", seeds=seeds, grid=()),
-                        work_dir=work, progress=progress, figures=False)
+                        work_dir=work, progress=progress)
             summaries.append({"recipe": name, "per_class": pc, "classes": c, "n": n,
                               "folder": str(folder), "depths": res.get("depths"),
                               "guard_kept": (res.get("guard") or {}).get("kept_epoch"),

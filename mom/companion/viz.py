@@ -25,7 +25,8 @@ __all__ = ["project_2d", "plot_diffusion", "plot_stationary", "plot_pools_2d",
            "plot_grouped_bars", "math_label", "pool_diagnostics_groups", "plot_pool_diagnostics",
            "plot_recalls", "plot_metric_bars", "plot_history", "gallery_ids", "plot_gallery",
            "gallery_figure", "thumbnail", "save_figure", "SAME", "OTHER",
-           "plot_study_rows", "plot_study_paired", "plot_study_curves", "plot_toy_manifold"]
+           "plot_study_rows", "plot_study_paired", "plot_study_curves", "save_study_figures",
+           "plot_toy_manifold"]
 
 _GROUP_COLOURS = {"mom": "tab:blue", "euclidean": "tab:orange", "initial": "tab:gray",
                   "MoM (paper)": "lightsteelblue", "Cyclic match (paper)": "tab:purple"}
@@ -394,6 +395,18 @@ def plot_study_curves(result: Mapping[str, Any], metrics: Sequence[str] = _STUDY
             ax.set_ylabel(_METRIC_LABELS.get(metric, metric))
             ax.legend(fontsize=6)
     return fig
+
+
+def save_study_figures(result: Mapping[str, Any], folder: str | Path) -> list[Path]:
+    """``study_rows``, ``study_paired`` and ``study_curves`` of a ``mom.study`` result
+    into ``folder`` (what ``mom study`` writes under ``OUT/figures``); the PNG paths."""
+    made = []
+    for name, draw in (("study_rows", plot_study_rows), ("study_paired", plot_study_paired),
+                       ("study_curves", plot_study_curves)):
+        fig = draw(result)
+        made.append(save_figure(fig, Path(folder) / name)[0])
+        plt.close(fig)
+    return made
 
 
 def save_figure(fig: Figure, path_stem: str | Path, *, dpi: int = 110) -> list[Path]:
