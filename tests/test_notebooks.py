@@ -26,7 +26,7 @@ def code_cells(path):
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
-def test_the_five_notebooks_exist():
+def test_the_six_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == EXPECTED
 
 
@@ -81,6 +81,47 @@ def test_logic_lives_in_mom(path):
             else:
                 continue
             assert roots <= {"mom", "numpy"}, f"{path.stem} imports {roots}"
+
+
+def _open_and_save_as_jupyterlab_does(path: Path, folder: Path) -> str:
+    """The text a notebook file holds after JupyterLab opened it and saved it (as its
+    autosave does a couple of minutes after opening), without a browser: read through
+    jupytext's contents manager, the kernelspec replaced by the installed ``python3``
+    kernel's (JupyterLab's ``NotebookPanel._updateSpec``), ``language_info`` set as the
+    kernel reports it (``_updateLanguage``), saved through the same manager."""
+    import platform
+    import shutil
+
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupytext import TextFileContentsManager
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, folder / path.name)
+    manager = TextFileContentsManager(root_dir=str(folder))
+    nb = manager.get(path.name, content=True, type="notebook")["content"]
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": spec.display_name,
+                                    "language": spec.language}
+    nb["metadata"]["language_info"] = {**IPythonKernel.language_info,
+                                       "version": platform.python_version()}
+    manager.save({"type": "notebook", "format": "json", "content": nb}, path.name)
+    return (folder / path.name).read_text()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_opening_a_notebook_in_jupyterlab_leaves_the_file_unchanged(path, tmp_path):
+    """The header holds what a save writes: the kernelspec of the kernel setup.sh
+    installs (display name "Python 3 (ipykernel)"), jupytext's format_version, and a
+    filter that keeps jupytext's own version out of the file (it differs from one
+    installation to the next). So the autosave after opening writes the same bytes and
+    git sees no change."""
+    assert _open_and_save_as_jupyterlab_does(path, tmp_path / "lab") == path.read_text()
+    # what the header prevents: without the format version, the save rewrites the file
+    text = path.read_text().replace("#       format_version: '1.3'\n", "")
+    stale = tmp_path / "stale" / path.name
+    stale.parent.mkdir()
+    stale.write_text(text)
+    assert _open_and_save_as_jupyterlab_does(stale, tmp_path / "lab2") != text
 
 
 @pytest.mark.slow

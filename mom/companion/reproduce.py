@@ -94,7 +94,9 @@ def to_ipynb(source: str | Path, target: str | Path, kernel_name: str = "python3
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
     if len(tagged) != 1:
         raise ValueError(f"{source}: expected exactly one cell tagged 'parameters', found {len(tagged)}")
-    nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": "Python 3", "language": "python"}
+    # the header's kernelspec (the kernel setup.sh installs), run on ``kernel_name``
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                 **nb.metadata.get("kernelspec", {}), "name": kernel_name}
     target = Path(target)
     with atomic_write(target, "w") as fh:
         nbformat.write(nb, fh)
