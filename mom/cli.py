@@ -254,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("reproduce", help="execute the notebooks for a parameter file (papermill)")
     _add_config_args(p)
     p.add_argument("--out", default=None,
-                   help="output folder (default: the repository's figures/, results/, runs/ "
-                        "and build/executed/; outside a source checkout, the current folder)")
+                   help="output folder (default: the repository's figures/, results/, "
+                        "notebooks/executed/, runs/ and build/executed/, or build/ for the smoke "
+                        "parameters; outside a source checkout, the current folder)")
     p.add_argument("--notebooks", nargs="+", default=None, metavar="NAME",
                    help="only these notebooks (default: all, in order)")
     p.add_argument("--timeout", type=int, default=None, help="seconds per notebook cell")
@@ -580,7 +581,8 @@ def _cmd_reproduce(args) -> int:
         print(f"mom reproduce: {exc}", file=sys.stderr)
         return 1
     for name, info in done.get("notebooks", {}).items():
-        print(f"{name}: {info.get('path')} ({info.get('seconds', 0):.0f} s)")
+        print(f"{name}: {info.get('published')} ({info.get('seconds', 0):.0f} s; HTML "
+              f"{info.get('html')})")
     if done.get("index"):
         print(f"index of the notebooks (HTML) and figures: {done['index']}")
     moved = done.get("moved", [])

@@ -156,7 +156,16 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
         assert any(s.startswith(prefix) for s in stems), prefix
     results = {p.stem: load_json(p) for p in (tmp_path / "results" / "smoke").glob("*.json")}
     assert set(results) == {"00_walkthrough", "table1", "study", "study_none", "anchor_ablation",
-                            "figure3", "pool_depths"}
+                            "figure3", "pool_inspector", "pool_depths"}
+    # every notebook starts with its machine and ends with its runtime and verdicts
+    for name, info in summary["notebooks"].items():
+        nb = nbformat.read(info["path"], as_version=4)
+        text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                         for o in c.outputs if o.output_type == "stream")
+        assert "params 'smoke'; started " in text and " cores of " in text, name
+        assert "this run of params 'smoke' took " in text, name
+        last = [c for c in nb.cells if c.cell_type == "markdown"][-1].source
+        assert last.startswith("## What this run shows"), name
     assert set(results["study"]["rows"]) == {"initial", "euclidean", "mom"}
     assert results["study"]["rows"]["mom"]["recall@1"]["n"] == 2  # the smoke study's seeds
     for name, data in results.items():
@@ -173,7 +182,8 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
     assert auto and all(r["k_pos"] >= 1 and r["statistic"] == "typical_community_size" for r in auto)
     # smoke adapts the graph (mining.adapt_k_graph) and its 12 x 5 cell's graph shrinks, so
     # that cell is also trained with the graph fixed
-    assert {s["recipe"] for s in depths["studies"]} == {"params", "first landing", "fixed k_graph"}
+    assert {s["recipe"] for s in depths["studies"]} == {"params", "fixed 100/1250, no guard",
+                                                         "fixed k_graph"}
     adapted = [r for r in depths["grid"] if r["rule"] == "auto+k_graph"]
     assert adapted and all(5 <= r["k_graph"] <= 8 and r["k_graph_value"] > 0 for r in adapted)
     contrast = depths["contrasts"]  # params - fixed k_graph, MoM row, paired per seed

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 from ..config import RunConfig
 from .runs import cached_run
 
-__all__ = ["ANCHORS", "POOLS", "ablation", "headline_metric", "ablation_table", "ablation_grid",
-           "diagnostics_table"]
+__all__ = ["ANCHORS", "POOLS", "ablation", "headline_metric", "ablation_table",
+           "ablation_differences", "diagnostics_table"]
 
 ANCHORS = ("all", "stationary", "random")
 POOLS = ("euclidean", "mom")
@@ -73,13 +73,15 @@ def ablation_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(table.values())
 
 
-def ablation_grid(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """``{pools: {anchors: value}}`` for a grouped bar chart (initial included)."""
-    grid: dict[str, dict[str, float]] = {"initial": {}}
+def ablation_differences(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{pools: {anchors: {"mean": trained - initial, "ci95": None}}}``: each cell's
+    change from the untrained network, in the shape of
+    :func:`mom.companion.viz.plot_differences` (one run a cell: no interval)."""
+    table: dict[str, dict[str, dict[str, Any]]] = {}
     for r in rows:
-        grid["initial"][r["anchors"]] = r["initial"]
-        grid.setdefault(r["pools"], {})[r["anchors"]] = r["value"]
-    return grid
+        table.setdefault(r["pools"], {})[r["anchors"]] = {"mean": r["value"] - r["initial"],
+                                                          "ci95": None}
+    return table
 
 
 def diagnostics_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -1,0 +1,214 @@
+"""The paper's claims against the committed results: one verdict rule, one table.
+
+The README's claims table and each notebook's closing "what this run shows" cell
+read their verdicts from here, so that a verdict is computed from the numbers it
+stands on and never typed:
+
+- a difference with a 95% interval over seeds (``mom.stats.paired``) is **shown** when
+  the interval lies above 0, and **not shown** otherwise (the reason is named: it
+  straddles 0, or lies below it);
+- one run, with no interval, is **not shown**, whatever its sign: training noise alone
+  moves one run by as much (notebook 01's seeds measure it);
+- a statistic over every anchor (pool precision, training labels) is shown when it
+  beats its reference;
+- a claim on data this companion did not run is **not run here**.
+
+``claims(results_root)`` builds the rows from every parameter file's results folder
+(``results/<params>/``; ``smoke`` is skipped), ``markdown(rows)`` the table;
+``python -m mom.companion.claims`` prints it, and ``--write README.md`` replaces the
+block between ``<!-- claims:begin -->`` and ``<!-- claims:end -->``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .paper import TABLE1
+
+__all__ = ["verdict", "compare", "difference_line", "claims", "markdown", "replace_block",
+           "BEGIN", "END", "DATASET_NAMES", "NOT_RUN"]
+
+BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
+DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "omniglot": "Omniglot",
+                 "cub200": "CUB-200-2011", "roxford5k": "Oxford5k (revisited)",
+                 "rparis6k": "Paris6k (revisited)", "folder": "an image folder"}
+_MOM, _CYCLIC = TABLE1["MoM (paper)"], TABLE1["Cyclic match (paper)"]
+# the paper's own data sets, until a results folder holds a run on them
+NOT_RUN = [
+    {"claim": "Table 1: MoM, without labels, against cyclic match (also label-free)",
+     "paper": f"R@1 {_MOM['recall@1']} vs {_CYCLIC['recall@1']}; NMI {_MOM['nmi']}",
+     "ours": "—", "data": "CUB-200-2011", "dataset": "cub200", "verdict": "not run here"},
+    {"claim": "Anchor ablation: P+/P− beat Euclidean pools (R@1)",
+     "paper": "clearly better (paper's ablation)", "ours": "—", "data": "CUB-200-2011",
+     "dataset": "cub200", "verdict": "not run here"},
+    {"claim": "Anchor ablation: stationary anchors beat random ones (mAP)",
+     "paper": "clearly better (paper's ablation)", "ours": "—", "data": "Oxford5k",
+     "dataset": "roxford5k", "verdict": "not run here"},
+]
+
+
+def verdict(mean: float, ci95: Sequence[float] | None = None) -> str:
+    """The verdict on a claimed gain ``mean`` (> 0 is the claim), from its interval."""
+    if ci95 is None:
+        return "not shown (one run, no interval)"
+    lo, hi = float(ci95[0]), float(ci95[1])
+    if lo > 0:
+        return "shown"
+    if hi < 0:
+        return "not shown (the interval lies below 0)"
+    return "not shown (the interval straddles 0)"
+
+
+def compare(value: float, reference: float) -> str:
+    """The verdict on "``value`` beats ``reference``" for a statistic over every anchor."""
+    return "shown" if value > reference else "not shown"
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.2f}".replace("-", "−")
+
+
+def _interval(d: Mapping[str, Any]) -> str:
+    text = _signed(d["mean"])
+    if d.get("ci95"):
+        text += f" [{_signed(d['ci95'][0])}, {_signed(d['ci95'][1])}]"
+    return text
+
+
+def difference_line(claim: str, d: Mapping[str, Any], unit: str = "points") -> str:
+    """One line for a notebook's closing cell: ``claim: +1.02 [+0.32, +1.72] points: shown``."""
+    return f"{claim}: {_interval(d)} {unit}: {verdict(d['mean'], d.get('ci95'))}"
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _data_label(record: Mapping[str, Any], extra: str = "") -> str:
+    """"Fashion-MNIST (params default), 5 seeds": the data set and the parameter file."""
+    data = (record.get("config") or {}).get("data", {})
+    name = DATASET_NAMES.get(data.get("dataset"), str(data.get("dataset")))
+    return f"{name} (params {record.get('params')}){extra}"
+
+
+def _study_rows(study: Mapping[str, Any]) -> list[dict]:
+    n = study["rows"]["mom"]["recall@1"]["n"]
+    data = _data_label(study, f", {n} seeds")
+    rows = []
+    for metric, name in (("recall@1", "R@1"), ("nmi", "NMI")):
+        mom = study["rows"]["mom"][metric]["mean"]
+        for pair, claim, paper in (
+                ("mom-initial", f"Table 1: MoM improves {name} over the initial network",
+                 f"MoM {name} {_MOM[metric]} on CUB"),
+                ("mom-euclidean", f"Table 1: MoM beats training on Euclidean pools, {name}",
+                 "better than Euclidean pools (ablation)")):
+            d = study["paired"][pair][metric]
+            rows.append({"claim": claim, "paper": paper,
+                         "ours": f"{_interval(d)} points (MoM {mom:.2f} %)", "data": data,
+                         "verdict": verdict(d["mean"], d.get("ci95"))})
+    return rows
+
+
+def _ablation_rows(ablation: Mapping[str, Any]) -> list[dict]:
+    cells = {(r["anchors"], r["pools"]): r for r in ablation["rows"]}
+    metric = ablation["rows"][0]["metric"]
+    name = {"recall@1": "R@1"}.get(metric, metric)
+    data = _data_label(ablation, ", one run a cell")
+    rows = []
+    for anchors in ("all", "stationary", "random"):
+        if (anchors, "mom") in cells and (anchors, "euclidean") in cells:
+            diff = cells[anchors, "mom"]["value"] - cells[anchors, "euclidean"]["value"]
+            rows.append({"claim": f"Anchor ablation: P+/P− beat Euclidean pools, {anchors} anchors "
+                                  f"({cells[anchors, 'mom']['n_anchors']}), {name}",
+                         "paper": "clearly better", "ours": f"{_signed(diff)} points",
+                         "data": data, "verdict": verdict(diff)})
+    if ("stationary", "mom") in cells and ("random", "mom") in cells:
+        diff = cells["stationary", "mom"]["value"] - cells["random", "mom"]["value"]
+        rows.append({"claim": f"Anchor ablation: stationary anchors beat as many random ones, {name}",
+                     "paper": "clearly better (Oxford5k mAP)", "ours": f"{_signed(diff)} points",
+                     "data": data, "verdict": verdict(diff)})
+    return rows
+
+
+def _figure3_rows(figure3: Mapping[str, Any]) -> list[dict]:
+    pools = figure3["pools"]
+    data = _data_label(figure3, f", {pools['n_anchors']} anchors")
+    return [
+        {"claim": "Figure 3: P+ holds the anchor's class more often than the Euclidean "
+                  "neighbours at the same depth",
+         "paper": "P+ mostly the anchor's class (qualitative)",
+         "ours": f"precision {pools['pos_precision']:.3f} vs {pools['pos_precision_euclid']:.3f}",
+         "data": data, "verdict": compare(pools["pos_precision"], pools["pos_precision_euclid"])},
+        {"claim": "Figure 3: P− is mostly of other classes (purity above one half)",
+         "paper": "P− mostly other classes (qualitative)", "ours": f"purity {pools['neg_purity']:.3f}",
+         "data": data, "verdict": compare(pools["neg_purity"], 0.5)},
+    ]
+
+
+def claims(results_root: str | Path) -> list[dict[str, str]]:
+    """The claims table's rows, ``{"claim", "paper", "ours", "data", "verdict"}``: for
+    every ``results_root/<params>/`` but smoke (sorted), the Table 1 rows of its
+    ``study.json``, the ablation rows of ``anchor_ablation.json`` and the Figure 3 rows
+    of ``figure3.json`` (each where the file exists), then the claims on the paper's own
+    data sets that no results folder ran (:data:`NOT_RUN`)."""
+    root = Path(results_root)
+    rows: list[dict] = []
+    datasets = set()
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "smoke"):
+        for name, build in (("study.json", _study_rows), ("anchor_ablation.json", _ablation_rows),
+                            ("figure3.json", _figure3_rows)):
+            record = _load(folder / name)
+            if record is not None:
+                rows += build(record)
+                datasets.add((record.get("config") or {}).get("data", {}).get("dataset"))
+    rows += [{k: v for k, v in r.items() if k != "dataset"} for r in NOT_RUN
+             if r["dataset"] not in datasets]
+    return rows
+
+
+def markdown(rows: Sequence[Mapping[str, str]]) -> str:
+    """The rows as a Markdown table: claim | the paper | ours | data set | verdict."""
+    lines = ["| claim | the paper | ours: mean [95% CI] | data set | verdict |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        shown = f"**{r['verdict']}**" if r["verdict"] == "shown" else r["verdict"]
+        lines.append(f"| {r['claim']} | {r['paper']} | {r['ours']} | {r['data']} | {shown} |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, table: str) -> str:
+    """``text`` with the lines between :data:`BEGIN` and :data:`END` replaced by ``table``."""
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise ValueError(f"expected one {BEGIN} ... {END} block")
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .reproduce import REPO_ROOT
+    parser = argparse.ArgumentParser(prog="python -m mom.companion.claims",
+                                     description="print the claims table of the committed results")
+    parser.add_argument("--results", default=str(REPO_ROOT / "results"), help="results folder")
+    parser.add_argument("--write", default=None, metavar="FILE",
+                        help="replace the claims block of FILE (e.g. README.md) instead")
+    args = parser.parse_args(argv)
+    table = markdown(claims(args.results))
+    if args.write:
+        from ..io import atomic_write
+        text = replace_block(Path(args.write).read_text(), table)
+        with atomic_write(args.write, "w") as fh:
+            fh.write(text)
+        print(f"wrote the claims table into {args.write}")
+    else:
+        print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
