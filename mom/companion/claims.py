@@ -99,14 +99,17 @@ def _data_label(record: Mapping[str, Any], extra: str = "") -> str:
 def _study_rows(study: Mapping[str, Any]) -> list[dict]:
     n = study["rows"]["mom"]["recall@1"]["n"]
     data = _data_label(study, f", {n} seeds")
+    how = ("settings chosen on validation classes" if study["protocol"]["select"] == "validation"
+           else "the parameter file's setting, no label used")
+    pairs = [("mom-initial", "MoM improves {name} over the initial network", "MoM {name} {paper} on CUB")]
+    if study["protocol"]["select"] == "validation":  # without labels the baseline is the same row
+        pairs.append(("mom-euclidean", "MoM beats training on Euclidean pools, {name}",
+                      "better than Euclidean pools (ablation)"))
     rows = []
     for metric, name in (("recall@1", "R@1"), ("nmi", "NMI")):
         mom = study["rows"]["mom"][metric]["mean"]
-        for pair, claim, paper in (
-                ("mom-initial", f"Table 1: MoM improves {name} over the initial network",
-                 f"MoM {name} {_MOM[metric]} on CUB"),
-                ("mom-euclidean", f"Table 1: MoM beats training on Euclidean pools, {name}",
-                 "better than Euclidean pools (ablation)")):
+        for pair, claim, paper in ((p, f"Table 1 ({how}): " + c.format(name=name),
+                                    t.format(name=name, paper=_MOM[metric])) for p, c, t in pairs):
             d = study["paired"][pair][metric]
             rows.append({"claim": claim, "paper": paper,
                          "ours": f"{_interval(d)} points (MoM {mom:.2f} %)", "data": data,
@@ -153,15 +156,16 @@ def _figure3_rows(figure3: Mapping[str, Any]) -> list[dict]:
 def claims(results_root: str | Path) -> list[dict[str, str]]:
     """The claims table's rows, ``{"claim", "paper", "ours", "data", "verdict"}``: for
     every ``results_root/<params>/`` but smoke (sorted), the Table 1 rows of its
-    ``study.json``, the ablation rows of ``anchor_ablation.json`` and the Figure 3 rows
+    ``study.json`` (selected on validation classes) and ``study_none.json`` (no label
+    used), the ablation rows of ``anchor_ablation.json`` and the Figure 3 rows
     of ``figure3.json`` (each where the file exists), then the claims on the paper's own
     data sets that no results folder ran (:data:`NOT_RUN`)."""
     root = Path(results_root)
     rows: list[dict] = []
     datasets = set()
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "smoke"):
-        for name, build in (("study.json", _study_rows), ("anchor_ablation.json", _ablation_rows),
-                            ("figure3.json", _figure3_rows)):
+        for name, build in (("study.json", _study_rows), ("study_none.json", _study_rows),
+                            ("anchor_ablation.json", _ablation_rows), ("figure3.json", _figure3_rows)):
             record = _load(folder / name)
             if record is not None:
                 rows += build(record)

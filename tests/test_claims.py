@@ -1,0 +1,75 @@
+"""mom.companion.claims: the verdict rule, and the claims table built from results files."""
+import json
+
+import pytest
+
+from mom.companion.claims import (BEGIN, END, NOT_RUN, claims, compare, difference_line,
+                                  markdown, replace_block, verdict)
+
+
+def test_the_verdict_rule():
+    assert verdict(0.5, [0.1, 0.9]) == "shown"
+    assert verdict(0.2, [-0.1, 0.5]) == "not shown (the interval straddles 0)"
+    assert verdict(-0.5, [-0.9, -0.1]) == "not shown (the interval lies below 0)"
+    assert verdict(3.0) == verdict(-3.0) == "not shown (one run, no interval)"  # sign is no evidence
+    assert compare(0.66, 0.61) == "shown" and compare(0.5, 0.5) == "not shown"
+    assert difference_line("x", {"mean": 1.02, "ci95": [0.32, 1.72]}) == \
+        "x: +1.02 [+0.32, +1.72] points: shown"
+    assert difference_line("y", {"mean": -0.1}) == "y: −0.10 points: not shown (one run, no interval)"
+
+
+def _paired(mean, lo, hi):
+    return {"mean": mean, "ci95": [lo, hi], "n": 5}
+
+
+def _study(select, params="toy", dataset="fashion_mnist"):
+    metrics = {"recall@1": _paired(0.3, 0.1, 0.5), "nmi": _paired(-0.2, -0.6, 0.2)}
+    return {"params": params, "config": {"name": params, "data": {"dataset": dataset}},
+            "protocol": {"select": select},
+            "rows": {"mom": {"recall@1": {"mean": 91.0, "n": 5}, "nmi": {"mean": 60.0, "n": 5}}},
+            "paired": {"mom-initial": metrics, "mom-euclidean": metrics}}
+
+
+def _write(folder, name, data):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(data))
+
+
+def test_claims_read_every_results_folder_but_smoke(tmp_path):
+    _write(tmp_path / "toy", "study.json", _study("validation"))
+    _write(tmp_path / "toy", "study_none.json", _study("none"))
+    cells = [{"anchors": a, "pools": p, "value": v, "initial": 90.0, "metric": "recall@1",
+              "n_anchors": 16} for a, p, v in (("all", "euclidean", 90.0), ("all", "mom", 90.5),
+                                               ("stationary", "mom", 91.0), ("random", "mom", 90.0))]
+    _write(tmp_path / "toy", "anchor_ablation.json",
+           {"params": "toy", "config": {"data": {"dataset": "fashion_mnist"}}, "rows": cells})
+    _write(tmp_path / "toy", "figure3.json", {"params": "toy", "config": {"data": {"dataset": "fashion_mnist"}},
+                                              "pools": {"pos_precision": 0.6, "pos_precision_euclid": 0.7,
+                                                        "neg_purity": 0.8, "n_anchors": 100}})
+    _write(tmp_path / "smoke", "study.json", _study("validation", "smoke"))  # never a claim
+    rows = claims(tmp_path)
+    assert all("smoke" not in r["data"] for r in rows)
+    table1 = [r for r in rows if r["claim"].startswith("Table 1 (")]
+    # validation: MoM - initial and MoM - Euclidean per metric; none: MoM - initial per metric
+    assert len(table1) == 4 + 2
+    assert [r["verdict"] for r in table1[:2]] == ["shown", "shown"]  # R@1: interval above 0
+    assert table1[2]["verdict"] == "not shown (the interval straddles 0)"  # NMI
+    ablation = {r["claim"]: r for r in rows if r["claim"].startswith("Anchor ablation")}
+    assert len(ablation) == 2 + len([r for r in NOT_RUN if "ablation" in r["claim"].lower()])
+    fig3 = [r for r in rows if r["claim"].startswith("Figure 3")]
+    assert [r["verdict"] for r in fig3] == ["not shown", "shown"]  # 0.6 < 0.7; 0.8 > 0.5
+    not_run = [r for r in rows if r["verdict"] == "not run here"]
+    assert {r["data"] for r in not_run} == {"CUB-200-2011", "Oxford5k"}
+    # a results folder on CUB-200-2011 replaces its "not run here" rows
+    _write(tmp_path / "paper", "study.json", _study("validation", "paper", "cub200"))
+    assert {r["data"] for r in claims(tmp_path) if r["verdict"] == "not run here"} == {"Oxford5k"}
+    text = markdown(rows)
+    assert text.splitlines()[0] == "| claim | the paper | ours: mean [95% CI] | data set | verdict |"
+    assert len(text.splitlines()) == 2 + len(rows) and "| **shown** |" in text
+
+
+def test_replace_block_rewrites_only_between_the_markers():
+    text = f"intro\n{BEGIN}\nold\n{END}\noutro\n"
+    assert replace_block(text, "| new |") == f"intro\n{BEGIN}\n| new |\n{END}\noutro\n"
+    with pytest.raises(ValueError, match="claims:begin"):
+        replace_block("no markers", "x")
