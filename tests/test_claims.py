@@ -9,7 +9,7 @@ from mom.companion.claims import (BEGIN, END, NOT_RUN, claims, compare, differen
 
 def test_the_verdict_rule():
     assert verdict(0.5, [0.1, 0.9]) == "shown"
-    assert verdict(0.2, [-0.1, 0.5]) == "not shown (the interval straddles 0)"
+    assert verdict(0.2, [-0.1, 0.5]) == "not shown (the interval includes 0)"
     assert verdict(-0.5, [-0.9, -0.1]) == "not shown (the interval lies below 0)"
     assert verdict(3.0) == verdict(-3.0) == "not shown (one run, no interval)"  # sign is no evidence
     assert compare(0.66, 0.61) == "shown" and compare(0.5, 0.5) == "not shown"
@@ -53,7 +53,7 @@ def test_claims_read_every_results_folder_but_smoke(tmp_path):
     # validation: MoM - initial and MoM - Euclidean per metric; none: MoM - initial per metric
     assert len(table1) == 4 + 2
     assert [r["verdict"] for r in table1[:2]] == ["shown", "shown"]  # R@1: interval above 0
-    assert table1[2]["verdict"] == "not shown (the interval straddles 0)"  # NMI
+    assert table1[2]["verdict"] == "not shown (the interval includes 0)"  # NMI
     ablation = {r["claim"]: r for r in rows if r["claim"].startswith("Anchor ablation")}
     assert len(ablation) == 2 + len([r for r in NOT_RUN if "ablation" in r["claim"].lower()])
     fig3 = [r for r in rows if r["claim"].startswith("Figure 3")]

@@ -6,7 +6,7 @@ stands on and never typed:
 
 - a difference with a 95% interval over seeds (``mom.stats.paired``) is **shown** when
   the interval lies above 0, and **not shown** otherwise (the reason is named: it
-  straddles 0, or lies below it);
+  includes 0, or lies below it);
 - one run, with no interval, is **not shown**, whatever its sign: training noise alone
   moves one run by as much (notebook 01's seeds measure it);
 - a statistic over every anchor (pool precision, training labels) is shown when it
@@ -58,7 +58,7 @@ def verdict(mean: float, ci95: Sequence[float] | None = None) -> str:
         return "shown"
     if hi < 0:
         return "not shown (the interval lies below 0)"
-    return "not shown (the interval straddles 0)"
+    return "not shown (the interval includes 0)"
 
 
 def compare(value: float, reference: float) -> str:
