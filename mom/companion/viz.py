@@ -426,7 +426,7 @@ def plot_toy_manifold(ex) -> Figure:
     pts, r, k = ex.points, ex.anchor, ex.cfg.k_pos
     # the colour bar of (b) in a narrow fourth column: the three panels keep one width
     # and one spacing
-    fig, axes = plt.subplots(1, 4, figsize=(14.5, 4.6), layout="constrained",
+    fig, axes = plt.subplots(1, 4, figsize=(14.5, 3.7), layout="constrained",
                              gridspec_kw={"width_ratios": [1, 1, 1, 0.04]})
     cax, axes = axes[3], axes[:3]
     marks = {0: "o", 1: "s"}
