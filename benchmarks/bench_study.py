@@ -64,8 +64,7 @@ def main() -> None:
     prep, pair = reference(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        study(cfg, tmp, StudyConfig(seeds=args.seeds, select="none"), progress=False,
-              figures=False)
+        study(cfg, tmp, StudyConfig(seeds=args.seeds, select="none"), progress=False)
         t_study = time.perf_counter() - t0
     bound = 1.2 * args.seeds * pair + prep
     print(f"params {args.params}, {args.per_class} images a class, {args.seeds} seeds, "

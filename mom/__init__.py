@@ -14,7 +14,7 @@ concept (see docs/design.md).
 from .config import (DataConfig, EmbedConfig, EvalConfig, MiningConfig, RunConfig,
                      TrainConfig, load_params)
 
-__version__ = "0.1.0"
+from .version import __version__
 
 
 def __getattr__(name):

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import NeedsSetting
 from .io import sha256_file
 
 __all__ = ["Backbone", "build_backbone", "backbone_meta", "weights_source", "make_transform", "eval_resize",
@@ -131,11 +132,11 @@ def weights_source(name: str, weights: str | os.PathLike | None = None) -> tuple
             if not path.is_file() and str(weights) == "download":
                 torch.hub.load_state_dict_from_url(_TV_URLS[name], progress=True, check_hash=True)
             if not path.is_file():
-                raise FileNotFoundError(
-                    f"no ImageNet weights for {name!r}: {str(path)!r} is not in the torch hub cache. "
-                    f"Either pass weights='download' (needs internet; fetches {_TV_URLS[name]}), "
-                    f"or download that file yourself and pass weights='/path/to/file.pth', "
-                    f"or pass weights='none' for a random initialisation.")
+                raise NeedsSetting(
+                    f"no ImageNet weights for {name!r}: {str(path)!r} is not in the torch hub "
+                    f"cache. Download {_TV_URLS[name]} yourself and give its path as the weights "
+                    f"(or 'none' for a random initialisation), or fetch it (needs internet)",
+                    argument="weights", value="download", field="embed.weights")
     else:
         path = Path(weights)
         if not path.is_file():

@@ -15,13 +15,17 @@ Examples::
 Heavy modules (torch) are imported inside the sub-commands, so ``mom --help``
 and ``mom mine`` start quickly. A mistake in the input (a parameter, a file, an
 output path) is one line on stderr, ``mom CMD: error: ...``, and exit status 2,
-before any heavy work and before any output is written. ``python -m mom`` is
-the same command.
+before any heavy work and before any output is written; an error that one setting
+would fix names it as a ``--set`` (:class:`mom.errors.NeedsSetting`). Ctrl-C ends
+with one line saying what was kept and how to continue, exit status 130 (``mom run``
+writes the traceback to ``run.log``). ``-q`` and ``--version`` work before or after
+the sub-command. ``python -m mom`` is the same command.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -29,8 +33,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
+from .version import __version__
 from .config import MiningConfig, RunConfig, apply_overrides, choices, load_params, parse_bool
+from .errors import NeedsSetting
 
 __all__ = ["main", "build_parser", "mining_config_from_args", "config_from_args"]
 
@@ -112,14 +117,46 @@ def _print_json(obj) -> None:
 
 
 # ---------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mom", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+DESCRIPTION = """\
+Mining on Manifolds (Iscen, Tolias, Avrithis, Chum; CVPR 2018): fine-tune an image
+embedding on hard positives and negatives mined from a kNN graph, without labels.
+"run" does every stage; embed, mine, train and evaluate do one stage each from files;
+study repeats the trainings over seeds; reproduce runs the notebooks."""
 
-    p = sub.add_parser("run", help="embed, mine, train and evaluate: initial, euclidean, mom")
+EPILOG = """\
+examples:
+  mom run --params default --out runs/default         again: reuses what is done
+  mom run --params default --out runs/x --set train.epochs=2
+  mom embed --params default --split train --out feats.npy
+  mom mine feats.npy --out pools.npz --k-pos auto --k-neg auto
+  mom train --params default --pools pools.npz --out runs/mom
+  mom evaluate test_emb.npy --labels test_labels.npy
+  mom reproduce --params default
+
+"mom COMMAND --help" lists a command's options. Parameter files: smoke, default,
+paper, paper_oxford, or a YAML path; --set SECTION.FIELD=VALUE changes one field."""
+
+
+def _global_flags(top: bool) -> argparse.ArgumentParser:
+    """-q and --version, for the top-level parser and (``top=False``) every sub-command:
+    there they default to SUPPRESS, so that a flag given before the sub-command is kept."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("-q", "--quiet", action="store_true",
+                       default=False if top else argparse.SUPPRESS,
+                       help="no progress bars or log lines")
+    flags.add_argument("--version", action="version", version=f"mom {__version__}",
+                       help="print the version and exit")
+    return flags
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mom", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     parents=[_global_flags(top=True)])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    command = functools.partial(sub.add_parser, parents=[_global_flags(top=False)])
+
+    p = command("run", help="embed, mine, train and evaluate: initial, euclidean, mom")
     _add_config_args(p)
     p.add_argument("--out", required=True, help="output folder (results.json and the rest)")
     p.add_argument("--cache-dir", default=None, help="cache the mining descriptors here")
@@ -130,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--force", dest="force", action="store_true", default=False,
                        help="recompute every stage, ignoring what an earlier run left in --out")
 
-    p = sub.add_parser("embed", help="descriptors of one split -> FEATURES.npy")
+    p = command("embed", help="descriptors of one split -> FEATURES.npy")
     _add_config_args(p)
     p.add_argument("--split", default="train", choices=("train", "test"))
     p.add_argument("--out", required=True, help="features .npy (N, D)")
@@ -139,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embed with a trained model (test transform) instead of the embed config")
     p.add_argument("--cache-dir", default=None)
 
-    p = sub.add_parser("mine", help="FEATURES.npy -> POOLS.npz (every MiningConfig field is a flag)")
+    p = command("mine", help="FEATURES.npy -> POOLS.npz (every MiningConfig field is a flag)")
     p.add_argument("features", nargs="?", default=None,
                    help="features .npy (N, D), rows L2-normalised, or a MAT-file "
                         "(.mat, v5 or v7.3) whose variable --var is D x N")
@@ -164,10 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     else type(f.default).__name__.upper()),
                            help=(f"{' | '.join(names)}; " if names else "") + f"default {f.default!r}")
 
-    p = sub.add_parser("train", help="fine-tune on a pools file -> checkpoint + train.json")
+    p = command("train", help="fine-tune on a pools file -> checkpoint + train.json")
     _add_config_args(p)
     p.add_argument("--pools", required=True,
-                   help="pools .npz from `mom mine`, or a release folder (with anchors.txt)")
+                   help="pools .npz written by mom mine, or a release folder (with anchors.txt)")
     p.add_argument("--features", default=None,
                    help="training-split descriptors .npy used to initialise the head (pca init); "
                         "embedded afresh when omitted")
@@ -176,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
 
-    p = sub.add_parser("evaluate", help="Recall@K and NMI of embeddings or of a checkpoint")
+    p = command("evaluate", help="Recall@K and NMI of embeddings or of a checkpoint")
     _add_config_args(p)
     p.add_argument("embeddings", nargs="?", default=None, help="embeddings .npy (N, d)")
     p.add_argument("--labels", default=None, help="labels .npy for EMBEDDINGS")
@@ -184,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--out", default=None, help="also write the metrics as JSON")
 
-    p = sub.add_parser("study", help="multi-seed comparison of initial, euclidean and mom "
+    p = command("study", help="multi-seed comparison of initial, euclidean and mom "
                                      "(selection on validation classes, CIs, paired tests)")
     _add_config_args(p)
     p.add_argument("--out", required=True, help="study folder (study.json, runs.csv, figures/)")
@@ -211,16 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="descriptors, pools and finished trainings (default OUT/work); "
                         "studies sharing it reuse each other's trainings")
 
-    p = sub.add_parser("compare-pools", help="per-anchor Jaccard of P+/P- and Spearman of weights")
+    p = command("compare-pools", help="per-anchor Jaccard of P+/P- and Spearman of weights")
     p.add_argument("a", metavar="A", help="pools .npz or release folder")
     p.add_argument("b", metavar="B", help="pools .npz or release folder")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the comparison as JSON")
 
-    p = sub.add_parser("reproduce", help="execute the notebooks for a parameter file (papermill)")
+    p = command("reproduce", help="execute the notebooks for a parameter file (papermill)")
     _add_config_args(p)
     p.add_argument("--out", default=None,
-                   help="output folder (default: the repository's figures/, results/, runs/ "
-                        "and build/executed/; outside a source checkout, the current folder)")
+                   help="output folder (default: the repository's figures/, results/, "
+                        "notebooks/executed/, runs/ and build/executed/, or build/ for the smoke "
+                        "parameters; outside a source checkout, the current folder)")
     p.add_argument("--notebooks", nargs="+", default=None, metavar="NAME",
                    help="only these notebooks (default: all, in order)")
     p.add_argument("--timeout", type=int, default=None, help="seconds per notebook cell")
@@ -252,17 +290,22 @@ def _cmd_run(args) -> int:
                       resume=not args.force)
     except BaseException as exc:
         if out.is_dir():  # the error goes to run.log too (main prints it on stderr)
-            handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0,
-                                          "error: %s", (_one_line(exc),),
+            what = ("interrupted (Ctrl-C)", ()) if isinstance(exc, KeyboardInterrupt) else \
+                ("error: %s", (_one_line(exc),))
+            handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, *what,
                                           (type(exc), exc, exc.__traceback__)))
         raise
     finally:
         logging.getLogger("mom").removeHandler(handler)
         handler.close()
     print(format_results(results))
-    reused = f"; reused {len(results['reused'])} stage(s): {', '.join(results['reused'])}" \
-        if results["reused"] else ""
-    print(f"wrote {out / 'results.json'} ({results['timings_s']['total']:.0f} s{reused})")
+    notes = [f"{results['timings_s']['total']:.0f} s"]
+    if results["reused"]:
+        notes.append(f"reused {len(results['reused'])} stage(s): {', '.join(results['reused'])}")
+    for stage, at in results.get("resumed", {}).items():
+        notes.append(f"{stage} resumed from its checkpoint at epoch {at['from_epoch']} "
+                     f"of {at['epochs']}")
+    print(f"wrote {out / 'results.json'} ({'; '.join(notes)})")
     return 0
 
 
@@ -411,7 +454,8 @@ def _cmd_mine(args) -> int:
                              f"to match features file {args.features!r}")
     pools = mine(feats, cfg, progress=not args.quiet)
     if args.format == "release":
-        pools.save_release(args.out)
+        from .release import save_release
+        save_release(pools, args.out)
     else:
         pools.save(args.out)
     print(f"wrote {args.out}: {len(pools)} anchors, {pools.n_skipped} skipped")
@@ -504,6 +548,12 @@ def _cmd_study(args) -> int:
         ("val_fraction", args.val_fraction), ("select_seeds", args.select_seeds),
         ("select_metric", args.select_metric)) if v is not None})
     result = study(cfg, args.out, scfg, work_dir=args.work_dir, progress=not args.quiet)
+    try:  # matplotlib and seaborn come with the notebooks extra
+        from .companion.viz import save_study_figures
+    except ImportError as exc:
+        print(f"no figures ({exc.name} is not installed)")
+    else:
+        save_study_figures(result, Path(args.out) / "figures")
     print(summary_table(result))
     print("selected:", json.dumps(result["selected"], sort_keys=True))
     print(f"wrote {Path(args.out) / 'study.json'} ({result['timings_s']['total']:.0f} s)")
@@ -533,7 +583,8 @@ def _cmd_reproduce(args) -> int:
         print(f"mom reproduce: {exc}", file=sys.stderr)
         return 1
     for name, info in done.get("notebooks", {}).items():
-        print(f"{name}: {info.get('path')} ({info.get('seconds', 0):.0f} s)")
+        print(f"{name}: {info.get('published')} ({info.get('seconds', 0):.0f} s; HTML "
+              f"{info.get('html')})")
     if done.get("index"):
         print(f"index of the notebooks (HTML) and figures: {done['index']}")
     moved = done.get("moved", [])
@@ -564,11 +615,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as exc:  # bad input, or a file that cannot be read or written
         print(f"mom {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, what was kept and how to go on
+        print(f"mom {args.command}: interrupted; {_after_interrupt(args)}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it
+
+
+def _after_interrupt(args) -> str:
+    """What an interrupted command kept and how to continue, in one sentence."""
+    again = "the same command continues"
+    if args.command == "run":
+        from .pipeline import kept_stages
+        out = Path(args.out)
+        kept = kept_stages(out) if out.is_dir() else {"done": [], "checkpoints": {}}
+        parts = [f"{len(kept['done'])} finished stage(s) ({', '.join(kept['done'])})"] \
+            if kept["done"] else []
+        parts += [f"{stage}'s checkpoint" + (f" (epoch {n})" if n is not None else "")
+                  for stage, n in kept["checkpoints"].items()]
+        if not parts:
+            return f"no stage had finished in {out}; the same command starts again"
+        log_note = f" (details in {out / 'run.log'})" if (out / "run.log").is_file() else ""
+        return f"kept in {out}: {' and '.join(parts)}; {again} from there{log_note}"
+    if args.command == "train":
+        if (Path(args.out) / "checkpoint.pt").is_file():
+            return f"the last finished epoch is in {Path(args.out) / 'checkpoint.pt'}; " \
+                   "the same command with --resume continues from it"
+        return "no epoch had finished; the same command starts again"
+    if args.command == "study":
+        work = Path(args.work_dir) if args.work_dir else Path(args.out) / "work"
+        return f"every finished training is kept in {work}; {again} from there"
+    if args.command == "reproduce":
+        from .companion.reproduce import output_dirs
+        return f"the finished pipeline runs are kept in {output_dirs(args.params, args.out)['runs']}; " \
+               "the same command reuses them"
+    return "nothing was written (every output is written whole or not at all)"
 
 
 def _one_line(exc: BaseException) -> str:
-    """The error as one line; an OSError names its file(s) and says what went wrong."""
-    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+    """The error as one line, in the command line's words: an OSError names its file(s)
+    and says what went wrong; a NeedsSetting gives its fix as ``--set``."""
+    if isinstance(exc, NeedsSetting):
+        text = exc.for_command_line()
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
         files = " -> ".join(repr(os.fsdecode(f)) for f in (exc.filename, exc.filename2)
                             if f is not None)
         text = f"{files}: {exc.strerror}"

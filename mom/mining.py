@@ -167,18 +167,6 @@ class Pools:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: not a pools file written by Pools.save ({exc})") from exc
 
-    def save_release(self, directory):
-        """Write the authors' release text files (1-based) into ``directory``; see
-        :func:`mom.release.save_release`. Returns the directory."""
-        from .release import save_release
-        return save_release(self, directory)
-
-    @classmethod
-    def load_release(cls, directory) -> "Pools":
-        """Read a release folder (anchors.txt, pos.txt, neg.txt, posw.txt[, negw.txt]);
-        see :func:`mom.release.load_release`."""
-        from .release import load_release
-        return load_release(directory)
 
 
 def capped_k_neg(k_neg: int, n: int) -> int:

@@ -129,7 +129,7 @@ def evaluate_model(model, dataset, cfg: RunConfig, progress=True,
                    desc="embed test") -> tuple[dict, np.ndarray]:
     """(metrics, embeddings) of ``model`` on a labelled ``dataset``.
 
-    A retrieval benchmark (:func:`mom.retrieval.load_benchmark`) is scored by
+    A retrieval benchmark (:func:`mom.datasets.factory.load_benchmark`) is scored by
     mAP of its queries against its database; the database embeddings are returned.
     """
     from .metrics import evaluate_embeddings
@@ -198,7 +198,7 @@ def _section(section, drop: tuple[str, ...] = ()) -> dict:
 
 def stage_key(*parts) -> str:
     """16 hex digits of SHA-256 over ``parts`` (as JSON) and the package version."""
-    from . import __version__
+    from .version import __version__
     blob = json.dumps({"mom": __version__, "parts": parts}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -216,6 +216,8 @@ class _Stages:
     def __init__(self, out: Path, resume: bool):
         self.dir, self.resume = out / STAGES_DIR, resume
         self.reused: list[str] = []
+        # trainings continued from a checkpoint: {stage: {"from_epoch", "epochs"}}
+        self.resumed: dict[str, dict[str, int]] = {}
         self.timings: dict[str, float] = {}
         self.peaks: dict[str, float] = {}
 
@@ -445,7 +447,11 @@ def _train_row(r: _Run, method: str, mine_key: str, initial_key: str, pools,
         return (key, rec["history"], rec.get("guard"),
                 _once(lambda: _load_weights(cfg, tcfg, folder / WEIGHTS)))
     t0 = time.perf_counter()
-    resume = r.stages.resume and _resumable_checkpoint(r, name, folder / CHECKPOINT, resume_key, tcfg)
+    from_epoch = (_resumable_checkpoint(r, name, folder / CHECKPOINT, resume_key, tcfg)
+                  if r.stages.resume else None)
+    resume = from_epoch is not None
+    if resume:
+        r.stages.resumed[name] = {"from_epoch": from_epoch, "epochs": tcfg.epochs}
     r.stages.start(name, [folder / f for f in (CHECKPOINT, LOG, WEIGHTS)], resume_key=resume_key)
     if not resume:
         for f in (CHECKPOINT, LOG, WEIGHTS):
@@ -464,16 +470,17 @@ def _train_row(r: _Run, method: str, mine_key: str, initial_key: str, pools,
     return key, rec["history"], rec.get("guard"), lambda: result.model
 
 
-def _resumable_checkpoint(r: _Run, name: str, path: Path, resume_key: str, tcfg) -> bool:
-    """Whether ``path`` is a checkpoint this row can continue from (else it restarts; logged)."""
+def _resumable_checkpoint(r: _Run, name: str, path: Path, resume_key: str, tcfg) -> int | None:
+    """The epoch of ``path`` when it is a checkpoint this row can continue from; None when
+    the row restarts (the reason is logged)."""
     if not path.is_file():
-        return False
+        return None
     rec = r.stages.read(name)
     if rec is None or rec.get("resume_key") != resume_key:
         why = ("nothing records what it was trained from" if rec is None else
                "was trained from other pools, initial model or settings")
         log.info("%s: restarted, %s %s", name, path.relative_to(r.out), why)
-        return False
+        return None
     import torch
 
     from .train import _resumable_config
@@ -482,19 +489,19 @@ def _resumable_checkpoint(r: _Run, name: str, path: Path, resume_key: str, tcfg)
         written, epoch = ck["config"], int(ck["epoch"])
     except Exception as exc:  # a checkpoint that cannot be read is only a lost head start
         log.info("%s: restarted, %s is unreadable (%s)", name, path.relative_to(r.out), exc)
-        return False
+        return None
     now = _resumable_config(tcfg)
     if written != now:
         diff = sorted(k for k in set(written) | set(now) if written.get(k) != now.get(k))
         log.info("%s: restarted, %s was written with different settings %s", name,
                  path.relative_to(r.out), diff)
-        return False
+        return None
     if epoch > tcfg.epochs:
         log.info("%s: restarted, %s holds epoch %d, beyond train.epochs=%d", name,
                  path.relative_to(r.out), epoch, tcfg.epochs)
-        return False
+        return None
     log.info("%s: resuming from %s (epoch %d of %d)", name, path.relative_to(r.out), epoch, tcfg.epochs)
-    return True
+    return epoch
 
 
 def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None, *,
@@ -514,7 +521,8 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None, *,
     model: + the train fields of the architecture; a trained row: + pools + train;
     an evaluation: + eval); a training killed mid-way continues from its
     checkpoint. The results are the same either way; ``results["reused"]`` names the
-    reused stages and ``timings_s`` gives each stage's time when it was computed
+    reused stages, ``results["resumed"]`` the trainings continued from a checkpoint
+    (``{stage: {"from_epoch", "epochs"}}``), and ``timings_s`` gives each stage's time when it was computed
     (``total``: this call). ``resume=False`` recomputes every stage.
     """
     check_config(cfg)  # before the heavy imports: bad input fails fast
@@ -540,6 +548,29 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None, *,
     results.update(_run_record(r, pools, diagnostics, histories, guards))
     save_json(r.out / "results.json", results)
     return results
+
+
+def kept_stages(out_dir) -> dict[str, Any]:
+    """What a run folder holds of an unfinished run, for the line an interrupted
+    ``mom run`` ends with: ``{"done": [finished stages, in order], "checkpoints":
+    {training stage: the epoch its checkpoint holds, None if unreadable}}``; a rerun with
+    the same configuration reuses the first and continues the second."""
+    from .train import CHECKPOINT
+    out = Path(out_dir)
+    stages = _Stages(out, resume=True)
+    done = [name for name in STAGES if (stages.read(name) or {}).get("complete") is True]
+    checkpoints: dict[str, int | None] = {}
+    for method in METHODS:
+        name, path = f"train_{method}", out / method / CHECKPOINT
+        if name in done or not path.is_file():
+            continue
+        import torch
+        try:  # memory-mapped: only the epoch number is read
+            checkpoints[name] = int(torch.load(path, map_location="cpu", weights_only=False,
+                                               mmap=True)["epoch"])
+        except Exception:  # noqa: BLE001 - a torn file: say so, do not fail the message
+            checkpoints[name] = None
+    return {"done": done, "checkpoints": checkpoints}
 
 
 def _open_run(cfg: RunConfig, out: Path, progress: bool, cache_dir, resume: bool) -> "_Run":
@@ -592,6 +623,7 @@ def _run_record(r: "_Run", pools, diagnostics: dict, histories: dict, guards: di
         "timings_s": r.stages.timings,
         "peak_rss_mb": {**r.stages.peaks, "process": process_peak_mb()},
         "reused": list(r.stages.reused),
+        "resumed": dict(r.stages.resumed),
         "env": env_info(),
     }
 

@@ -2,7 +2,8 @@
 
 For the retrieval datasets the pipeline mines and trains on the unlabeled
 database images and scores a model by mAP: the cropped queries ranked against
-the database (docs/method.md §11). Mining on the very collection that is searched is
+the database (docs/method.md §11). Which datasets are benchmarks, and loading one, is
+the data layer's (:func:`mom.datasets.factory.is_retrieval`, ``load_benchmark``). Mining on the very collection that is searched is
 transductive, as an unsupervised method may be; the paper trains on a separate
 collection, which ``data.train_root`` (an image folder, labels unused) selects.
 """
@@ -12,28 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .config import DataConfig
-
-__all__ = ["RETRIEVAL_DATASETS", "is_retrieval", "load_benchmark", "retrieval_metrics",
-           "evaluate_retrieval"]
-
-RETRIEVAL_DATASETS = ("roxford5k", "rparis6k")
-
-
-def is_retrieval(data_cfg: DataConfig) -> bool:
-    """True when the dataset is scored by mAP on queries rather than Recall@K / NMI."""
-    return data_cfg.dataset in RETRIEVAL_DATASETS
-
-
-def load_benchmark(data_cfg: DataConfig):
-    """The :class:`~mom.datasets.RevisitedOxfordParis` named by ``data_cfg``."""
-    from .datasets import RevisitedOxfordParis
-    if not is_retrieval(data_cfg):
-        raise ValueError(f"{data_cfg.dataset!r} is not a retrieval dataset "
-                         f"({', '.join(RETRIEVAL_DATASETS)})")
-    if data_cfg.root is None:
-        raise ValueError(f"dataset {data_cfg.dataset!r} needs data.root (the folder holding it)")
-    return RevisitedOxfordParis(data_cfg.root, data_cfg.dataset, download=data_cfg.download)
+__all__ = ["retrieval_metrics", "evaluate_retrieval"]
 
 
 def retrieval_metrics(query_emb: np.ndarray, db_emb: np.ndarray, gnd, protocol: str) -> dict:

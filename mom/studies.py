@@ -474,13 +474,12 @@ def _with_seed(cfg: RunConfig, overrides: Mapping, seed: int) -> RunConfig:
 
 
 def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None, *,
-          work_dir: str | Path | None = None, progress: bool = True,
-          figures: bool = True) -> dict[str, Any]:
+          work_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the study of ``cfg`` into ``out``; return what ``out/study.json`` holds.
 
-    Writes ``study_config.json`` (first), ``runs.csv``, ``study.json`` and, when
-    ``figures``, ``figures/study_*.png``. ``work_dir`` (default ``out/work``)
-    holds ``cache/`` (descriptors, pools, initial scores) and ``cells/`` (one
+    Writes ``study_config.json`` (first), ``runs.csv`` and ``study.json``; its figures
+    are :func:`mom.companion.viz.save_study_figures`'s (``mom study`` draws them).
+    ``work_dir`` (default ``out/work``) holds ``cache/`` (descriptors, pools, initial scores) and ``cells/`` (one
     JSON per finished training, keyed by a hash of its whole configuration), so
     several studies can share it and reuse each other's trainings. See the module docstring for
     the protocol. Bad input (grid, seeds, a validation split of fewer than 2
@@ -630,8 +629,6 @@ def study(cfg: RunConfig, out: str | Path, study_cfg: StudyConfig | None = None,
     })
     _write_csv(out / RUNS_FILE, lines)
     save_json(out / STUDY_FILE, result)
-    if figures:
-        _figures(result, out / "figures")
     return result
 
 
@@ -720,20 +717,6 @@ def _write_csv(path: Path, lines: list[dict]) -> None:
     writer.writerows(lines)
     with atomic_write(path, "w") as fh:
         fh.write(buf.getvalue())
-
-
-def _figures(result: dict, folder: Path) -> list[Path]:
-    try:
-        from .companion import viz
-    except ImportError:  # matplotlib / seaborn are the notebooks extra
-        return []
-    folder.mkdir(parents=True, exist_ok=True)
-    made = []
-    for name, fig in (("study_rows", viz.plot_study_rows(result)),
-                      ("study_paired", viz.plot_study_paired(result)),
-                      ("study_curves", viz.plot_study_curves(result))):
-        made.append(viz.save_figure(fig, folder / name))
-    return made
 
 
 def save_study(out: str | Path, dest: str | Path, stem: str = "study") -> list[Path]:

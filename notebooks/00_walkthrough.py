@@ -1,11 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -43,8 +45,10 @@ import numpy as np
 
 from mom.anchors import modes, stationary
 from mom.companion import viz
+from mom.companion.claims import compare, difference_line
 from mom.companion.paper import format_table
 from mom.companion.reproduce import notebook_dirs, save_results
+from mom.companion.runinfo import start
 from mom.config import apply_overrides, load_params
 from mom.datasets.splits import build_splits
 from mom.depths import resolve_depths
@@ -55,6 +59,8 @@ from mom.mining import mine, pool_diagnostics
 from mom.pipeline import embed_split, evaluate_model, head_features
 from mom.train import build_model, train
 
+run = start(params)  # the clock and the machine, read now; the last cell prints the time taken
+print(run.header())
 cfg = apply_overrides(load_params(params), overrides)
 figures_dir, results_dir, runs_dir = notebook_dirs(params, figures_dir, results_dir, runs_dir)
 mc = cfg.mining
@@ -125,23 +131,30 @@ print(f"k+ {depths.k_pos}, k- {depths.k_neg} ({depths.rule}"
 # %% [markdown]
 # ## 3 · Diffusion from one anchor
 # f(r) solves (I − αS) f = e_r by conjugate gradient, truncated at a few iterations
-# (docs/method.md §4). Left: Euclidean similarity to the anchor; right: the manifold similarity.
-# The rings mark each one's top k+ points: the manifold follows the data's shape
-# rather than a ball around the anchor.
+# (docs/method.md §4). (a) and (b): the anchor's top k+ points by Euclidean similarity
+# and by manifold similarity, ringed, every point coloured by its class (labels for the
+# reader only). The manifold neighbours follow the data's shape rather than a ball
+# around the anchor, so more of them share the anchor's class. (c) plots each point's
+# two similarities against each other: points above the horizontal dashed line but
+# left of the vertical one are manifold neighbours that are not Euclidean neighbours,
+# the hard positives P+.
 
 # %%
 e_r = np.zeros(len(features))
 e_r[anchor] = 1.0
 f = cg_block(laplacian(S, mc.alpha), e_r, mc.cg_iterations, mc.cg_tol)  # (N,)
 fig = viz.plot_diffusion(coords, features @ features[anchor], f, anchor, top=depths.k_pos,
-                         labels=labels)
+                         labels=labels, class_names=getattr(train_ds, "class_names", None))
 viz.save_figure(fig, f"{figures_dir}/00_diffusion");
 
 # %% [markdown]
 # ## 4 · Stationary distribution and its modes
-# A random walk P = D^-1 A on the largest component, run by power iteration. A node is
-# a mode when its probability beats every neighbour's; the top modes are the anchors
-# used for retrieval (docs/method.md §5). They spread over the dense regions of the collection.
+# A random walk P = D^-1 A on the largest component, run by power iteration (the vector
+# it returns is L2-normalised; the figure divides it by its sum, so it reads as
+# probabilities). A node is a mode when its probability beats every neighbour's; with
+# `mining.anchors: stationary` (the paper's retrieval setting) the top modes are the
+# anchors, while this parameter file mines from every image (`anchors: all`;
+# docs/method.md §5). The modes spread over the dense regions of the collection.
 
 # %%
 pi = stationary(A, mc.power_iterations)  # (N,)
@@ -195,14 +208,38 @@ model = build_model(cfg.embed, tcfg, init_features=head_features(cfg, train_ds, 
 before, _ = evaluate_model(model, test_ds, cfg, progress=progress)
 result = train(model, train_ds, pools, tcfg, cfg.embed, progress=progress)
 after, _ = evaluate_model(result.model, test_ds, cfg, progress=progress)
-rows = [{"method": "before (initial)", **before}, {"method": f"after {train_epochs} epoch(s) of MoM", **after}]
+tuples = sum(h["tuples"] for h in result.history)  # what "epoch" means here
+trained = (f"{train_epochs} epoch(s) of MoM, {tuples} tuples "
+           f"(an epoch: {viz.epoch_size(tcfg.tuples_per_epoch)})")
+rows = [{"method": "before (initial)", **before}, {"method": f"after {trained}", **after}]
 print(format_table(rows))
 
+# %% [markdown]
+# The change, after − before, per metric: one short training run with one seed, so a
+# difference of a few tenths is within its training noise (notebook 01's seeds
+# measure that noise).
+
 # %%
-fig = viz.plot_metric_bars(rows, ["recall@1", "recall@2", "recall@4", "recall@8", "nmi"],
-                           title=f"test split ({len(test_ds)} images, unseen classes)")
+metrics = ["recall@1", "recall@2", "recall@4", "recall@8", "nmi"]
+fig = viz.plot_before_after(before, after, metrics, label=f"after − before, {trained}",
+                            title=f"test split ({len(test_ds)} images of unseen classes)")
 viz.save_figure(fig, f"{figures_dir}/00_before_after")
 save_results(results_dir, "00_walkthrough", {
     "before": before, "after": after, "history": result.history, "anchor": shown,
     "pool_diagnostics": viz.pool_diagnostics_groups(diag), "n_anchors": len(pools),
     "n_skipped": pools.n_skipped}, short);
+
+# %% [markdown]
+# ## What this run shows
+# Each line is computed from the numbers above: the pools against the Euclidean
+# neighbours at the same depth (training labels, every anchor), and the short
+# training's change (one run: no verdict without seeds).
+
+# %%
+print(run.footer())
+print(f"P+ precision {diag['pos_precision']:.3f} against {diag['pos_precision_euclid']:.3f} for "
+      f"the Euclidean neighbours at P+'s depth: P+ is cleaner: "
+      f"{compare(diag['pos_precision'], diag['pos_precision_euclid'])}")
+print(f"P- purity {diag['neg_purity']:.3f}: mostly other classes: {compare(diag['neg_purity'], 0.5)}")
+for m in ("recall@1", "nmi"):
+    print(difference_line(f"{trained}, {m} after - before", {"mean": after[m] - before[m]}))

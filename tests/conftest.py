@@ -5,6 +5,23 @@ import sys
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+import logging  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_log_handlers():
+    """``mom.cli.main`` without ``-q`` adds a stderr handler to the "mom" logger; left
+    there, it writes into a later test's captured (by then closed) stream as "--- Logging
+    error ---". Each test ends with the handlers it started with."""
+    logger = logging.getLogger("mom")
+    before = list(logger.handlers)
+    yield
+    for handler in [h for h in logger.handlers if h not in before]:
+        logger.removeHandler(handler)
+
+
 def pytest_runtest_setup(item):
     # only where a test module already pulled torch in: never import it just for this
     torch = sys.modules.get("torch")

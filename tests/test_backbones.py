@@ -54,8 +54,10 @@ def test_state_dict_mismatch_fails_loudly(tmp_path):
 @pytest.mark.parametrize("name", ["googlenet", "resnet50"])
 def test_torchvision_backbone_without_weights_explains_how(name, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty hub cache
-    with pytest.raises(FileNotFoundError, match="weights='download'.*weights='none'"):
+    with pytest.raises(FileNotFoundError, match="'none'.*weights='download'") as info:
         build_backbone(name)
+    # on the command line, the same fix as an override
+    assert info.value.for_command_line().endswith("or add --set embed.weights=download")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         build_backbone(name, weights=tmp_path / "missing.pth")
 

@@ -384,6 +384,37 @@ def test_pool_inspector_answers_slider_and_toggle_in_jupyterlab(lab, browser, tm
         lab.shutdown_kernels()
 
 
+LANGUAGE_SET = """
+const m = window.jupyterapp.shell.currentWidget.context.model;
+const info = m.getMetadata('language_info');
+return Boolean(info && info.name === 'python');"""
+SAVE = """
+const done = arguments[arguments.length - 1];
+const w = window.jupyterapp.shell.currentWidget;
+w.context.save().then(() => done(!w.context.model.dirty), e => done(String(e)));"""
+
+
+def test_opening_and_saving_a_notebook_leaves_its_file_unchanged(lab, browser, tmp_path):
+    """JupyterLab sets the kernelspec and language_info of a notebook it opens (so the
+    tab shows it modified: language_info is machine-specific and jupytext keeps it out
+    of the file) and autosaves it; the saved file must be byte for byte the source."""
+    import shutil
+    source = list_notebooks(["03_figure3_galleries"])[0]
+    shutil.copy(source, lab.root / source.name)
+    browser.get(f"{lab.url}/lab/workspaces/save/tree/{source.name}?token={lab.token}")
+    try:
+        wait_for(browser, lambda d: d.execute_script(OPENED) == "notebook", 90,
+                 f"{source.name} to open as a notebook", lab, tmp_path / "open.png")
+        wait_for(browser, lambda d: d.execute_script(KERNEL_IDLE), 90, "the kernel", lab,
+                 tmp_path / "kernel.png")
+        wait_for(browser, lambda d: d.execute_script(LANGUAGE_SET), 30,
+                 "the kernel's language_info", lab, tmp_path / "language.png")
+        assert browser.execute_async_script(SAVE) is True
+        assert (lab.root / source.name).read_bytes() == source.read_bytes()
+    finally:
+        lab.shutdown_kernels()
+
+
 FIGURES = f"""return Array.from(document.querySelectorAll('{PANEL} .jp-OutputArea-output img'))
     .map(i => ({{png: i.src.startsWith('data:image/png;base64,'), w: i.naturalWidth,
                 h: i.naturalHeight, bytes: i.src.length}}));"""

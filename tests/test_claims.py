@@ -1,58 +1,109 @@
-"""mom.companion.claims: verdicts from paired intervals, and claim rows from results."""
+"""mom.companion.claims: the verdict rule, and the claims table built from results files."""
+import json
+
 import pytest
 
-from mom.companion.claims import (CONTRADICTED, NOT_RUN, NOT_SHOWN, SHOWN, claims,
-                                  claims_markdown, verdict)
+from mom.companion.claims import (BEGIN, END, NOT_RUN, claims, compare, difference_line,
+                                  markdown, replace_block, verdict)
 
 
-def _d(mean, lo, hi):
+def test_the_verdict_rule():
+    assert verdict(0.5, [0.1, 0.9]) == "shown"
+    assert verdict(0.2, [-0.1, 0.5]) == "not shown (the interval includes 0)"
+    assert verdict(-0.5, [-0.9, -0.1]) == "not shown (the interval lies below 0)"
+    assert verdict(3.0) == verdict(-3.0) == "not shown (one run, no interval)"  # sign is no evidence
+    assert compare(0.66, 0.61) == "shown" and compare(0.5, 0.5) == "not shown"
+    assert difference_line("x", {"mean": 1.02, "ci95": [0.32, 1.72]}) == \
+        "x: +1.02 [+0.32, +1.72] points: shown"
+    assert difference_line("y", {"mean": -0.1}) == "y: −0.10 points: not shown (one run, no interval)"
+
+
+def _paired(mean, lo, hi):
     return {"mean": mean, "ci95": [lo, hi], "n": 5}
 
 
-def test_verdict_reads_the_interval():
-    assert verdict(_d(1.0, 0.2, 1.8)) == SHOWN
-    assert verdict(_d(-1.0, -1.8, -0.2)) == CONTRADICTED
-    assert verdict(_d(0.5, -0.1, 1.1)) == NOT_SHOWN
-    assert verdict({"mean": 3.0, "ci95": None, "n": 1}) == NOT_SHOWN  # one run: no evidence
-    assert verdict(None) == NOT_RUN
+def _study(select, params="toy", dataset="fashion_mnist"):
+    metrics = {"recall@1": _paired(0.3, 0.1, 0.5), "nmi": _paired(-0.2, -0.6, 0.2)}
+    return {"params": params, "config": {"name": params, "data": {"dataset": dataset}},
+            "protocol": {"select": select},
+            "rows": {"mom": {"recall@1": {"mean": 91.0, "n": 5}, "nmi": {"mean": 60.0, "n": 5}}},
+            "paired": {"mom-initial": metrics, "mom-euclidean": metrics}}
 
 
-def _study(mi, me, guard=None, unguarded=True):
-    paired = {"mom-initial": {"recall@1": mi, "nmi": mi}, "mom-euclidean": {"recall@1": me, "nmi": me}}
-    s = {"paired": paired, "guard": guard or {}}
-    if unguarded:
-        s["unguarded"] = {"paired": paired}
-    return s
+def _write(folder, name, data):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(data))
 
 
-def test_table1_claims_use_the_trained_rows_and_never_a_guard_fallback_as_the_baseline():
-    rows = claims({"omniglot": {"study": _study(_d(6, 3, 9), _d(2, 0.5, 3.5))}})
-    t1 = [r for r in rows if r["data"].startswith("Omniglot")]
-    assert [r["verdict"] for r in t1] == [SHOWN] * 4
-    assert all("unguarded" in r["claim"] for r in t1)
-    # a guarded study whose Euclidean row kept the initial network on every seed has no
-    # trained baseline: "not shown", whatever the interval
-    fell_back = _study(_d(1, 0.1, 2), _d(1, 0.1, 2), guard={"kept_epoch": {"euclidean": [0, 0]}},
-                       unguarded=False)
-    rows = claims({"default": {"study": fell_back}})
-    base = [r for r in rows if "Euclidean" in r["claim"]]
-    assert [r["verdict"] for r in base] == [NOT_SHOWN, NOT_SHOWN]
-    assert "kept the initial network" in base[0]["ours"]
+def test_claims_read_every_results_folder_but_smoke(tmp_path):
+    _write(tmp_path / "toy", "study.json", _study("validation"))
+    _write(tmp_path / "toy", "study_none.json", _study("none"))
+    cells = [{"anchors": a, "pools": p, "value": v, "initial": 90.0, "metric": "recall@1",
+              "n_anchors": 16} for a, p, v in (("all", "euclidean", 90.0), ("all", "mom", 90.5),
+                                               ("stationary", "mom", 91.0), ("random", "mom", 90.0))]
+    _write(tmp_path / "toy", "anchor_ablation.json",
+           {"params": "toy", "config": {"data": {"dataset": "fashion_mnist"}}, "rows": cells})
+    _write(tmp_path / "toy", "figure3.json", {"params": "toy", "config": {"data": {"dataset": "fashion_mnist"}},
+                                              "pools": {"pos_precision": 0.6, "pos_precision_euclid": 0.7,
+                                                        "neg_purity": 0.8, "n_anchors": 100}})
+    _write(tmp_path / "smoke", "study.json", _study("validation", "smoke"))  # never a claim
+    rows = claims(tmp_path)
+    assert all("smoke" not in r["data"] for r in rows)
+    table1 = [r for r in rows if r["claim"].startswith("Table 1 (")]
+    # validation: MoM - initial and MoM - Euclidean per metric; none: MoM - initial per metric
+    assert len(table1) == 4 + 2
+    assert [r["verdict"] for r in table1[:2]] == ["shown", "shown"]  # R@1: interval above 0
+    assert table1[2]["verdict"] == "not shown (the interval includes 0)"  # NMI
+    ablation = {r["claim"]: r for r in rows if r["claim"].startswith("Anchor ablation")}
+    assert len(ablation) == 2 + len([r for r in NOT_RUN if "ablation" in r["claim"].lower()])
+    fig3 = [r for r in rows if r["claim"].startswith("Figure 3")]
+    assert [r["verdict"] for r in fig3] == ["not shown", "shown"]  # 0.6 < 0.7; 0.8 > 0.5
+    not_run = [r for r in rows if r["verdict"] == "not run here"]
+    assert {r["data"] for r in not_run} == {"CUB-200-2011", "Oxford5k"}
+    # a results folder on CUB-200-2011 replaces its "not run here" rows
+    _write(tmp_path / "paper", "study.json", _study("validation", "paper", "cub200"))
+    assert {r["data"] for r in claims(tmp_path) if r["verdict"] == "not run here"} == {"Oxford5k"}
+    text = markdown(rows)
+    assert text.splitlines()[0] == "| claim | the paper | ours: mean [95% CI] | data set | verdict |"
+    assert len(text.splitlines()) == 2 + len(rows) and "| **shown** |" in text
 
 
-def test_ablation_figure3_and_the_papers_data_sets():
-    pair = {"recall@1": _d(-1, -2, -0.5)}
-    ab = {"n_anchors": {"stationary": 68}, "paired": {
-        "stationary-random (mom)": pair, "stationary-random (euclidean)": pair,
-        "mom-euclidean (stationary)": {"recall@1": _d(1, -1, 3)},
-        "mom-euclidean (random)": {"recall@1": _d(1, -1, 3)}}}
-    pools = {"pos_precision": 0.3, "pos_precision_euclid": 0.2, "neg_purity": 0.9}
-    rows = claims({"omniglot": {"budget_ablation": ab, "figure3_pools": pools}})
-    verdicts = {r["claim"]: r["verdict"] for r in rows}
-    assert verdicts["Stationary-distribution anchors beat random ones (P+/P- pools), R@1"] == CONTRADICTED
-    assert verdicts["P+/P- beat NN^e pools (stationary anchors), R@1"] == NOT_SHOWN
-    assert verdicts["P+ holds mostly correct positives beyond the Euclidean neighbours"] == NOT_SHOWN
-    assert [r["verdict"] for r in rows[-2:]] == [NOT_RUN, NOT_RUN]
-    assert "68 anchors" in rows[0]["data"]
-    md = claims_markdown(rows)
-    assert md.count("\n") == len(rows) + 1 and "**contradicted**" in md
+def test_replace_block_rewrites_only_between_the_markers():
+    text = f"intro\n{BEGIN}\nold\n{END}\noutro\n"
+    assert replace_block(text, "| new |") == f"intro\n{BEGIN}\n| new |\n{END}\noutro\n"
+    with pytest.raises(ValueError, match="claims:begin"):
+        replace_block("no markers", "x")
+
+
+def test_a_guarded_study_claims_on_its_trained_networks_and_names_a_fallen_back_baseline(tmp_path):
+    guarded = _study("validation")
+    guarded["unguarded"] = {"rows": guarded["rows"], "paired": {
+        "mom-initial": {"recall@1": _paired(-1, -2, -0.5), "nmi": _paired(-1, -2, -0.5)},
+        "mom-euclidean": {"recall@1": _paired(-1, -2, -0.5), "nmi": _paired(-1, -2, -0.5)}}}
+    _write(tmp_path / "a", "study.json", guarded)
+    rows = [r for r in claims(tmp_path) if r["claim"].startswith("Table 1")]
+    trained = [r for r in rows if "(trained networks)" in r["claim"]]
+    assert len(trained) == 4 and all("below 0" in r["verdict"] for r in trained)
+    assert [r["verdict"] for r in rows if "(guarded)" in r["claim"]] == ["shown", "shown"]
+    fell_back = _study("validation")
+    fell_back["guard"] = {"kept_epoch": {"euclidean": [0, 0, 0, 0, 0]}}
+    _write(tmp_path / "b", "study.json", fell_back)
+    rows = [r for r in claims(tmp_path) if "Euclidean pools" in r["claim"] and "params toy" in r["data"]]
+    assert any("kept the initial network" in r["verdict"] for r in rows)
+
+
+def test_the_anchor_budget_study_gives_paired_rows(tmp_path):
+    pair = {"recall@1": _paired(-1.0, -2.0, -0.5)}
+    _write(tmp_path / "o", "anchor_budget.json", {
+        "params": "o", "config": {"data": {"dataset": "omniglot"}}, "seeds": 5, "n_images": 1360,
+        "n_anchors": {"stationary": 68}, "paired": {
+            "stationary-random (mom)": pair, "stationary-random (euclidean)": pair,
+            "mom-euclidean (stationary)": {"recall@1": _paired(1.0, 0.5, 1.5)},
+            "mom-euclidean (random)": {"recall@1": _paired(1.0, -0.5, 2.5)}}})
+    rows = {r["claim"]: r for r in claims(tmp_path) if r["claim"].startswith("Anchor ablation")
+            and "Omniglot" in r["data"]}
+    assert len(rows) == 4
+    assert rows["Anchor ablation: stationary anchors beat as many random ones, P+/P− pools, R@1"][
+        "verdict"] == "not shown (the interval lies below 0)"
+    assert rows["Anchor ablation: P+/P− beat Euclidean pools, stationary anchors, R@1"]["verdict"] == "shown"
+    assert "68 anchors of 1360, 5 seeds" in next(iter(rows.values()))["data"]

@@ -521,3 +521,88 @@ def test_embed_test_split_whitens_with_the_training_fit(tmp_path):
     np.testing.assert_allclose(np.load(out), want, atol=1e-5)
     wrong = Whitening.fit(test_raw, 8).apply(test_raw)  # what fitting on the test split gives
     assert not np.allclose(np.load(out), wrong, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_study_command_draws_the_study_figures(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["-q", "study", "--params", "smoke", "--out", str(out), "--select", "none",
+                 "--seeds", "2", "--no-grid"]) == 0
+    assert "study.json" in capsys.readouterr().out
+    for name in ("study_rows", "study_paired", "study_curves"):
+        for ext in ("png", "svg"):
+            assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("argv", [["-q", "run", "--out", "o"], ["run", "-q", "--out", "o"],
+                                  ["run", "--out", "o", "--quiet"]])
+def test_quiet_is_accepted_before_or_after_the_command(argv):
+    args = build_parser().parse_args(argv)
+    assert args.quiet is True and args.command == "run"
+    assert build_parser().parse_args(["run", "--out", "o"]).quiet is False
+
+
+@pytest.mark.parametrize("command", ["run", "mine", "reproduce", "compare-pools"])
+def test_version_is_accepted_after_the_command(command, capsys):
+    import mom
+    with pytest.raises(SystemExit) as info:
+        main([command, "--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"mom {mom.__version__}"
+
+
+def _all_help(parser) -> dict[str, str]:
+    import argparse
+    texts = {"mom": parser.format_help()}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                texts[name] = sub.format_help()
+    return texts
+
+
+def test_help_is_in_plain_words():
+    texts = _all_help(build_parser())
+    assert len(texts) == 9
+    for name, text in texts.items():
+        assert "`" not in text, f"mom {name} --help shows markup: {text}"
+        assert ":func:" not in text and ":class:" not in text, name
+    top = texts["mom"]
+    assert "Mining on Manifolds" in top and "examples:" in top and "mom run --params default" in top
+
+
+def test_an_interrupted_command_says_what_was_kept(tmp_path, capsys, monkeypatch):
+    import mom.release
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mom.release, "compare_pools", interrupted)
+    x, _ = _clustered_features()
+    np.save(tmp_path / "f.npy", x)
+    assert main(["-q", "mine", str(tmp_path / "f.npy"), "--out", str(tmp_path / "p.npz"),
+                 "--k-graph", "6", "--k-pos", "8", "--k-neg", "20", "--pool-size", "4"]) == 0
+    capsys.readouterr()
+    assert main(["-q", "compare-pools", str(tmp_path / "p.npz"), str(tmp_path / "p.npz")]) == 130
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["mom compare-pools: interrupted; nothing was written "
+                                "(every output is written whole or not at all)"]
+    # a run interrupted before any stage finished
+    import mom.pipeline
+    monkeypatch.setattr(mom.pipeline, "run", interrupted)
+    assert main(["-q", "run", "--params", "smoke", "--out", str(tmp_path / "r")]) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        f"mom run: interrupted; no stage had finished in {tmp_path / 'r'}; the same command "
+        "starts again"]
+
+
+def test_a_missing_dataset_names_the_override_on_the_command_line(tmp_path, capsys, no_heavy_work):
+    from mom.datasets import CUB200
+    with pytest.raises(FileNotFoundError) as info:
+        CUB200(tmp_path)
+    assert "pass download=True" in str(info.value)  # the Python call's own words
+    rc = main(["-q", "run", "--params", "paper", "--data-root", str(tmp_path), "--out",
+               str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert err.strip().endswith("or add --set data.download=true")
+    assert "download=True" not in err and not (tmp_path / "o").exists()

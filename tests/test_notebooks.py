@@ -26,7 +26,7 @@ def code_cells(path):
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
-def test_the_five_notebooks_exist():
+def test_the_six_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == EXPECTED
 
 
@@ -83,6 +83,47 @@ def test_logic_lives_in_mom(path):
             assert roots <= {"mom", "numpy"}, f"{path.stem} imports {roots}"
 
 
+def _open_and_save_as_jupyterlab_does(path: Path, folder: Path) -> str:
+    """The text a notebook file holds after JupyterLab opened it and saved it (as its
+    autosave does a couple of minutes after opening), without a browser: read through
+    jupytext's contents manager, the kernelspec replaced by the installed ``python3``
+    kernel's (JupyterLab's ``NotebookPanel._updateSpec``), ``language_info`` set as the
+    kernel reports it (``_updateLanguage``), saved through the same manager."""
+    import platform
+    import shutil
+
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupytext import TextFileContentsManager
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, folder / path.name)
+    manager = TextFileContentsManager(root_dir=str(folder))
+    nb = manager.get(path.name, content=True, type="notebook")["content"]
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": spec.display_name,
+                                    "language": spec.language}
+    nb["metadata"]["language_info"] = {**IPythonKernel.language_info,
+                                       "version": platform.python_version()}
+    manager.save({"type": "notebook", "format": "json", "content": nb}, path.name)
+    return (folder / path.name).read_text()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_opening_a_notebook_in_jupyterlab_leaves_the_file_unchanged(path, tmp_path):
+    """The header holds what a save writes: the kernelspec of the kernel setup.sh
+    installs (display name "Python 3 (ipykernel)"), jupytext's format_version, and a
+    filter that keeps jupytext's own version out of the file (it differs from one
+    installation to the next). So the autosave after opening writes the same bytes and
+    git sees no change."""
+    assert _open_and_save_as_jupyterlab_does(path, tmp_path / "lab") == path.read_text()
+    # what the header prevents: without the format version, the save rewrites the file
+    text = path.read_text().replace("#       format_version: '1.3'\n", "")
+    stale = tmp_path / "stale" / path.name
+    stale.parent.mkdir()
+    stale.write_text(text)
+    assert _open_and_save_as_jupyterlab_does(stale, tmp_path / "lab2") != text
+
+
 @pytest.mark.slow
 def test_all_notebooks_run_with_smoke_params(tmp_path):
     t0 = time.perf_counter()
@@ -115,7 +156,16 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
         assert any(s.startswith(prefix) for s in stems), prefix
     results = {p.stem: load_json(p) for p in (tmp_path / "results" / "smoke").glob("*.json")}
     assert set(results) == {"00_walkthrough", "table1", "study", "study_none", "anchor_ablation",
-                            "figure3", "pool_depths"}
+                            "figure3", "pool_inspector", "pool_depths"}
+    # every notebook starts with its machine and ends with its runtime and verdicts
+    for name, info in summary["notebooks"].items():
+        nb = nbformat.read(info["path"], as_version=4)
+        text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                         for o in c.outputs if o.output_type == "stream")
+        assert "params 'smoke'; started " in text and " cores of " in text, name
+        assert "this run of params 'smoke' took " in text, name
+        last = [c for c in nb.cells if c.cell_type == "markdown"][-1].source
+        assert last.startswith("## What this run shows"), name
     assert set(results["study"]["rows"]) == {"initial", "euclidean", "mom"}
     assert results["study"]["rows"]["mom"]["recall@1"]["n"] == 2  # the smoke study's seeds
     for name, data in results.items():
@@ -132,7 +182,8 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
     assert auto and all(r["k_pos"] >= 1 and r["statistic"] == "typical_community_size" for r in auto)
     # smoke adapts the graph (mining.adapt_k_graph) and its 12 x 5 cell's graph shrinks, so
     # that cell is also trained with the graph fixed
-    assert {s["recipe"] for s in depths["studies"]} == {"params", "first landing", "fixed k_graph"}
+    assert {s["recipe"] for s in depths["studies"]} == {"params", "fixed 100/1250, no guard",
+                                                         "fixed k_graph"}
     adapted = [r for r in depths["grid"] if r["rule"] == "auto+k_graph"]
     assert adapted and all(5 <= r["k_graph"] <= 8 and r["k_graph_value"] > 0 for r in adapted)
     contrast = depths["contrasts"]  # params - fixed k_graph, MoM row, paired per seed

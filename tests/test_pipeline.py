@@ -80,8 +80,8 @@ class _Relabelled:
 @pytest.mark.slow
 def test_training_labels_change_only_the_pool_diagnostics(smoke_run, tmp_path, monkeypatch):
     """The label-free rule: scrambled training labels leave every row identical."""
-    import mom.datasets
-    real = mom.datasets.build_dataset
+    import mom.datasets.factory
+    real = mom.datasets.factory.build_dataset
 
     def scrambled(data_cfg, split):
         ds = real(data_cfg, split)
@@ -90,7 +90,7 @@ def test_training_labels_change_only_the_pool_diagnostics(smoke_run, tmp_path, m
         rng = np.random.default_rng(0)
         return _Relabelled(ds, rng.permutation(np.asarray(ds.labels)))
 
-    monkeypatch.setattr(mom.datasets, "build_dataset", scrambled)
+    monkeypatch.setattr(mom.datasets.factory, "build_dataset", scrambled)
     assert main(["-q", "run", "--params", "smoke", "--out", str(tmp_path)]) == 0
     again = json.loads((tmp_path / "results.json").read_text())
     _, results = smoke_run
@@ -144,7 +144,7 @@ _TIMED = ("embed_s", "sample_s", "train_s", "tuples_per_s")  # per-epoch timings
 
 def _same_results(a, b):
     """Equal results.json content but for timings, environment and what was reused."""
-    skip = ("timings_s", "peak_rss_mb", "env", "reused", "history")  # measured, not computed
+    skip = ("timings_s", "peak_rss_mb", "env", "reused", "resumed", "history")  # not computed
     assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
     untimed = [{m: [{k: v for k, v in e.items() if k not in _TIMED} for e in h]
                 for m, h in r["history"].items()} for r in (a, b)]
@@ -270,30 +270,45 @@ def test_a_killed_run_continues_where_it_stopped(smoke_run, tmp_path, monkeypatc
 
 @pytest.mark.slow
 def test_a_training_killed_mid_way_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
-    """Two epochs, killed after the first checkpoint of the euclidean row: the rerun
-    continues that training from epoch 1; --force then recomputes every stage from
-    scratch, to the same results."""
+    """Two epochs, Ctrl-C after the first checkpoint of the euclidean row: one line on
+    stderr says what was kept (exit status 130, the traceback only in run.log); the
+    rerun continues that training from epoch 1 and says so; --force then recomputes
+    every stage from scratch, to the same results."""
     import mom.train
     real = mom.train._save_checkpoint
 
-    def killed(path, state, epoch):
+    def interrupted(path, state, epoch):
         real(path, state, epoch)
         if epoch == 1 and path.parent.name == "euclidean":
-            raise RuntimeError("killed")
+            raise KeyboardInterrupt
 
     out = tmp_path / "run"
     with monkeypatch.context() as m:
-        m.setattr(mom.train, "_save_checkpoint", killed)
-        with pytest.raises(RuntimeError, match="killed"):
-            main(["-q", "run", "--params", "smoke", "--out", str(out), "--set", "train.epochs=2"])
-    resumed = _rerun(out, "--set", "train.epochs=2")
+        m.setattr(mom.train, "_save_checkpoint", interrupted)
+        capsys.readouterr()
+        assert main(["-q", "run", "--params", "smoke", "--out", str(out), "--set",
+                     "train.epochs=2"]) == 130
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"mom run: interrupted; kept in {out}: 4 finished stage(s) (embed, mine, initial, "
+        f"evaluate_initial) and train_euclidean's checkpoint (epoch 1); the same command "
+        f"continues from there (details in {out / 'run.log'})"]
+    log = (out / "run.log").read_text()
+    assert "interrupted (Ctrl-C)" in log and "Traceback" in log and "KeyboardInterrupt" in log
+    assert main(["-q", "run", "--params", "smoke", "--out", str(out), "--set", "train.epochs=2"]) == 0
+    closing = capsys.readouterr().out.splitlines()[-1]
+    assert closing.endswith("; reused 4 stage(s): embed, mine, initial, evaluate_initial; "
+                            "train_euclidean resumed from its checkpoint at epoch 1 of 2)")
+    resumed = json.loads((out / "results.json").read_text())
     assert resumed["reused"] == ["embed", "mine", "initial", "evaluate_initial"]
+    assert resumed["resumed"] == {"train_euclidean": {"from_epoch": 1, "epochs": 2}}
     assert "train_euclidean: resuming from euclidean/checkpoint.pt (epoch 1 of 2)" in \
         (out / "run.log").read_text()
     assert [e["epoch"] for e in resumed["history"]["euclidean"]] == [1, 2]
     capsys.readouterr()
     fresh = _rerun(out, "--set", "train.epochs=2", "--force")
-    assert fresh["reused"] == [] and "reused" not in capsys.readouterr().out
+    assert fresh["reused"] == [] and fresh["resumed"] == {}
+    assert "reused" not in capsys.readouterr().out
     assert "resuming" not in (out / "run.log").read_text()  # --force starts a new log
     _same_results(resumed, fresh)
 

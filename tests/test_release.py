@@ -123,9 +123,9 @@ def test_round_trip_of_mined_pools_and_baseline(tmp_path):
     _assert_same_pools(p.baseline, q.baseline)
     assert q.method == "mom" and q.baseline.method == "euclidean" and q.baseline.baseline is None
     assert q.config == p.config and q.n_skipped == p.n_skipped
-    # the thin methods on Pools, and load_pools on a folder or a .npz
-    r = Pools.load_release(p.save_release(tmp_path / "rel2"))
-    _assert_same_pools(p, r)
+    # load_pools on a folder or a .npz; Pools itself knows no release format (mom.mining
+    # sits below mom.release, which builds Pools)
+    assert not hasattr(Pools, "save_release") and not hasattr(Pools, "load_release")
     p.save(tmp_path / "p.npz")
     _assert_same_pools(p, load_pools(tmp_path / "rel"))
     np.testing.assert_array_equal(load_pools(tmp_path / "p.npz").pos_weights, p.pos_weights)

@@ -81,10 +81,16 @@ def test_output_dirs_layout(tmp_path):
     assert d["figures"] == tmp_path / "figures" / "smoke"
     assert d["results"] == tmp_path / "results" / "smoke"
     assert d["notebooks"] == tmp_path / "executed" / "smoke"
-    default = output_dirs("paper")  # the repository: executed notebooks under build/
+    assert d["published"] == tmp_path / "notebooks" / "executed"
+    default = output_dirs("paper")  # the repository: HTML pages under build/
     assert default["figures"] == REPO_ROOT / "figures" / "paper"
     assert default["runs"] == REPO_ROOT / "runs" / "paper"
     assert default["notebooks"] == REPO_ROOT / "build" / "executed" / "paper"
+    assert default["published"] == REPO_ROOT / "notebooks" / "executed"  # committed copies
+    smoke = output_dirs("smoke")  # the tests' parameters never write the committed folders
+    assert smoke["figures"] == REPO_ROOT / "build" / "figures" / "smoke"
+    assert smoke["results"] == REPO_ROOT / "build" / "results" / "smoke"
+    assert smoke["published"] == REPO_ROOT / "build" / "notebooks" / "executed"
     assert output_dirs("my/own.yaml", "out")["results"] == Path("out") / "results" / "own"
 
 
@@ -98,10 +104,11 @@ def test_output_dirs_outside_a_checkout_use_the_current_folder(tmp_path, monkeyp
 
 def test_notebook_dirs_resolve_against_the_repository_not_the_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a kernel started in notebooks/ or anywhere else
-    figures, results, runs = notebook_dirs("smoke")  # the parameters' defaults: ""
-    assert figures == str(REPO_ROOT / "figures" / "smoke")
-    assert results == str(REPO_ROOT / "results" / "smoke")
-    assert runs == str(REPO_ROOT / "runs" / "smoke")
+    figures, results, runs = notebook_dirs("default")  # the parameters' defaults: ""
+    assert figures == str(REPO_ROOT / "figures" / "default")
+    assert results == str(REPO_ROOT / "results" / "default")
+    assert runs == str(REPO_ROOT / "runs" / "default")
+    assert notebook_dirs("smoke")[0] == str(REPO_ROOT / "build" / "figures" / "smoke")
     assert notebook_dirs("default", "", "res", "/abs/runs") == (
         str(REPO_ROOT / "figures" / "default"), "res", "/abs/runs")  # given ones are kept
     assert notebook_dirs("params/paper.yaml")[0] == str(REPO_ROOT / "figures" / "paper")
@@ -251,6 +258,18 @@ def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path, monkeypatc
     links = [href for _, href in links_of(index)]
     assert "00_good.html" in links and "00_good.ipynb" in links
     assert "../../figures/my/tiny.png" in links and (index.parent / "../../figures/my/tiny.png").is_file()
+    # the published copy: the executed notebook with its run's record in its metadata
+    published = out / "notebooks" / "executed" / "00_good.ipynb"
+    assert Path(summary["notebooks"]["00_good"]["published"]).resolve() == published
+    copy = nbformat.read(published, as_version=4)
+    assert [c.source for c in copy.cells] == [c.source for c in executed.cells]
+    record = copy.metadata["mom"]
+    assert record["params"] == "my" and record["overrides"] == ["train.epochs=3"]
+    assert record["seconds"] > 0 and record["hardware"]["cores"] >= 1 and record["hardware"]["cpu"]
+    from mom.io import sha256_file
+    assert record["results"] == {"tiny.json": sha256_file(out / "results" / "my" / "tiny.json")}
+    listing = (out / "notebooks" / "executed" / "README.md").read_text()
+    assert "| [00_good](00_good.ipynb) | `my + train.epochs=3` |" in listing
 
     with pytest.raises(NotebookError) as info:
         reproduce("smoke", out, notebook_dir=src, progress=False)
@@ -259,6 +278,7 @@ def test_batch_writes_outputs_and_stops_at_the_failing_cell(tmp_path, monkeypatc
     assert (err.notebook, err.cell, err.cell_index) == ("01_bad", 4, 4)
     assert "01_bad" in str(err) and "broken on purpose" in str(err) and "[4]" in str(err)
     assert not (out / "executed" / "smoke" / "02_never.ipynb").exists()  # the batch stopped
+    assert not (out / "notebooks" / "executed" / "01_bad.ipynb").exists()  # a failure is not published
     failed = out / "executed" / "smoke" / "01_bad.html"  # the traceback, readable in a browser
     assert "broken on purpose" in failed.read_text()
     links = [href for _, href in links_of(out / "executed" / "smoke" / "index.html")]

@@ -9,7 +9,8 @@ import pytest
 from data_fixtures import make_oxford
 from mom.cli import main
 from mom.config import DataConfig
-from mom.retrieval import is_retrieval, load_benchmark, retrieval_metrics
+from mom.datasets import is_retrieval, load_benchmark
+from mom.retrieval import retrieval_metrics
 
 
 def test_retrieval_metrics_by_hand():

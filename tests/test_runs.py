@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import mom.pipeline
-from mom.companion.ablation import (ablation, ablation_grid, ablation_table, diagnostics_table,
+from mom.companion.ablation import (ablation, ablation_differences, ablation_table, diagnostics_table,
                                     headline_metric)
 from mom.companion.runs import cached_run, config_key, finished_runs, load_run, run_dir_for
 from mom.companion.widgets import PoolInspector
@@ -77,7 +77,7 @@ def test_load_run_and_inspector_over_runs(tmp_path, patched):
         PoolInspector.from_runs([])
 
 
-def test_ablation_grid_from_runs(tmp_path, patched):
+def test_ablation_tables_from_runs(tmp_path, patched):
     rows = ablation(patched, tmp_path)
     # random anchors: as many as the stationary run chose (n_anchors 10 + n_skipped 0)
     assert fake_run.n_anchors["random"] == 10 and fake_run.n_anchors["stationary"] == 1500
@@ -86,8 +86,10 @@ def test_ablation_grid_from_runs(tmp_path, patched):
     assert fake_run.calls == ["all", "stationary", "random"]
     table = {r["anchors"]: r for r in ablation_table(rows)}
     assert table["stationary"]["mom"] == 60.0 and table["random"]["euclidean"] == 35.0
-    assert ablation_grid(rows)["mom"] == {"all": 50.0, "stationary": 60.0, "random": 40.0}
-    assert ablation_grid(rows)["initial"]["random"] == 30.0
+    diff = ablation_differences(rows)  # trained - initial, one run a cell: no interval
+    assert {a: d["mean"] for a, d in diff["mom"].items()} == {
+        a: table[a]["mom"] - table[a]["initial"] for a in ("all", "stationary", "random")}
+    assert diff["euclidean"]["random"] == {"mean": 35.0 - 30.0, "ci95": None}
     diag = diagnostics_table(rows)
     assert list(diag) == ["euclidean", "mom"]
     assert diag["mom"]["P+ precision\nall"] == 0.7 and diag["mom"]["P- purity\nrandom"] == 0.8

@@ -55,6 +55,10 @@ def test_study_json_has_the_promised_shape(done):
     proto = on_disk["protocol"]
     assert proto["select"] == "validation" and len(proto["validation_classes"]) == 2
     assert set(proto["mining_classes"]).isdisjoint(proto["validation_classes"])
+    assert not (out / "figures").exists()  # the figures are the companion's (mom study draws them)
+    from mom.companion.viz import save_study_figures
+    made = save_study_figures(result, out / "figures")
+    assert [p.name for p in made] == ["study_rows.png", "study_paired.png", "study_curves.png"]
     for name in ("study_rows", "study_paired", "study_curves"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
 
@@ -85,7 +89,7 @@ def test_resume_recomputes_nothing_and_gives_the_same_numbers(done, smoke, monke
     import mom.pipeline as mp
     monkeypatch.setattr(ms, "_run_cell", boom)
     monkeypatch.setattr(mp, "embed_split", boom)  # descriptors and pools come from the cache
-    again = study(smoke, out, StudyConfig(seeds=2, grid=GRID), progress=False, figures=False)
+    again = study(smoke, out, StudyConfig(seeds=2, grid=GRID), progress=False)
     assert again["rows"] == result["rows"] and again["selected"] == result["selected"]
 
 
@@ -100,15 +104,13 @@ def test_the_test_split_chooses_nothing(done, smoke, tmp_path, monkeypatch):
         test.labels = np.random.default_rng(0).permutation(test.labels)
         return train, test
     monkeypatch.setattr(mp, "build_splits", scrambled)
-    other = study(smoke, tmp_path / "s", StudyConfig(seeds=1, grid=GRID), progress=False,
-                  figures=False)
+    other = study(smoke, tmp_path / "s", StudyConfig(seeds=1, grid=GRID), progress=False)
     assert other["selected"] == result["selected"]
     assert other["selection"] == result["selection"]
 
 
 def test_select_none_uses_the_parameter_file_and_no_grid(smoke, tmp_path):
-    r = study(smoke, tmp_path / "n", StudyConfig(seeds=2, select="none"), progress=False,
-              figures=False)
+    r = study(smoke, tmp_path / "n", StudyConfig(seeds=2, select="none"), progress=False)
     assert r["selected"] == {"euclidean": {}, "mom": {}} and r["selection"] == {}
     assert "validation_classes" not in r["protocol"]
     with pytest.raises(ValueError, match="grid needs"):
@@ -117,10 +119,10 @@ def test_select_none_uses_the_parameter_file_and_no_grid(smoke, tmp_path):
 
 def test_work_dir_is_shared_between_studies(smoke, tmp_path, monkeypatch):
     study(smoke, tmp_path / "a", StudyConfig(seeds=1, select="none"), work_dir=tmp_path / "w",
-          progress=False, figures=False)
+          progress=False)
     monkeypatch.setattr(ms, "_run_cell", lambda *a, **k: (_ for _ in ()).throw(AssertionError()))
     r = study(smoke, tmp_path / "b", StudyConfig(seeds=1, select="none"), work_dir=tmp_path / "w",
-              progress=False, figures=False)
+              progress=False)
     assert r["rows"]["mom"]["recall@1"]["n"] == 1
 
 
@@ -207,16 +209,16 @@ def test_a_grid_over_the_step_budget_is_refused_before_any_work(smoke, tmp_path,
 
 def test_a_grid_within_the_budget_records_it(smoke, tmp_path):
     r = study(smoke, tmp_path / "s", StudyConfig(seeds=1, grid=GRID, budget_steps=8),
-              progress=False, figures=False)
+              progress=False)
     assert r["protocol"]["budget"] == {"steps_per_row": 8, "budget_steps": 8}
 
 
 def test_guarded_study_reports_the_unguarded_networks_and_selects_either(smoke, tmp_path):
     guarded = dataclasses.replace(smoke, train=dataclasses.replace(smoke.train, guard="holdout"))
     plain = study(guarded, tmp_path / "u", StudyConfig(seeds=2, grid=GRID, select_guarded=False),
-                  work_dir=tmp_path / "w", progress=False, figures=False)
+                  work_dir=tmp_path / "w", progress=False)
     picked = study(guarded, tmp_path / "g", StudyConfig(seeds=2, grid=GRID),
-                   work_dir=tmp_path / "w", progress=False, figures=False)
+                   work_dir=tmp_path / "w", progress=False)
     for r in (plain, picked):
         assert set(r["unguarded"]["rows"]) == {"initial", "euclidean", "mom"}
         assert set(r["unguarded"]["paired"]) == {"mom-initial", "mom-euclidean", "euclidean-initial"}
@@ -239,11 +241,11 @@ def test_a_study_ignores_the_parameter_files_rows(smoke, tmp_path):
     from mom.config import apply_overrides
     with_rows = apply_overrides(smoke, ["rows.mom={lr: 0.1}", "rows.euclidean={epochs: 1}"])
     r = study(with_rows, tmp_path / "n", StudyConfig(seeds=1, select="none"),
-              work_dir=tmp_path / "w", progress=False, figures=False)
+              work_dir=tmp_path / "w", progress=False)
     assert r["protocol"]["rows_ignored"] == {"euclidean": {"epochs": 1}, "mom": {"lr": 0.1}}
     assert r["config"]["rows"] == {"euclidean": {}, "mom": {}}
     same = study(smoke, tmp_path / "m", StudyConfig(seeds=1, select="none"),
-                 work_dir=tmp_path / "w", progress=False, figures=False)
+                 work_dir=tmp_path / "w", progress=False)
     assert same["per_seed"] == r["per_seed"]
 
 
@@ -255,7 +257,7 @@ def test_select_rows_reuses_the_validation_studys_test_cells(done, smoke, tmp_pa
     cfg = apply_overrides(smoke, {f"rows.{row}": v for row, v in rows.items()})
     monkeypatch.setattr(ms, "_run_cell", lambda *a, **k: (_ for _ in ()).throw(AssertionError()))
     again = study(cfg, tmp_path / "r", StudyConfig(seeds=2, select="rows"), work_dir=out / "work",
-                  progress=False, figures=False)
+                  progress=False)
     assert again["per_seed"] == result["per_seed"]
     assert again["selected"] == result["selected"] and again["protocol"]["rows"] == {
         row: rows[row] for row in rows}

@@ -14,7 +14,7 @@ from mom.config import MiningConfig  # noqa: E402
 from mom.datasets import ArrayDataset  # noqa: E402
 from mom.mining import mine, pool_diagnostics  # noqa: E402
 from conftest import clustered  # noqa: E402
-from mom.companion.paper import TABLE1, TABLE1_COLUMNS, format_table, table1_rows  # noqa: E402
+from mom.companion.paper import TABLE1, format_table, table1_rows  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -54,25 +54,47 @@ def test_plot_diffusion_rings_the_top_points_and_rejects_nan(small):
     eu = x @ x[0]
     manifold = np.exp(-np.arange(len(x)) / 10.0)
     fig = viz.plot_diffusion(coords, eu, manifold, 0, top=7, labels=labels)
-    assert isinstance(fig, Figure) and len(fig.axes) == 4  # two panels + colour bars
+    assert isinstance(fig, Figure) and len(fig.axes) == 3  # (a), (b), (c): no colour bar
     ringed = fig.axes[0].collections[1].get_offsets()
     assert len(ringed) == 7
     top_eu = [j for j in np.argsort(-eu) if j != 0][:7]
     assert np.allclose(np.asarray(ringed), coords[top_eu])
-    assert "of the anchor's class" in fig.axes[0].get_title()
+    top_m = [j for j in np.argsort(-manifold, kind="stable") if j != 0][:7]
+    assert np.allclose(np.asarray(fig.axes[1].collections[1].get_offsets()), coords[top_m])
+    same = int(np.sum(labels[top_m] == labels[0]))
+    assert f"{same} of them of the anchor's class" in fig.axes[1].get_title()
+    # the points are coloured by class: one colour a class
+    colours = fig.axes[0].collections[0].get_facecolors()
+    _, palette = viz.class_colours(labels)
+    for c in np.unique(labels):
+        assert np.allclose(colours[labels == c][:, :3], palette[int(c)][:3])
+    # (c): every other point at (Euclidean, manifold similarity), the log axis
+    assert np.allclose(np.asarray(fig.axes[2].collections[0].get_offsets())[:, 0], eu[1:])
+    assert fig.axes[2].get_yscale() == "log" and "inner product" in fig.axes[2].get_xlabel()
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]  # one legend, under the figure
+    assert "anchor" in legend and any(t.startswith("class") for t in legend)
+    assert all(ax.get_legend() is None for ax in fig.axes)
     bad = manifold.copy()
     bad[3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         viz.plot_diffusion(coords, eu, bad, 0)
 
 
-def test_plot_stationary_marks_kept_modes():
+def test_plot_stationary_marks_kept_modes_as_probabilities():
     pi = np.array([0.1, 0.5, 0.2, 0.9, 0.05])
     fig = viz.plot_stationary(pi, np.array([3, 1]), np.random.default_rng(0).normal(size=(5, 2)),
                               n_anchors=1)
     assert len(fig.axes) == 2
     marked = np.asarray(fig.axes[0].collections[0].get_offsets())
-    assert marked.tolist() == [[1.0, 0.9]]  # rank 1, value 0.9: only the top mode is kept
+    # rank 1, probability 0.9 / 1.75: only the top mode is kept; the L2 or any other
+    # scaling of pi is drawn as a distribution summing to 1
+    assert np.allclose(marked, [[1.0, 0.9 / pi.sum()]])
+    again = viz.plot_stationary(pi * 7.0, np.array([3, 1]), n_anchors=1)
+    assert np.allclose(np.asarray(again.axes[0].collections[0].get_offsets()), marked)
+    assert fig.axes[0].get_ylabel() == "stationary probability (sums to 1)"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("anchors=stationary" in t for t in legend)
+    assert not any("modes (anchors)" in t for t in legend)
     with pytest.raises(ValueError, match="modes"):
         viz.plot_stationary(pi, np.array([7]))
 
@@ -85,7 +107,7 @@ def test_plot_pools_2d_counts_same_class(small):
     fig = viz.plot_pools_2d(coords, a, {"positives": {"P+": pos, "NN^e": pools.baseline.positives[0]},
                                         "negatives": {"P-": pools.negatives[0]}}, labels)
     assert len(fig.axes) == 2
-    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]  # under the panels
     expected = np.mean(labels[pos] == labels[a])
     assert texts[0] == f"P+: {expected:.0%} same class"
 
@@ -110,19 +132,69 @@ def test_pool_diagnostics_figure_shows_the_engine_numbers(small):
     assert heights == sorted(v for g in groups.values() for v in g.values())
 
 
-def test_plot_recalls_and_metric_bars():
-    ours = {"initial": {"recall@1": 10, "recall@2": 20, "recall@4": 30, "recall@8": 40, "nmi": 5}}
-    fig = viz.plot_recalls(ours, reference=TABLE1)
-    lines = fig.axes[0].get_lines()
-    assert len(lines) == 1 + len(TABLE1)
-    assert list(lines[0].get_ydata()) == [10, 20, 30, 40]
-    rows = table1_rows(ours)
-    fig = viz.plot_metric_bars(rows, TABLE1_COLUMNS)
-    # the cyclic-match row has no NMI: no bar there, never a zero
-    heights = [p.get_height() for p in fig.axes[0].patches]
-    assert len(heights) == 3 * 5 - 1 and 0 not in heights and 45.3 in heights
-    hatched = [p.get_height() for p in fig.axes[0].patches if p.get_hatch()]
-    assert 45.3 in hatched and 10 not in hatched and len(hatched) == 9  # the paper's two rows
+def _points(ax):
+    """(x, y, yerr or None) of every marker drawn by plot_differences, left to right."""
+    found = []
+    for line in ax.get_lines():
+        x, y = line.get_xdata(), line.get_ydata()
+        if len(x) == 1 and line.get_marker() in ("o", "D"):  # not the error bars' caps
+            found.append((float(x[0]), float(y[0])))
+    return sorted(found)
+
+
+def test_plot_differences_draws_differences_around_zero_with_their_intervals():
+    table = {"mom": {"recall@1": {"mean": 0.3, "ci95": [0.1, 0.5]}, "nmi": {"mean": -1.0, "ci95": None}},
+             "euclidean": {"recall@1": {"mean": -0.2, "ci95": [-0.4, 0.0]}}}
+    fig = viz.plot_differences(table, title="t")
+    ax = fig.axes[0]
+    assert sorted(y for _, y in _points(ax)) == [-1.0, -0.2, 0.3]
+    assert any(np.allclose(line.get_ydata(), 0.0) for line in ax.get_lines())  # the zero line
+    bars = [c for c in ax.collections if c.get_segments()]  # the error bars: exactly two
+    assert sorted(round(s[0][1], 3) for c in bars for s in c.get_segments()) == [-0.4, 0.1]
+    assert ax.get_ylabel() == "difference (percentage points)"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "mom (one run, no interval)" in legend and "mom" in legend
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["R@1", "NMI"]
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_differences({})
+
+
+def test_plot_before_after_is_the_change_of_one_run():
+    before = {"recall@1": 91.7, "nmi": 59.6}
+    after = {"recall@1": 92.1, "nmi": 62.9}
+    fig = viz.plot_before_after(before, after, ["recall@1", "nmi"], label="one epoch")
+    ax = fig.axes[0]
+    assert np.allclose(sorted(y for _, y in _points(ax)), sorted([0.4, 3.3]))
+    assert ax.get_ylim()[0] < 0.4 and not ax.patches  # markers around zero, no bars from 0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["R@1\n91.7 → 92.1", "NMI\n59.6 → 62.9"]
+
+
+def _study(mom_r1=(0.1, [-0.2, 0.4])):
+    metrics = ("recall@1", "recall@2", "recall@4", "recall@8", "nmi")
+    paired = {p: {m: {"mean": mom_r1[0] if p == "mom-initial" else 0.0,
+                      "ci95": mom_r1[1] if p == "mom-initial" else [0.0, 0.0], "n": 3, "p": 0.5}
+                  for m in metrics} for p in ("mom-initial", "mom-euclidean", "euclidean-initial")}
+    rows = {r: {m: {"mean": 50.0, "ci95": [49.0, 51.0], "n": 3} for m in metrics}
+            for r in ("initial", "euclidean", "mom")}
+    return {"paired": paired, "rows": rows}
+
+
+def test_plot_table1_puts_each_data_set_on_its_own_axis():
+    fig = viz.plot_table1(_study(), dataset="Toy")
+    a, b = fig.axes[:2]
+    assert max(abs(y) for _, y in _points(a)) < 1  # our differences, not 45 or 92
+    paper = sorted(y for _, y in _points(b))
+    expected = sorted(TABLE1["MoM (paper)"][m] - TABLE1["Cyclic match (paper)"][m]
+                      for m in ("recall@1", "recall@2", "recall@4", "recall@8"))
+    assert np.allclose(paper, expected)  # MoM minus cyclic match; no NMI for cyclic match
+    assert "Toy" in a.get_title() and "CUB-200-2011" in b.get_title()
+    assert all("percentage points" in ax.get_ylabel() for ax in (a, b))
+
+
+def test_epoch_labels_say_how_many_tuples():
+    assert viz.epoch_label(0.25) == "epoch (0.25 N tuples; 4 make one pass)"
+    assert viz.epoch_label(None) == "epoch (N tuples, one pass)"
+    assert viz.epoch_label(600) == "epoch (600 tuples)"
 
 
 def test_table1_rows_and_format():
@@ -165,6 +237,16 @@ def test_save_figure_writes_png_and_svg_atomically(tmp_path):
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in paths[1].read_bytes()[:500]
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["fig.png", "fig.svg"]
+
+
+def test_save_figure_rasterises_large_scatters_in_the_svg(tmp_path):
+    xy = np.random.default_rng(0).normal(size=(5000, 2))
+    fig, (big, small) = plt.subplots(1, 2)
+    big.scatter(xy[:, 0], xy[:, 1], s=4)
+    small.scatter(xy[:10, 0], xy[:10, 1], s=4)
+    svg = viz.save_figure(fig, tmp_path / "scatter")[1].read_text()
+    assert svg.count("<image") == 1  # the 5 000 points as one image; the 10 stay vectors
+    assert len(svg) < 200_000  # a vector path per point would be several MB
 
 
 def test_math_labels_typeset_pool_names_once():

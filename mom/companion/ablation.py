@@ -14,8 +14,8 @@ from typing import Any, Sequence
 from ..config import RunConfig, config_to_dict
 from .runs import cached_run
 
-__all__ = ["ANCHORS", "POOLS", "ablation", "anchor_budget_study", "headline_metric", "ablation_table", "ablation_grid",
-           "diagnostics_table"]
+__all__ = ["ANCHORS", "POOLS", "ablation", "anchor_budget_study", "headline_metric",
+           "ablation_table", "ablation_differences", "diagnostics_table"]
 
 ANCHORS = ("all", "stationary", "random")
 POOLS = ("euclidean", "mom")
@@ -73,13 +73,15 @@ def ablation_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(table.values())
 
 
-def ablation_grid(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """``{pools: {anchors: value}}`` for a grouped bar chart (initial included)."""
-    grid: dict[str, dict[str, float]] = {"initial": {}}
+def ablation_differences(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{pools: {anchors: {"mean": trained - initial, "ci95": None}}}``: each cell's
+    change from the untrained network, in the shape of
+    :func:`mom.companion.viz.plot_differences` (one run a cell: no interval)."""
+    table: dict[str, dict[str, dict[str, Any]]] = {}
     for r in rows:
-        grid["initial"][r["anchors"]] = r["initial"]
-        grid.setdefault(r["pools"], {})[r["anchors"]] = r["value"]
-    return grid
+        table.setdefault(r["pools"], {})[r["anchors"]] = {"mean": r["value"] - r["initial"],
+                                                          "ci95": None}
+    return table
 
 
 def diagnostics_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -136,7 +138,7 @@ def anchor_budget_study(cfg: RunConfig, out: str | Path, *, budget: float = 0.05
         c = dataclasses.replace(base, mining=mining)
         if train_seed is not None:
             c = dataclasses.replace(c, train=dataclasses.replace(c.train, seed=train_seed))
-        return study(c, out / folder, study_cfg, work_dir=work, progress=progress, figures=False)
+        return study(c, out / folder, study_cfg, work_dir=work, progress=progress)
 
     stationary = one(dataclasses.replace(base.mining, anchors="stationary", n_anchors=n),
                      "stationary", scfg)
@@ -162,7 +164,8 @@ def anchor_budget_study(cfg: RunConfig, out: str | Path, *, budget: float = 0.05
     for anchors in per_seed:
         pairs[f"mom-euclidean ({anchors})"] = diff(anchors, "mom", anchors, "euclidean")
         pairs[f"mom-initial ({anchors})"] = diff(anchors, "mom", anchors, "initial")
-    return {"cells": cells, "paired": pairs, "per_seed": per_seed, "budget": budget,
+    return {"params": cfg.name, "config": config_to_dict(cfg),
+            "cells": cells, "paired": pairs, "per_seed": per_seed, "budget": budget,
             "seeds": seeds, "n_images": n_images,
             "n_anchors": {"asked": n, "stationary_modes": n_modes,
                           "stationary": int(depths.get("n_anchors", n)),

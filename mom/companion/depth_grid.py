@@ -17,15 +17,17 @@ import numpy as np
 from ..config import RunConfig, apply_overrides
 from ..io import atomic_write
 
-__all__ = ["FIXED_DEPTHS", "FIRST_RECIPE", "PLAN_FILE", "load_plan", "depth_grid", "adapted_cells",
+__all__ = ["FIXED_DEPTHS", "FIXED_RECIPE", "FIXED_RECIPE_NAME", "PLAN_FILE", "load_plan", "depth_grid", "adapted_cells",
            "save_depth_grid", "recipe_contrasts", "recipe_contrast_table",
            "plot_depth_grid", "class_size_studies", "class_size_table", "plot_class_size_studies"]
 
-# the fixed depths the auto rule is compared with: (k+, k-)
-FIXED_DEPTHS = {"first default": (100, 1250), "paper": (50, 100)}
-# the first landing's offline recipe, for comparison: fixed depths on the fixed graph,
-# one pass, no guard
-FIRST_RECIPE = {"mining.k_pos": 100, "mining.k_neg": 1250, "mining.adapt_k_graph": False,
+# the fixed depths the auto rule is compared with, by name: (k+, k-). 100 / 1250 are
+# depths scaled to the offline default's 500 images a class; 50 / 100 the paper's for CUB
+FIXED_DEPTHS = {"fixed 100/1250": (100, 1250), "paper 50/100": (50, 100)}
+# the comparison recipe of the class-size studies: those fixed depths on the graph at
+# k_graph, one epoch of N tuples, no guard
+FIXED_RECIPE_NAME = "fixed 100/1250, no guard"
+FIXED_RECIPE = {"mining.k_pos": 100, "mining.k_neg": 1250, "mining.adapt_k_graph": False,
                 "train.guard": "none", "train.epochs": 1, "train.tuples_per_epoch": None}
 COLUMNS = ("per_class", "classes", "n", "rule", "k_graph", "k_graph_value", "k_pos", "k_neg",
            "statistic", "value", "communities", "n_anchors", "n_skipped", "pos_precision", "pos_precision_euclid",
@@ -162,7 +164,7 @@ def plot_depth_grid(rows: Sequence[Mapping[str, Any]], base_k_graph: int = 30):
     a.set(xscale="log", yscale="log", xlabel="images a class (unknown to the rule)",
           ylabel=r"$k^+$ chosen by auto", title=r"(a) auto $k^+$ from the graph")
     a.legend(fontsize=8)
-    styles = {"auto": "o-", "auto+k_graph": "D-", "first default": "s--", "paper": "^:"}
+    styles = {"auto": "o-", "auto+k_graph": "D-", "fixed 100/1250": "s--", "paper 50/100": "^:"}
     for rule, style in styles.items():
         pts = sorted((r["per_class"], r["pos_precision"]) for r in ok
                      if r["rule"] == rule and r["classes"] == max(pal))
@@ -184,12 +186,12 @@ def class_size_studies(base: RunConfig, cells: Sequence[tuple[int, int]], out, *
                        work_dir=None, progress: bool = True) -> list[dict[str, Any]]:
     """A label-free study (``--select none``, ``seeds`` seeds) per (per_class, classes)
     cell and recipe: ``recipes`` maps a name to overrides of ``base`` (default: the
-    parameter file as it is, "params", and :data:`FIRST_RECIPE`). Each study goes to
+    parameter file as it is, "params", and :data:`FIXED_RECIPE`). Each study goes to
     ``out/<recipe>/pc<per_class>-c<classes>/``; all share ``work_dir``. Returns one
     summary per study (see :func:`class_size_table`)."""
     from ..studies import StudyConfig, study
 
-    recipes = recipes if recipes is not None else {"params": {}, "first landing": FIRST_RECIPE}
+    recipes = recipes if recipes is not None else {"params": {}, FIXED_RECIPE_NAME: FIXED_RECIPE}
     out = Path(out)
     work = Path(work_dir) if work_dir is not None else out / "work"
     summaries = []
@@ -203,7 +205,7 @@ def class_size_studies(base: RunConfig, cells: Sequence[tuple[int, int]], out, *
                 continue
             folder = out / name.replace(" ", "_") / f"pc{pc}-c{c}"
             res = study(cfg, folder, StudyConfig(select="none", seeds=seeds, grid=()),
-                        work_dir=work, progress=progress, figures=False)
+                        work_dir=work, progress=progress)
             summaries.append({"recipe": name, "per_class": pc, "classes": c, "n": n,
                               "folder": str(folder), "depths": res.get("depths"),
                               "guard_kept": (res.get("guard") or {}).get("kept_epoch"),
@@ -294,9 +296,11 @@ def plot_class_size_studies(summaries: Sequence[Mapping[str, Any]], metric: str 
     recipes = list(dict.fromkeys(s["recipe"] for s in done))
     cells = list(dict.fromkeys((s["per_class"], s["classes"]) for s in done))
     colors = dict(zip(recipes, sns.color_palette("deep", len(recipes))))
-    fig, ax = plt.subplots(figsize=(1.4 + 1.1 * len(cells), 3.8))
+    from .viz import metric_label
+    fig, ax = plt.subplots(figsize=(2.4 + 1.3 * len(cells), 4.4), layout="constrained")
     width = 0.8 / max(1, len(recipes))
     for j, rec in enumerate(recipes):
+        labelled = False  # the recipe's first point drawn carries its legend entry
         for i, cell in enumerate(cells):
             s = next((s for s in done if s["recipe"] == rec and (s["per_class"], s["classes"]) == cell), None)
             if s is None:
@@ -304,11 +308,15 @@ def plot_class_size_studies(summaries: Sequence[Mapping[str, Any]], metric: str 
             d = s["paired"]["mom-initial"][metric]
             x = i + (j - (len(recipes) - 1) / 2) * width
             ax.errorbar(x, d["mean"], yerr=[[d["mean"] - d["ci95"][0]], [d["ci95"][1] - d["mean"]]],
-                        fmt="o", color=colors[rec], capsize=3, label=rec if i == 0 else None)
+                        fmt="o", color=colors[rec], capsize=3, label=None if labelled else rec)
+            labelled = True
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(range(len(cells)), [f"{pc}/class\n{c} classes" for pc, c in cells], fontsize=8)
-    ax.set(ylabel=f"MoM − initial, {metric} (points)",
-           title=f"Do no harm: MoM − initial {metric}, 95% CI over seeds")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.set_xticks(range(len(cells)), [f"{pc} images a class\n{c} classes" for pc, c in cells],
+                  fontsize=8)
+    ax.set(ylabel=f"MoM − initial, {metric_label(metric)} (percentage points)",
+           title=f"Do no harm: MoM − initial {metric_label(metric)}, mean and 95% t interval "
+                 "over seeds")
+    ax.title.set_fontsize(10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=len(recipes),
+              frameon=False, title="recipe", title_fontsize=8)
     return fig

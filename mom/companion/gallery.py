@@ -53,20 +53,22 @@ ROW_LABELS = {"P+": "$P^+$", "NN^e_3": "$NN^e_3$", "P-": "$P^-$", "X \\ NN^e_3":
 
 
 def plot_gallery(blocks: Sequence[tuple[Any, Mapping[str, Sequence[tuple[Any, str | None, str]]]]],
-                 *, thumb_inches: float = 1.1) -> Figure:
+                 *, thumb_inches: float = 1.1, footer_inches: float = 0.0) -> Figure:
     """Image grid: each block is ``(anchor_image, {row_name: [(image, frame, caption)]})``.
 
     The anchor sits in column 0 of the block's first row, the row names in column 1,
     the images from column 2 on; ``frame`` is a colour
-    (e.g. ``SAME``/``OTHER``) or None for no frame.
+    (e.g. ``SAME``/``OTHER``) or None for no frame. ``footer_inches`` leaves that much
+    room under the grid (for a key), whatever the number of rows.
     """
     n_rows = sum(len(rows) for _, rows in blocks)
     # column 0: the anchor (first row of its block); column 1: the row's name; then images
     n_cols = 2 + max((len(items) for _, rows in blocks for items in rows.values()), default=0)
     if n_rows == 0:
         raise ValueError("plot_gallery: nothing to show")
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(thumb_inches * n_cols, thumb_inches * 1.15 * n_rows),
-                             squeeze=False)
+    grid_height = thumb_inches * 1.15 * n_rows
+    height = grid_height + footer_inches + 0.1
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(thumb_inches * n_cols, height), squeeze=False)
     r = 0
     for anchor_image, rows in blocks:
         for j, (name, items) in enumerate(rows.items()):
@@ -79,7 +81,9 @@ def plot_gallery(blocks: Sequence[tuple[Any, Mapping[str, Sequence[tuple[Any, st
             for c, (image, frame, caption) in enumerate(items, start=2):
                 _show(axes[r, c], image, frame, caption)
             r += 1
-    fig.subplots_adjust(wspace=0.08, hspace=0.35, left=0.01, right=0.99, top=0.98, bottom=0.02)
+    # margins in inches: 0.05 above, the footer (and 0.05) below, so a key never overlaps
+    fig.subplots_adjust(wspace=0.08, hspace=0.35, left=0.01, right=0.99, top=1 - 0.05 / height,
+                        bottom=(footer_inches + 0.05) / height)
     return fig
 
 
@@ -96,14 +100,16 @@ def gallery_figure(dataset: Any, pools: Any, features: np.ndarray, positions: Se
             frames = label_colours(labels, anchor, ids) if labels is not None else [None] * len(ids)
             rows[name] = [(thumbnail(dataset, j, size), f, f"#{j}") for j, f in zip(ids, frames)]
         blocks.append((thumbnail(dataset, anchor, size), rows))
-    fig = plot_gallery(blocks)
+    key = 0.45 if labels is not None else 0.0  # inches under the grid for the key
+    fig = plot_gallery(blocks, footer_inches=key)
     if labels is not None:  # the key to the frame colours (labels are display only)
         from matplotlib.patches import Patch
         handles = [Patch(facecolor="white", edgecolor=c, linewidth=3, label=t) for c, t in (
             ("tab:blue", "the anchor"), (SAME, "same class as the anchor"),
             (OTHER, "another class"))]
-        fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=9, frameon=False,
-                   bbox_to_anchor=(0.5, -0.02))
+        height = fig.get_size_inches()[1]
+        fig.legend(handles=handles, loc="center", ncol=3, fontsize=9, frameon=False,
+                   bbox_to_anchor=(0.5, (key / 2) / height))  # centred in the footer
     return fig
 
 

@@ -6,12 +6,21 @@ papermill (parameters: the params name, overrides and output folders) and
 keeps the executed notebook. The notebooks themselves save figures (PNG + SVG)
 and ``results/*.json`` (each with its config snapshot, see ``save_results``).
 
-Layout under ``out_dir`` (default: the repository, with executed notebooks in
+Layout under ``out_dir`` (default: the repository, with the HTML pages in
 ``build/executed``; outside a checkout, e.g. from an installed wheel, the current
 directory)::
 
     figures/<params>/*.png|svg   results/<params>/*.json
+    notebooks/executed/NN_name.ipynb, README.md   (the published copies, with outputs)
     executed/<params>/*.ipynb|html, index.html    runs/<params>/ (cached pipeline runs)
+
+In the repository the published copies are ``notebooks/executed/`` (committed, so that
+a repository host renders them), and the ``smoke`` parameters write under ``build/``
+only: their figures, results and copies are never committed. Each published copy
+carries, in its metadata (``mom``), the parameter file, the overrides, its runtime,
+the machine (:func:`mom.companion.runinfo.hardware`) and the SHA-256 of every results
+file it wrote, which is how ``tests/test_published.py`` checks that the copies and the
+committed results come from the same run.
 
 The notebooks' own ``figures_dir``, ``results_dir`` and ``runs_dir`` parameters
 default to ``""``: ``notebook_dirs`` turns that into the same folders, so a
@@ -26,14 +35,16 @@ import os
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..config import RunConfig, apply_overrides, config_to_dict, load_params
 from ..io import atomic_write, env_info, save_json
 
-__all__ = ["NOTEBOOK_DIR", "REPO_ROOT", "IN_CHECKOUT", "NotebookError", "list_notebooks",
+__all__ = ["NOTEBOOK_DIR", "REPO_ROOT", "IN_CHECKOUT", "SMOKE", "NotebookError", "list_notebooks",
            "to_ipynb", "output_dirs", "notebook_dirs", "to_html", "write_index", "reproduce",
-           "save_results", "TOLERANCE", "moved_numbers"]
+           "save_results", "TOLERANCE", "moved_numbers", "publish", "write_published_index"]
+
+SMOKE = "smoke"  # the parameter file of the tests: its outputs stay out of the repository's folders
 
 # How far a committed number may move when the same command runs on another machine
 # (other CPU, BLAS or thread count) before `mom reproduce` reports it: percent points,
@@ -94,7 +105,9 @@ def to_ipynb(source: str | Path, target: str | Path, kernel_name: str = "python3
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
     if len(tagged) != 1:
         raise ValueError(f"{source}: expected exactly one cell tagged 'parameters', found {len(tagged)}")
-    nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": "Python 3", "language": "python"}
+    # the header's kernelspec (the kernel setup.sh installs), run on ``kernel_name``
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                 **nb.metadata.get("kernelspec", {}), "name": kernel_name}
     target = Path(target)
     with atomic_write(target, "w") as fh:
         nbformat.write(nb, fh)
@@ -102,20 +115,25 @@ def to_ipynb(source: str | Path, target: str | Path, kernel_name: str = "python3
 
 
 def output_dirs(params: str, out_dir: str | Path | None = None) -> dict[str, Path]:
-    """Folders one batch writes: figures, results, notebooks (executed), runs.
+    """Folders one batch writes: figures, results, notebooks (executed, with their
+    HTML), runs, and published (the executed copies a repository host shows).
 
-    ``out_dir`` given: ``out_dir/{figures,results,executed,runs}/<params>``. Without it,
-    the repository (``REPO_ROOT``, executed notebooks in ``build/executed/<params>``);
-    outside a source checkout (an installed wheel), the current directory, laid out as
-    for ``out_dir``."""
+    ``out_dir`` given: ``out_dir/{figures,results,executed,runs}/<params>`` and
+    ``out_dir/notebooks/executed``. Without it, the repository (``REPO_ROOT``: its
+    ``figures/``, ``results/``, ``notebooks/executed/``, ``runs/``; HTML in
+    ``build/executed/<params>``), except that the ``smoke`` parameters' figures, results
+    and copies go under ``build/``; outside a source checkout (an installed wheel), the
+    current directory, laid out as for ``out_dir``."""
+    name = Path(params).stem
     if out_dir is None and IN_CHECKOUT:
-        root, executed = REPO_ROOT, REPO_ROOT / "build" / "executed"
+        root = REPO_ROOT / "build" if name == SMOKE else REPO_ROOT
+        executed, runs = REPO_ROOT / "build" / "executed", REPO_ROOT / "runs"
     else:
         root = Path(out_dir) if out_dir is not None else Path.cwd()
-        executed = root / "executed"
-    name = Path(params).stem
+        executed, runs = root / "executed", root / "runs"
     return {"figures": root / "figures" / name, "results": root / "results" / name,
-            "notebooks": executed / name, "runs": root / "runs" / name}
+            "notebooks": executed / name, "runs": runs / name,
+            "published": root / "notebooks" / "executed"}
 
 
 def notebook_dirs(params: str, figures_dir: str = "", results_dir: str = "",
@@ -136,11 +154,14 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
     """Execute the notebooks with ``params`` (smoke | default | paper | a YAML path).
 
     Each executed notebook is kept as ``.ipynb`` and as ``.html`` beside it, and
-    ``index.html`` in the same folder links every notebook's HTML and the figures.
-    Returns ``{"params", "dirs", "notebooks": {name: {"path", "html", "seconds"}},
-    "index", "figures", "results"}``. A failing notebook stops the batch with
-    ``NotebookError`` naming the notebook and the cell (its HTML and the index are
-    still written, to read the traceback in a browser).
+    ``index.html`` in the same folder links every notebook's HTML and the figures; the
+    ``.ipynb``, with its run's record in its metadata, is also published (see
+    ``output_dirs`` and :func:`publish`), and the published folder's ``README.md``
+    lists every copy there with its parameters, runtime and machine.
+    Returns ``{"params", "dirs", "notebooks": {name: {"path", "html", "published",
+    "seconds"}}, "index", "figures", "results", "moved"}``. A failing notebook stops the
+    batch with ``NotebookError`` naming the notebook and the cell (its HTML and the
+    index are still written, to read the traceback in a browser; nothing is published).
     """
     apply_overrides(load_params(params), overrides)  # a bad name or override fails here, not in a kernel
     import papermill as pm
@@ -155,8 +176,11 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
                   "runs_dir": str(dirs["runs"])}
     before = _load_results(dirs["results"])  # the committed numbers, to report what moved
     done: dict[str, Any] = {}
+    from .runinfo import hardware
+    machine = hardware()
     for src in sources:
         t0 = time.perf_counter()
+        written_before = _file_stamps(dirs["results"])
         build = to_ipynb(src, dirs["notebooks"] / f".{src.stem}.source.ipynb", kernel_name)
         target = dirs["notebooks"] / f"{src.stem}.ipynb"
         try:
@@ -174,15 +198,74 @@ def reproduce(params: str = "smoke", out_dir: str | Path | None = None,
                                 f"{exc.ename}: {exc.evalue} (executed notebook: {target})") from exc
         finally:
             build.unlink(missing_ok=True)
+        seconds = round(time.perf_counter() - t0, 1)
+        record = {"params": Path(params).stem, "overrides": list(overrides), "seconds": seconds,
+                  "finished": time.strftime("%Y-%m-%d %H:%M"), "hardware": machine,
+                  "results": _written(dirs["results"], written_before)}
+        published = publish(target, dirs["published"], record)
         page = to_html(target)
-        done[src.stem] = {"path": str(target), "html": str(page),
-                          "seconds": round(time.perf_counter() - t0, 1)}
+        done[src.stem] = {"path": str(target), "html": str(page), "published": str(published),
+                          "seconds": seconds}
+    if done:
+        write_published_index(dirs["published"])
     index = write_index(params, out_dir)
     return {"params": str(params), "dirs": {k: str(v) for k, v in dirs.items()},
             "notebooks": done, "index": str(index),
             "figures": sorted(str(p) for p in dirs["figures"].glob("*.png")),
             "results": sorted(str(p) for p in dirs["results"].glob("*.json")),
             "moved": moved_numbers(before, _load_results(dirs["results"]))}
+
+
+def _file_stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    """{file name: (mtime_ns, size)} of the results files in ``folder``."""
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(Path(folder).glob("*")) if p.is_file()}
+
+
+def _written(folder: Path, before: Mapping[str, tuple[int, int]]) -> dict[str, str]:
+    """{file name: SHA-256} of the files in ``folder`` written since ``before``."""
+    from ..io import sha256_file
+    return {name: sha256_file(Path(folder) / name)
+            for name, stamp in _file_stamps(folder).items() if before.get(name) != stamp}
+
+
+def publish(executed: str | Path, folder: str | Path, record: Mapping[str, Any]) -> Path:
+    """Copy an executed notebook into ``folder`` (atomic), its metadata ``mom`` set to
+    ``record`` (params, overrides, seconds, finished, hardware, results: {file:
+    SHA-256}); the copy also gets it, so the build folder's copy says the same."""
+    import nbformat
+    nb = nbformat.read(str(executed), as_version=4)
+    nb.metadata["mom"] = dict(record)
+    for path in (Path(executed), Path(folder) / Path(executed).name):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "w") as fh:
+            nbformat.write(nb, fh)
+    return Path(folder) / Path(executed).name
+
+
+def write_published_index(folder: str | Path) -> Path:
+    """``folder/README.md``: a table of the published copies there, each with its
+    parameter file, runtime, machine and date, read from their metadata (atomic)."""
+    import nbformat
+
+    from .runinfo import describe_hardware, format_seconds
+    folder = Path(folder)
+    lines = ["# Executed notebooks", "",
+             "Written by `mom reproduce` (`mom/companion/reproduce.py`); each runtime and "
+             "machine is the one recorded in the notebook's metadata by the run that wrote it.",
+             "", "| notebook | parameters | runtime | machine | finished |", "|---|---|---|---|---|"]
+    for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+        rec = nbformat.read(str(path), as_version=4).metadata.get("mom", {})
+        params = rec.get("params", "?") + (f" + {', '.join(rec['overrides'])}"
+                                           if rec.get("overrides") else "")
+        machine = describe_hardware(rec["hardware"]) if rec.get("hardware") else "?"
+        runtime = format_seconds(rec["seconds"]) if "seconds" in rec else "?"
+        lines.append(f"| [{path.stem}]({path.name}) | `{params}` | {runtime} | {machine} | "
+                     f"{rec.get('finished', '?')} |")
+    target = folder / "README.md"
+    with atomic_write(target, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return target
 
 
 def _load_results(folder: Path) -> dict[str, Any]:

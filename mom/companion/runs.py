@@ -27,8 +27,8 @@ __all__ = ["config_key", "run_dir_for", "cached_run", "finished_runs", "load_run
 
 def config_key(cfg: RunConfig) -> str:
     """12 hex digits of SHA-256 over the configuration and the package version."""
-    from .. import __version__
     from ..config import key_dict  # fields at their neutral value leave the key unchanged
+    from ..version import __version__
     blob = json.dumps({"config": key_dict(cfg), "mom": __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import NeedsSetting
 from .base import FileDataset
 from .download import download_url, extract_archive
 
@@ -30,9 +31,10 @@ REQUIRED = ("images.txt", "image_class_labels.txt", "classes.txt")
 SPLIT_CLASSES = {"train": range(1, 101), "test": range(101, 201)}  # class ids, 1-based
 
 
-def _how_to_get() -> str:
-    return (f"Get CUB-200-2011 from {CUB_URL} (md5 {CUB_MD5}) and extract it there, "
-            f"or pass download=True.")
+def _missing(what: str) -> NeedsSetting:
+    """The error for a missing part of CUB-200-2011: how to get it, by hand or by download."""
+    return NeedsSetting(f"{what}. Get CUB-200-2011 from {CUB_URL} (md5 {CUB_MD5}) and "
+                        f"extract it there", argument="download", value=True, field="data.download")
 
 
 def find_cub_root(root: str | os.PathLike) -> Path:
@@ -46,8 +48,7 @@ def find_cub_root(root: str | os.PathLike) -> Path:
     if not (base / "images").is_dir():
         missing.append("images/")
     if missing:
-        raise FileNotFoundError(f"CUB-200-2011 incomplete: missing {', '.join(missing)} in "
-                                f"{base}. {_how_to_get()}")
+        raise _missing(f"CUB-200-2011 incomplete: missing {', '.join(missing)} in {base}")
     return base
 
 
@@ -98,9 +99,8 @@ def read_cub_split(base: Path, split: str) -> tuple[list[int], list[Path], list[
             labels.append(class_id - 1)
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
-            f"CUB-200-2011 incomplete: {len(missing)} image(s) of images.txt missing, "
-            f"first {missing[0]}. {_how_to_get()}")
+        raise _missing(f"CUB-200-2011 incomplete: {len(missing)} image(s) of images.txt "
+                       f"missing, first {missing[0]}")
     if not paths:
         raise ValueError(f"{base}: no image of classes {min(wanted)}-{max(wanted)} in images.txt")
     return ids, paths, labels, class_names

@@ -26,9 +26,26 @@ from .folder import ImageFolder
 from .omniglot import Omniglot
 from .oxford import RevisitedOxfordParis
 
-__all__ = ["build_dataset", "DATASETS"]
+__all__ = ["build_dataset", "DATASETS", "RETRIEVAL_DATASETS", "is_retrieval", "load_benchmark"]
 
 DATASETS = ("fashion_mnist", "omniglot", "cub200", "roxford5k", "rparis6k", "folder")
+# scored by mAP of cropped queries against a database (mom/retrieval.py), not by Recall@K / NMI
+RETRIEVAL_DATASETS = ("roxford5k", "rparis6k")
+
+
+def is_retrieval(data_cfg: DataConfig) -> bool:
+    """True when the dataset is scored by mAP on queries rather than Recall@K / NMI."""
+    return data_cfg.dataset in RETRIEVAL_DATASETS
+
+
+def load_benchmark(data_cfg: DataConfig) -> RevisitedOxfordParis:
+    """The benchmark (queries, database, ground truth) named by ``data_cfg``."""
+    if not is_retrieval(data_cfg):
+        raise ValueError(f"{data_cfg.dataset!r} is not a retrieval dataset "
+                         f"({', '.join(RETRIEVAL_DATASETS)})")
+    if data_cfg.root is None:
+        raise ValueError(f"dataset {data_cfg.dataset!r} needs data.root (the folder holding it)")
+    return RevisitedOxfordParis(data_cfg.root, data_cfg.dataset, download=data_cfg.download)
 
 
 def _folder(root: Path, split: str) -> ImageDataset:

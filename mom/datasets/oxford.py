@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import NeedsSetting
 from .base import FileDataset
 from .download import download_url, extract_archive
 
@@ -34,10 +35,12 @@ IMAGE_URLS["oxford5k"], IMAGE_URLS["paris6k"] = IMAGE_URLS["roxford5k"], IMAGE_U
 GND_KEYS = {"revisited": ("easy", "hard", "junk"), "classic": ("good", "ok", "junk")}
 
 
-def _how_to_get(name: str) -> str:
+def _missing(name: str, what: str) -> NeedsSetting:
+    """The error for a missing part of ``name``: how to get it, by hand or by download."""
     urls = ", ".join(IMAGE_URLS[name])
-    return (f"Get gnd_{name}.pkl from {GND_URL.format(name=name)} and the images from {urls} "
-            f"(all .jpg files flat in jpg/), or pass download=True.")
+    return NeedsSetting(f"{what}. Get gnd_{name}.pkl from {GND_URL.format(name=name)} and the "
+                        f"images from {urls} (all .jpg files flat in jpg/)",
+                        argument="download", value=True, field="data.download")
 
 
 def _base(root: Path, name: str) -> Path:
@@ -86,7 +89,7 @@ def read_layout(base: Path, name: str) -> tuple[list[Path], list[Path], str, lis
     """
     pkl = base / f"gnd_{name}.pkl"
     if not pkl.is_file():
-        raise FileNotFoundError(f"{name}: missing {pkl}. {_how_to_get(name)}")
+        raise _missing(name, f"{name}: missing {pkl}")
     with open(pkl, "rb") as f:
         try:
             data = pickle.load(f)  # the official format is a pickle: load trusted files only
@@ -99,8 +102,7 @@ def read_layout(base: Path, name: str) -> tuple[list[Path], list[Path], str, lis
     q_paths = [base / "jpg" / f"{im}.jpg" for im in data["qimlist"]]
     missing = [p for p in db_paths + q_paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"{name}: {len(missing)} image(s) missing, first {missing[0]}. "
-                                f"{_how_to_get(name)}")
+        raise _missing(name, f"{name}: {len(missing)} image(s) missing, first {missing[0]}")
     return db_paths, q_paths, protocol, gnd
 
 

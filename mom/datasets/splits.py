@@ -5,13 +5,14 @@ test rows are scored on.
 CLI, the studies, the notebooks and the pool inspector all take them from here);
 ``build_splits`` pairs them with the test side. Labelled datasets split by class
 (:func:`mom.datasets.factory.build_dataset`); retrieval datasets train on an unlabeled
-collection and are scored on the benchmark itself (:mod:`mom.retrieval`).
+collection and are scored on the benchmark itself (:mod:`mom.retrieval` scores it).
 """
 from __future__ import annotations
 
 import dataclasses
 
 from ..config import RunConfig
+from . import factory
 
 __all__ = ["train_split", "build_splits"]
 
@@ -24,16 +25,14 @@ def train_split(cfg: RunConfig, bench=None):
     when the caller has loaded it already). The pipeline, the CLI, the notebooks and
     the pool inspector all take a run's training images from here.
     """
-    # build_dataset is looked up on the package when called, so that a replaced
-    # mom.datasets.build_dataset (tests/test_pipeline.py) is the one every split uses
-    from . import build_dataset
-    from ..retrieval import is_retrieval, load_benchmark
-    if not is_retrieval(cfg.data):
-        return build_dataset(cfg.data, "train")
+    # build_dataset is looked up on its module when called, so that a replaced
+    # mom.datasets.factory.build_dataset (tests/test_pipeline.py) is the one every split uses
+    if not factory.is_retrieval(cfg.data):
+        return factory.build_dataset(cfg.data, "train")
     if cfg.data.train_root:
         folder = dataclasses.replace(cfg.data, dataset="folder", root=cfg.data.train_root)
-        return build_dataset(folder, "all")
-    return (bench or load_benchmark(cfg.data)).database
+        return factory.build_dataset(folder, "all")
+    return (bench or factory.load_benchmark(cfg.data)).database
 
 
 def build_splits(cfg: RunConfig):
@@ -42,9 +41,7 @@ def build_splits(cfg: RunConfig):
     Labelled datasets: :func:`train_split` and the test split. Retrieval datasets:
     :func:`train_split` and the benchmark itself (queries + ground truth).
     """
-    from . import build_dataset
-    from ..retrieval import is_retrieval, load_benchmark
-    if not is_retrieval(cfg.data):
-        return train_split(cfg), build_dataset(cfg.data, "test")
-    bench = load_benchmark(cfg.data)
+    if not factory.is_retrieval(cfg.data):
+        return train_split(cfg), factory.build_dataset(cfg.data, "test")
+    bench = factory.load_benchmark(cfg.data)
     return train_split(cfg, bench), bench
