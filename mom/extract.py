@@ -97,8 +97,9 @@ def _extract(model, dataset, transform, device, batch_size, num_workers, progres
     was_training = model.training
     # channels_last on every device: measured faster for these convolutions on CPU too
     # (EfficientNet-Lite0: about 1.5x at 64 and 224 px), the same numbers within rounding
-    model.to(device).eval()
-    model.to(memory_format=torch.channels_last)
+    with torch.inference_mode(False):  # parameters moved here must stay usable for training
+        model.to(device).eval()
+        model.to(memory_format=torch.channels_last)
     out, ok, errors = None, np.zeros(n, dtype=bool), []
     try:
         with tqdm(total=n, disable=not progress, unit="img", desc=desc) as bar:

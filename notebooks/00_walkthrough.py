@@ -15,8 +15,9 @@
 # %% [markdown]
 # # 00 · Mining on Manifolds, step by step
 #
-# The whole method on the offline default (a Fashion-MNIST subset bundled with
-# the package; training split = classes 0-4, test split = classes 5-9):
+# The whole method, by default on the bundled Omniglot characters (`params/omniglot.yaml`:
+# training split = the first 68 characters, test split = the other 68, 20 drawings each;
+# `params = "default"` runs it on the bundled Fashion-MNIST subset instead):
 #
 # 1. embed the unlabeled training images with a pretrained network;
 # 2. build the mutual k-nearest-neighbour graph;
@@ -31,16 +32,18 @@
 # evaluate. All logic lives in `mom`; this notebook only calls it.
 
 # %% tags=["parameters"]
-params = "smoke"  # smoke | default | paper | path to a YAML parameter file
+params = "omniglot"  # omniglot | default (Fashion-MNIST) | smoke | paper | a YAML path
 overrides = []  # parameter overrides, as for `mom run --set`
 figures_dir = ""  # empty: figures/<params> of the repository, whatever the working directory
 results_dir = ""  # empty: results/<params> of the repository
 runs_dir = ""  # empty: runs/<params> of the repository (cached pipeline runs)
 progress = False
 anchor = 0  # index of the training image used as the example anchor
-train_epochs = 1  # the short training run of section 6
+train_epochs = 1  # the short training run of section 6 (epochs of train.tuples_per_epoch tuples)
 
 # %%
+import dataclasses
+
 import numpy as np
 
 from mom.anchors import modes, stationary
@@ -203,7 +206,7 @@ viz.pool_diagnostics_groups(diag)
 
 # %%
 short = apply_overrides(cfg, {"train.epochs": train_epochs})  # the short run's config
-tcfg = short.train
+tcfg = dataclasses.replace(short.row_train("mom"), epochs=train_epochs)  # MoM's own setting
 model = build_model(cfg.embed, tcfg, init_features=head_features(cfg, train_ds, raw))
 before, _ = evaluate_model(model, test_ds, cfg, progress=progress)
 result = train(model, train_ds, pools, tcfg, cfg.embed, progress=progress)

@@ -329,3 +329,25 @@ def test_embed_to_file_in_one_process_is_embed(tmp_path, counted):
         ex.extract_to_file(net, ds, tf, tmp_path / "e.npy", key="tiny", device="cpu", batch_size=4,
                            progress=False, distributed=False),
         ex.extract(net, ds, tf, device="cpu", batch_size=4, progress=False))
+
+
+def test_a_model_embedded_first_can_still_be_trained():
+    # extract runs in inference mode; the parameters it converts (device, channels_last)
+    # must not become inference tensors, or a later training step fails
+    import torch
+    from torch import nn
+    from mom.extract import extract
+    from PIL import Image
+
+    class Images:
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return Image.new("RGB", (8, 8), (40 * i, 0, 0)), 0
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    extract(net, Images(), lambda im: torch.from_numpy(np.asarray(im, np.float32)).permute(2, 0, 1),
+            device="cpu", progress=False)
+    assert not any(p.is_inference() for p in net.parameters())
+    net.train()
+    net(torch.randn(2, 3, 8, 8)).sum().backward()  # would raise on inference tensors

@@ -64,3 +64,24 @@ def test_report_on_mined_pools():
     bp = rep["by_position"]
     assert set(bp) == {"P+ precision", "NN^e at P+'s depth", "P- purity", "NN^e nearest, as negatives"}
     assert len(bp["P+ precision"]["rate"]) == pools.positives.sizes().max()
+
+
+def test_the_figure_and_the_gallery_rates(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from mom.companion import gallery, viz
+    from mom.mining import mine
+    x, labels = clustered(12, 3, 8, spread=0.4, seed=2)
+    pools = mine(x, MiningConfig(k_graph=6, k_pos=5, k_neg=10, pool_size=4))
+    rep = hardness_report(pools, x, x, labels, margin=0.5, hard_negatives=3, n_tuples=30)
+    paths = viz.save_figure(viz.plot_hardness(rep), tmp_path / "h")
+    assert all(p.stat().st_size > 1000 for p in paths)
+    rates = gallery.row_rates(pools, x, labels)
+    members = np.concatenate(list(pools.positives))
+    owners = np.repeat(pools.anchors, pools.positives.sizes())
+    assert rates["P+"] == pytest.approx(np.mean(labels[members] == labels[owners]))
+    neg = np.concatenate(list(pools.negatives))
+    assert rates["P-"] == pytest.approx(np.mean(labels[neg] != labels[np.repeat(
+        pools.anchors, pools.negatives.sizes())]))
+    notes = gallery.row_notes(rates, 5, 10)
+    assert "baseline trains on $NN^e_{5}$" in notes["NN^e_3"] and notes["P+"].startswith("precision")

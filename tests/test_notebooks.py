@@ -155,7 +155,7 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
     for prefix in ("00_", "01_", "02_", "03_", "04_", "05_"):
         assert any(s.startswith(prefix) for s in stems), prefix
     results = {p.stem: load_json(p) for p in (tmp_path / "results" / "smoke").glob("*.json")}
-    assert set(results) == {"00_walkthrough", "table1", "study", "study_none", "anchor_ablation",
+    assert set(results) == {"00_walkthrough", "table1", "study", "study_none", "anchor_budget",
                             "figure3", "pool_inspector", "pool_depths"}
     # every notebook starts with its machine and ends with its runtime and verdicts
     for name, info in summary["notebooks"].items():
@@ -173,10 +173,14 @@ def test_all_notebooks_run_with_smoke_params(tmp_path):
     table = {r["method"]: r for r in results["table1"]["rows"]}
     assert {"initial", "euclidean", "mom", "MoM (paper)"} <= set(table)
     assert table["MoM (paper)"]["recall@1"] == 45.3
-    ablation = results["anchor_ablation"]["rows"]
-    assert {(r["anchors"], r["pools"]) for r in ablation} == {
-        (a, p) for a in ("all", "stationary", "random") for p in ("euclidean", "mom")}
-    assert all(0 <= r["value"] <= 100 for r in ablation)
+    budget = results["anchor_budget"]
+    assert set(budget["cells"]) == {"stationary", "random"}
+    assert all(0 <= budget["cells"][a][p]["recall@1"]["mean"] <= 100
+               for a in budget["cells"] for p in ("euclidean", "mom"))
+    assert "stationary-random (mom)" in budget["paired"]
+    fig3 = results["figure3"]
+    assert set(fig3["row_rates"]) == {"P+", "NN^e_3", "P-", "X \\ NN^e_3"}
+    assert set(fig3["hardness"]["violated"]) == {"mom", "euclidean"}
     depths = results["pool_depths"]
     auto = [r for r in depths["grid"] if r["rule"] == "auto"]
     assert auto and all(r["k_pos"] >= 1 and r["statistic"] == "typical_community_size" for r in auto)

@@ -132,7 +132,9 @@ def anchor_budget_study(cfg: RunConfig, out: str | Path, *, budget: float = 0.05
     n_images = len(train_split(cfg))
     n = max(2, round(budget * n_images))
     base = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, guard="none"))
-    scfg = StudyConfig(seeds=seeds, select="rows")
+    # each row at the parameter file's own setting (its rows); without rows, both at its train section
+    select = "rows" if cfg.rows != type(cfg.rows)() else "none"
+    scfg = StudyConfig(seeds=seeds, select=select)
 
     def one(mining, folder, study_cfg, train_seed=None):
         c = dataclasses.replace(base, mining=mining)
@@ -148,7 +150,7 @@ def anchor_budget_study(cfg: RunConfig, out: str | Path, *, budget: float = 0.05
                 "random": {row: [] for row in ("initial", *POOLS)}}
     for s in range(seeds):  # one random draw per seed, as many anchors as the modes found
         r = one(dataclasses.replace(base.mining, anchors="random", n_anchors=min(n, n_modes), seed=s),
-                f"random-{s}", StudyConfig(seeds=1, select="rows"), train_seed=base.train.seed + s)
+                f"random-{s}", StudyConfig(seeds=1, select=select), train_seed=base.train.seed + s)
         for row in per_seed["random"]:
             per_seed["random"][row].append(r["per_seed"][row][0])
     metrics = [k for k in per_seed["stationary"]["mom"][0]]

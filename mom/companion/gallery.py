@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 __all__ = ["SAME", "OTHER", "label_colours", "gallery_ids", "plot_gallery", "gallery_figure",
+           "row_rates", "row_notes",
            "thumbnail"]
 
 SAME, OTHER = "tab:green", "tab:red"  # frame colours: same / other class as the anchor
@@ -53,13 +54,15 @@ ROW_LABELS = {"P+": "$P^+$", "NN^e_3": "$NN^e_3$", "P-": "$P^-$", "X \\ NN^e_3":
 
 
 def plot_gallery(blocks: Sequence[tuple[Any, Mapping[str, Sequence[tuple[Any, str | None, str]]]]],
-                 *, thumb_inches: float = 1.1, footer_inches: float = 0.0) -> Figure:
+                 *, thumb_inches: float = 1.1, footer_inches: float = 0.0,
+                 notes: Mapping[str, str] | None = None) -> Figure:
     """Image grid: each block is ``(anchor_image, {row_name: [(image, frame, caption)]})``.
 
     The anchor sits in column 0 of the block's first row, the row names in column 1,
     the images from column 2 on; ``frame`` is a colour
     (e.g. ``SAME``/``OTHER``) or None for no frame. ``footer_inches`` leaves that much
-    room under the grid (for a key), whatever the number of rows.
+    room under the grid (for a key), whatever the number of rows. ``notes[row_name]``
+    is printed under the row's name (e.g. its precision over all anchors).
     """
     n_rows = sum(len(rows) for _, rows in blocks)
     # column 0: the anchor (first row of its block); column 1: the row's name; then images
@@ -76,8 +79,12 @@ def plot_gallery(blocks: Sequence[tuple[Any, Mapping[str, Sequence[tuple[Any, st
                 _blank(axes[r, c])
             if j == 0:
                 _show(axes[r, 0], anchor_image, "tab:blue", "anchor")
-            axes[r, 1].text(0.95, 0.5, ROW_LABELS.get(name, name), ha="right", va="center", fontsize=11,
-                            transform=axes[r, 1].transAxes)
+            note = (notes or {}).get(name)
+            axes[r, 1].text(0.95, 0.62 if note else 0.5, ROW_LABELS.get(name, name), ha="right",
+                            va="center", fontsize=11, transform=axes[r, 1].transAxes)
+            if note:
+                axes[r, 1].text(0.95, 0.22, note, ha="right", va="center", fontsize=6.5,
+                                transform=axes[r, 1].transAxes, linespacing=1.1)
             for c, (image, frame, caption) in enumerate(items, start=2):
                 _show(axes[r, c], image, frame, caption)
             r += 1
@@ -87,11 +94,41 @@ def plot_gallery(blocks: Sequence[tuple[Any, Mapping[str, Sequence[tuple[Any, st
     return fig
 
 
+def row_rates(pools: Any, features: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Each Figure 3 row's share of correct members over *every* anchor (training labels,
+    display only): the anchor's class for the positive rows (P+, NN^e_3), another class
+    for the negative rows (P-, X minus NN^e_3), pooled over all members shown."""
+    labels = np.asarray(labels)
+    hits = {name: [0, 0] for name in ROW_LABELS}
+    for p in range(len(pools)):
+        anchor = int(pools.anchors[p])
+        for name, ids in gallery_ids(pools, features, p, n=10 ** 9, seed=seed + p).items():
+            same = labels[ids] == labels[anchor]
+            good = same if name in ("P+", "NN^e_3") else ~same
+            hits[name][0] += int(good.sum())
+            hits[name][1] += len(ids)
+    return {name: h / max(t, 1) for name, (h, t) in hits.items()}
+
+
+def row_notes(rates: Mapping[str, float], k_pos: int | None = None,
+              k_neg: int | None = None) -> dict[str, str]:
+    """Notes under the row names: each row's rate over all anchors, and which rows the
+    Euclidean baseline actually trains on (its pools are NN^e_{k+} and the points beyond
+    NN^e_{k-}; NN^e_3 and X minus NN^e_3 only show their nearest part)."""
+    kp, kn = k_pos if k_pos is not None else "k^+", k_neg if k_neg is not None else "k^-"
+    outside = "X \\ NN^e_3"
+    return {"P+": f"precision {rates['P+']:.2f}\nMoM trains on it",
+            "NN^e_3": f"precision {rates['NN^e_3']:.2f}\nbaseline trains on $NN^e_{{{kp}}}$",
+            "P-": f"purity {rates['P-']:.2f}\nMoM trains on it",
+            outside: f"purity {rates[outside]:.2f}\nbaseline: beyond $NN^e_{{{kn}}}$"}
+
+
 def gallery_figure(dataset: Any, pools: Any, features: np.ndarray, positions: Sequence[int],
                    *, n: int = 5, labels: np.ndarray | None = None, size: int = 96,
-                   seed: int = 0) -> Figure:
+                   seed: int = 0, notes: Mapping[str, str] | None = None) -> Figure:
     """Figure 3: for each anchor position, rows P+, NN^e_3, P-, X minus NN^e_3, framed
-    green (anchor's class) or red (another class) when ``labels`` are given."""
+    green (anchor's class) or red (another class) when ``labels`` are given; ``notes``
+    under the row names (:func:`row_notes`)."""
     blocks = []
     for p in positions:
         anchor = int(pools.anchors[p])
@@ -101,7 +138,7 @@ def gallery_figure(dataset: Any, pools: Any, features: np.ndarray, positions: Se
             rows[name] = [(thumbnail(dataset, j, size), f, f"#{j}") for j, f in zip(ids, frames)]
         blocks.append((thumbnail(dataset, anchor, size), rows))
     key = 0.45 if labels is not None else 0.0  # inches under the grid for the key
-    fig = plot_gallery(blocks, footer_inches=key)
+    fig = plot_gallery(blocks, footer_inches=key, notes=notes)
     if labels is not None:  # the key to the frame colours (labels are display only)
         from matplotlib.patches import Patch
         handles = [Patch(facecolor="white", edgecolor=c, linewidth=3, label=t) for c, t in (

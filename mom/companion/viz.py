@@ -42,7 +42,7 @@ __all__ = ["project_2d", "class_colours", "epoch_size", "epoch_label", "metric_l
            "plot_before_after", "plot_table1", "gallery_ids", "plot_gallery",
            "gallery_figure", "thumbnail", "save_figure", "SAME", "OTHER",
            "plot_study_rows", "plot_study_paired", "plot_study_curves", "save_study_figures",
-           "plot_toy_manifold", "RASTER_MIN_POINTS"]
+           "plot_toy_manifold", "plot_hardness", "RASTER_MIN_POINTS"]
 
 _GROUP_COLOURS = {"mom": "tab:blue", "euclidean": "tab:orange", "initial": "tab:gray",
                   "MoM (paper)": "lightsteelblue", "Cyclic match (paper)": "tab:purple"}
@@ -410,6 +410,57 @@ def plot_table1(result: Mapping[str, Any], *, dataset: str,
     b.set_title("(b) the paper, CUB-200-2011: MoM against cyclic match,\nthe other "
                 "label-free row (one run each, no interval reported)", fontsize=10)
     _figure_legend(fig, ncol=3)
+    return fig
+
+
+# ----------------------------------------------------------------------------- hardness
+def plot_hardness(report: Mapping[str, Any]) -> Figure:
+    """How hard, and how correct, the mined examples are (a ``mom.hardness.hardness_report``).
+
+    (a) where the positives sit in their anchor's Euclidean ordering: P+ members against
+    the baseline's NN^e_{k+}; (b) the share of one epoch's tuples the initial network
+    violates (a positive loss; the negative at least as near as the positive), MoM
+    against Euclidean pools; (c) at each position of the pools, P+ precision against the
+    Euclidean neighbours at the same depth, and P- purity against the nearest Euclidean
+    neighbours taken as negatives (training labels, measurement only)."""
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(14, 4.3), layout="constrained")
+    ranks = report["ranks"]
+    top = max(max(ranks["mom"], default=1), max(ranks["euclidean"], default=1))
+    bins = np.unique(np.geomspace(1, top + 1, 40).astype(int))
+    for name, label in (("euclidean", "baseline positives $NN^e_{k^+}$"), ("mom", "$P^+$ (MoM)")):
+        if ranks[name]:
+            a.hist(ranks[name], bins=bins, color=_GROUP_COLOURS[name], alpha=0.6, label=label)
+    if report.get("k_pos"):
+        a.axvline(report["k_pos"], color="k", ls="--", lw=0.8, label=f"$k^+$ = {report['k_pos']}")
+    a.set_xscale("log")
+    a.set_xlabel("Euclidean rank among the anchor's neighbours (1 = nearest, log scale)")
+    a.set_ylabel("pool members (count)")
+    a.set_title("(a) how far the positives are", fontsize=10)
+    v = report["violated"]
+    kinds = (("loss", f"positive loss (margin {report['margin']})"),
+             ("order", "negative as near as the positive"))
+    x = np.arange(len(kinds))
+    for j, name in enumerate(("euclidean", "mom")):
+        vals = [100 * v[name][k] for k, _ in kinds]
+        bars = b.bar(x + (j - 0.5) * 0.38, vals, width=0.36, color=_GROUP_COLOURS[name],
+                     label="Euclidean pools" if name == "euclidean" else "MoM pools")
+        b.bar_label(bars, fmt="%.1f", fontsize=8)
+    b.set_xticks(x, [t for _, t in kinds], fontsize=8)
+    b.set_ylabel(f"tuples the initial network violates (% of {v['mom']['n']})")
+    b.set_title("(b) how many tuples teach something", fontsize=10)
+    styles = {"P+ precision": ("tab:blue", "-", "$P^+$ precision"),
+              "NN^e at P+'s depth": ("tab:blue", ":", "precision of $NN^e$ at $P^+$'s depth"),
+              "P- purity": ("tab:red", "-", "$P^-$ purity"),
+              "NN^e nearest, as negatives": ("tab:red", ":", "purity of the nearest $NN^e$")}
+    for name, curve in report["by_position"].items():
+        rate = np.asarray(curve["rate"], float)
+        colour, ls, label = styles.get(name, ("k", "-", name))
+        c.plot(np.arange(1, len(rate) + 1), rate, color=colour, ls=ls, label=label)
+    c.set_ylim(-0.02, 1.02)
+    c.set_xlabel("position in the pool (1 = first)")
+    c.set_ylabel("share of anchors (correct class relation)")
+    c.set_title("(c) how correct, position by position", fontsize=10)
+    _figure_legend(fig, ncol=4)
     return fig
 
 
