@@ -136,3 +136,12 @@ def test_the_default_parameter_comments_give_the_committed_depths():
     depths = load_json(REPO_ROOT / "results" / "default" / "study_none.json")["depths"]
     assert f"c {depths['value']:.1f}: k+ {depths['k_pos']})" in text
     assert f"(here {depths['k_neg']})" in text
+
+
+def test_the_omniglot_rows_are_the_committed_selection():
+    """params/omniglot.yaml's rows are what its validation study selected."""
+    from mom.config import load_params
+    selected = load_json(REPO_ROOT / "results" / "omniglot" / "study.json")["selected"]
+    rows = load_params("omniglot").rows
+    for row, chosen in selected.items():
+        assert {f"train.{k}": v for k, v in rows.of(row).items()} == chosen, row
