@@ -303,10 +303,11 @@ class RunConfig:
             except ValueError as exc:
                 raise ValueError(f"rows.{row}: {exc}") from None
 
-    def row_train(self, row: str) -> TrainConfig:
+    def row_train(self, row: str, **changes: Any) -> TrainConfig:
         """The train section that row ``row`` ("euclidean" or "mom") trains with: ``train``
-        with ``pools=row`` and the row's own fields of ``rows``."""
-        return replace(self.train, pools=row, **self.rows.of(row))
+        with ``pools=row`` and the row's own fields of ``rows``, then ``changes`` (train
+        fields set last, e.g. a shorter run's ``epochs``)."""
+        return replace(self.train, pools=row, **{**self.rows.of(row), **changes})
 
 
 _SECTION_CLASSES = {

@@ -42,8 +42,6 @@ anchor = 0  # index of the training image used as the example anchor
 train_epochs = 1  # the short training run of section 6 (epochs of train.tuples_per_epoch tuples)
 
 # %%
-import dataclasses
-
 import numpy as np
 
 from mom.anchors import modes, stationary
@@ -206,7 +204,7 @@ viz.pool_diagnostics_groups(diag)
 
 # %%
 short = apply_overrides(cfg, {"train.epochs": train_epochs})  # the short run's config
-tcfg = dataclasses.replace(short.row_train("mom"), epochs=train_epochs)  # MoM's own setting
+tcfg = short.row_train("mom", epochs=train_epochs)  # MoM's own setting, this length
 model = build_model(cfg.embed, tcfg, init_features=head_features(cfg, train_ds, raw))
 before, _ = evaluate_model(model, test_ds, cfg, progress=progress)
 result = train(model, train_ds, pools, tcfg, cfg.embed, progress=progress)

@@ -26,7 +26,7 @@
 # drawn so that the executed notebook shows something too.
 
 # %% tags=["parameters"]
-params = "smoke"  # smoke | default | paper | path to a YAML parameter file
+params = "omniglot"  # omniglot | default (Fashion-MNIST) | smoke | paper | a YAML path
 overrides = []  # parameter overrides, as for `mom run --set`
 figures_dir = ""  # empty: figures/<params> of the repository, whatever the working directory
 results_dir = ""  # empty: results/<params> of the repository

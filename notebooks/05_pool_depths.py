@@ -42,7 +42,7 @@
 # of N tuples, no guard).
 
 # %% tags=["parameters"]
-params = "smoke"  # smoke | default | path to a YAML parameter file (a Fashion-MNIST one)
+params = "default"  # default | smoke | a YAML path (a Fashion-MNIST one)
 overrides = []  # parameter overrides, as for `mom run --set`
 plan = ""  # entry of params/studies/pool_depths.yaml: the grid and trained cells (empty: params')
 seeds = 0  # training seeds per study (0: the plan's)

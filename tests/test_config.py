@@ -354,6 +354,7 @@ def test_rows_give_each_trained_row_its_own_train_fields():
     assert cfg.row_train("mom").lr == 0.03 and cfg.row_train("mom").epochs == 2
     assert cfg.row_train("euclidean").lr == 0.001 and cfg.row_train("euclidean").pools == "euclidean"
     assert cfg.row_train("euclidean").epochs == cfg.train.epochs
+    assert cfg.row_train("mom", epochs=1).epochs == 1 and cfg.row_train("mom", epochs=1).lr == 0.03
     d = config_to_dict(cfg)
     assert d["rows"] == {"euclidean": {"lr": 0.001}, "mom": {"epochs": 2, "lr": 0.03}}
     assert config_from_dict(d) == cfg
