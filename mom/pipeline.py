@@ -292,6 +292,10 @@ class _Run:
     train_fp: str  # fingerprints of the training images and of what the rows are scored on
     test_fp: str
     test_db_fp: str = ""  # of the test images (retrieval: the database), as results.json names it
+    # {(initial model key, image size): the training set's embedding by the initial model},
+    # from the first row trained in this call: the next row starts from it (train's
+    # start_embedding), instead of embedding the same images with the same weights again
+    start_embeddings: dict = dataclasses.field(default_factory=dict)
 
     @property
     def retrieval(self) -> bool:
@@ -403,9 +407,11 @@ def _initial_stage(r: _Run, embed_key: str, raw: np.ndarray) -> tuple[str, Any]:
     return key, lambda: model
 
 
-def _evaluate_row(r: _Run, row: str, model_key: str, get_model) -> dict:
+def _evaluate_row(r: _Run, row: str, model_key: str, get_model, initial: bool = False) -> dict:
     """The metrics of row ``row`` on the test split: ``features/test_<row>.npy``
-    (and ``features/test_labels.npy``)."""
+    (and ``features/test_labels.npy``). ``initial``: the row's model is the initial network
+    (its guard fell back to it), so its test embedding and metrics are the initial row's,
+    copied instead of computed again."""
     name = f"evaluate_{row}"
     key = stage_key("evaluate", model_key, _section(r.cfg.eval), r.test_fp)
     path, labels_path = r.out / "features" / f"test_{row}.npy", r.out / "features" / "test_labels.npy"
@@ -415,8 +421,12 @@ def _evaluate_row(r: _Run, row: str, model_key: str, get_model) -> dict:
     if rec is None:
         t0 = time.perf_counter()
         r.stages.start(name, files)
-        metrics, emb = evaluate_model(get_model(), r.test_ds, r.cfg, progress=r.progress,
-                                      desc=f"embed test ({row})")
+        if initial:
+            emb = np.load(r.out / "features" / "test_initial.npy")
+            metrics = r.stages.read("evaluate_initial")["metrics"]
+        else:
+            metrics, emb = evaluate_model(get_model(), r.test_ds, r.cfg, progress=r.progress,
+                                          desc=f"embed test ({row})")
         _check_finite(row, metrics)
         save_npy(path, emb)
         if with_labels:
@@ -458,8 +468,11 @@ def _train_row(r: _Run, method: str, mine_key: str, initial_key: str, pools,
             (folder / f).unlink(missing_ok=True)
     folder.mkdir(exist_ok=True)
     model = copy.deepcopy(get_initial())  # train() seeds every RNG itself
+    start = (initial_key, tcfg.image_size)
     result = train(model, r.train_ds, pools, tcfg, cfg.embed, out_dir=folder, resume=resume,
-                   progress=r.progress)
+                   progress=r.progress, start_embedding=r.start_embeddings.get(start))
+    if result.start_embedding is not None:
+        r.start_embeddings[start] = result.start_embedding
     rec = r.stages.finish(name, key, t0, resume_key=resume_key, history=result.history,
                           guard=result.guard)
     if result.guard and result.guard.get("active"):
@@ -537,7 +550,8 @@ def run(cfg: RunConfig, out_dir, progress: bool = True, cache_dir=None, *,
     for method in METHODS:
         train_key, histories[method], guards[method], get_model = _train_row(
             r, method, mine_key, initial_key, pools, get_initial)
-        results[method] = _evaluate_row(r, method, train_key, get_model)
+        fell_back = bool((guards[method] or {}).get("fell_back"))
+        results[method] = _evaluate_row(r, method, train_key, get_model, initial=fell_back)
         del get_model  # the trained model, once evaluated
 
     for name in ("initial", *METHODS):

@@ -53,6 +53,9 @@ class TrainResult:
     model: nn.Module  # the trained model, unwrapped (no DDP), on the training device
     history: list[dict] = field(default_factory=list)  # one dict per epoch
     guard: dict | None = None  # train.guard's record (held-out losses, kept epoch), or None
+    # the training set's embedding by the model as given (epoch 0's start), or None when
+    # the run resumed past epoch 0: another training from the same model can start from it
+    start_embedding: np.ndarray | None = None
 
 
 def make_optimizer(params, cfg: TrainConfig):
@@ -124,7 +127,8 @@ def _save_checkpoint(path: Path, state: dict, epoch: int) -> None:
 def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedConfig,
           out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
           eval_fn: Callable[[nn.Module, int], dict] | None = None, distributed: bool | None = None,
-          transforms: tuple[Callable, Callable] | None = None) -> TrainResult:
+          transforms: tuple[Callable, Callable] | None = None,
+          start_embedding: np.ndarray | None = None) -> TrainResult:
     """Fine-tune ``model`` on tuples from ``pools.select(cfg.pools)`` (docs/method.md §9-§10).
 
     Args:
@@ -139,7 +143,11 @@ def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedCo
             None = only when launched by torchrun (RANK/WORLD_SIZE set).
         transforms: (train, test) image transforms; default ``make_transform`` of
             ``model.backbone.meta`` at ``cfg.image_size``.
-    Returns ``TrainResult(model, history)``. Raises FloatingPointError on a non-finite loss.
+        start_embedding: the training set's embedding by ``model`` as given (test
+            transform, ``cfg.image_size``), e.g. ``TrainResult.start_embedding`` of another
+            training from the same model: epoch 0 starts from it instead of embedding the
+            set again (the same training bit for bit; ignored when resuming).
+    Returns ``TrainResult(model, history, guard, start_embedding)``. Raises FloatingPointError on a non-finite loss.
     """
     from .device import rank_device, resolve_device
 
@@ -163,7 +171,7 @@ def train(model: nn.Module, dataset, pools, cfg: TrainConfig, embed_cfg: EmbedCo
                    out=Path(out_dir) if out_dir is not None else None, progress=progress,
                    device=device, info=info, n_tuples=n_tuples, train_tf=train_tf,
                    test_tf=test_tf)
-        return _fit(job, model, pools, resume, eval_fn)
+        return _fit(job, model, pools, resume, eval_fn, start_embedding)
     finally:
         ddp.teardown(info)
 
@@ -212,6 +220,7 @@ class _Loop:
     # the guard's embedding after the last epoch's steps: the next epoch's start embedding
     # (the same weights, the same test transform), so it is not computed twice
     after: np.ndarray | None = None
+    first: np.ndarray | None = None  # epoch 0's start embedding, for TrainResult
 
 
 def _transforms(model, cfg: TrainConfig, transforms) -> tuple[Callable, Callable]:
@@ -227,10 +236,16 @@ def _transforms(model, cfg: TrainConfig, transforms) -> tuple[Callable, Callable
     return train_tf, test_tf
 
 
-def _fit(job: _Job, model, pools, resume: bool, eval_fn) -> TrainResult:
+def _fit(job: _Job, model, pools, resume: bool, eval_fn, start_embedding=None) -> TrainResult:
     """The training of :func:`train` once its arguments are checked: set up (or resume),
     the epochs still to run, each followed by its checkpoint, then the kept weights."""
     loop = _setup(job, model, pools, resume)
+    if start_embedding is not None and loop.start == 0:
+        emb = np.asarray(start_embedding)
+        if emb.shape[0] != len(job.dataset):
+            raise ValueError(f"train: start_embedding has {emb.shape[0]} rows for "
+                             f"{len(job.dataset)} training images")
+        loop.after = emb  # consumed by epoch 0 as the guard's after-embedding is by the next
     for epoch in range(loop.start, job.cfg.epochs):
         loop.history.append(_epoch(job, loop, epoch, eval_fn))
         _end_epoch(job, loop, epoch)
@@ -274,11 +289,13 @@ def _epoch(job: _Job, loop: _Loop, epoch: int, eval_fn) -> dict:
     ``eval_fn`` (rank 0). Returns the epoch's history record."""
     cfg = job.cfg
     t0 = time.perf_counter()
-    if loop.after is not None and REUSE_AFTER_EMBEDDING:
+    if loop.after is not None and (REUSE_AFTER_EMBEDDING or epoch == loop.start == 0):
         emb, loop.after = loop.after, None  # (N, D)
         _skip_loader_draw()  # the draw that embedding pass would have made
     else:
         emb = _embed_all(loop.model, job, epoch)  # (N, D)
+    if epoch == 0:
+        loop.first = emb
     if loop.held is not None and len(loop.guard["losses"]) == epoch:  # the untrained network
         _guard_check(loop.guard, loop.model, emb, loop.held, cfg)
     t1 = time.perf_counter()
@@ -342,7 +359,7 @@ def _finish(job: _Job, loop: _Loop) -> TrainResult:
                         "embed_config": config_to_dict(job.embed_cfg)}, fh)
         _write_log(job, loop, done=True, guard=guard)
     ddp.barrier(job.info)
-    return TrainResult(loop.model, loop.history, guard)
+    return TrainResult(loop.model, loop.history, guard, loop.first)
 
 
 # ----------------------------------------------------------------------------- guard

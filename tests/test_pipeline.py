@@ -249,16 +249,16 @@ def test_a_killed_run_continues_where_it_stopped(smoke_run, tmp_path, monkeypatc
     """Killed while evaluating the euclidean row: the rerun reuses the descriptors, the
     pools, the initial row and the euclidean training, and ends as an uninterrupted run."""
     import mom.pipeline
-    real = mom.pipeline.evaluate_model
+    real = mom.pipeline._Stages.start
 
-    def killed(model, ds, cfg, progress=True, desc="embed test"):
-        if desc == "embed test (euclidean)":
+    def killed(self, name, *a, **k):  # as the stage starts (scored, or copied if it fell back)
+        real(self, name, *a, **k)
+        if name == "evaluate_euclidean":
             raise RuntimeError("killed")
-        return real(model, ds, cfg, progress=progress, desc=desc)
 
     out = tmp_path / "run"
     with monkeypatch.context() as m:
-        m.setattr(mom.pipeline, "evaluate_model", killed)
+        m.setattr(mom.pipeline._Stages, "start", killed)
         with pytest.raises(RuntimeError, match="killed"):
             main(["-q", "run", "--params", "smoke", "--out", str(out)])
     assert not (out / "results.json").exists()
@@ -396,3 +396,36 @@ def test_a_field_at_its_neutral_value_leaves_the_stage_keys_where_they_were():
     Plain = dc.make_dataclass("MiningConfig", [("other", int, 0)], bases=(MiningConfig,),
                               frozen=True)
     assert stage_key("mine", _section(Plain(**dc.asdict(cfg)))) != stage_key("mine", _section(cfg))
+
+
+def test_the_second_row_starts_from_the_first_rows_embedding_and_a_fallen_back_row_is_not_rescored(
+        tmp_path, monkeypatch):
+    # both rows start from the initial model: the training set is embedded by it once;
+    # a row whose guard returned the initial network is scored as the initial row, copied
+    import mom.guard
+    import mom.pipeline
+    import mom.train
+    monkeypatch.setattr(mom.guard, "choose_epoch", lambda losses: 0)  # every guard falls back
+    given, scored = [], []
+    real_train, real_eval = mom.train.train, mom.pipeline.evaluate_model
+
+    def train(model, ds, pools, cfg, *a, start_embedding=None, **k):
+        given.append((cfg.pools, start_embedding))
+        return real_train(model, ds, pools, cfg, *a, start_embedding=start_embedding, **k)
+
+    def evaluate(model, ds, cfg, *a, desc="", **k):
+        scored.append(desc)
+        return real_eval(model, ds, cfg, *a, desc=desc, **k)
+    monkeypatch.setattr(mom.train, "train", train)
+    monkeypatch.setattr(mom.pipeline, "evaluate_model", evaluate)
+    out = tmp_path / "run"
+    assert main(["-q", "run", "--params", "smoke", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [p for p, _ in given] == ["euclidean", "mom"]
+    assert given[0][1] is None and given[1][1] is not None  # handed the first row's
+    first = np.load(out / "features" / "test_initial.npy")
+    assert scored == ["embed test (initial)"]  # neither fallen-back row embedded the test set
+    for row in ("euclidean", "mom"):
+        assert results["guard"][row]["fell_back"]
+        assert results[row] == results["initial"]
+        assert np.array_equal(np.load(out / "features" / f"test_{row}.npy"), first)
