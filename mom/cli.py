@@ -158,7 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("run", help="embed, mine, train and evaluate: initial, euclidean, mom")
     _add_config_args(p)
-    p.add_argument("--out", required=True, help="output folder (results.json and the rest)")
+    p.add_argument("--out", default=None,
+                   help="output folder (results.json and the rest); default: "
+                        "runs/PARAMS/NAME-KEY under the current folder, the run the "
+                        "notebooks reuse when started from the repository")
     p.add_argument("--cache-dir", default=None, help="cache the mining descriptors here")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", dest="force", action="store_false", default=False,
@@ -277,6 +280,9 @@ def _check_outputs(args, **kinds: str) -> None:
 def _cmd_run(args) -> int:
     from .pipeline import format_results, run
     cfg = config_from_args(args)
+    if args.out is None:  # where a notebook of these parameters looks for their run
+        from .companion.runs import run_dir_for
+        args.out = str(run_dir_for(cfg, Path("runs") / Path(args.params).stem))
     _check_outputs(args, out="dir", cache_dir="dir")
     out = Path(args.out)
     # run() makes the folder once the input is known to be good: run.log opens with its

@@ -1,6 +1,7 @@
 """mom.cli: argument parsing, `mom mine` from a file, clear errors on bad input."""
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -432,6 +433,23 @@ def test_run_resumes_by_default_and_force_recomputes(tmp_path, monkeypatch, caps
         main([*argv, "--force", "--resume"])
     assert info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_run_without_out_writes_the_folder_the_notebooks_reuse(tmp_path, monkeypatch, capsys):
+    import mom.pipeline
+    from mom.companion.runs import run_dir_for
+    from mom.config import load_params
+    seen = []
+
+    def fake_run(cfg, out, progress=True, cache_dir=None, *, resume=True):
+        seen.append(Path(out))
+        return {"initial": {"recall@1": 50.0}, "timings_s": {"total": 1.0}, "reused": []}
+
+    monkeypatch.setattr(mom.pipeline, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "run", "--params", "smoke"]) == 0
+    assert seen == [run_dir_for(load_params("smoke"), Path("runs") / "smoke")]
+    assert f"wrote {seen[0] / 'results.json'}" in capsys.readouterr().out
 
 
 def test_mine_takes_features_as_a_flag_too(tmp_path, capsys):
