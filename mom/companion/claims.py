@@ -108,26 +108,26 @@ def _study_rows(study: Mapping[str, Any]) -> list[dict]:
            else "the parameter file's setting, no label used")
     trained = study.get("unguarded")
     kept = ((study.get("guard") or {}).get("kept_epoch") or {}).get("euclidean") or []
-    untrained_baseline = not trained and bool(kept) and all(k == 0 for k in kept)
+    untrained_baseline = bool(kept) and all(k == 0 for k in kept)  # of the guarded rows
     pairs = [("mom-initial", "MoM improves {name} over the initial network", "MoM {name} {paper} on CUB")]
     if study["protocol"]["select"] == "validation":  # without labels the baseline is the same row
         pairs.append(("mom-euclidean", "MoM beats training on Euclidean pools, {name}",
                       "better than Euclidean pools (ablation)"))
-    views = [(trained, " (trained networks)")] if trained else [(study, "")]
+    views = [(trained, "; trained networks")] if trained else [(study, "")]
     if trained:
-        views.append((study, " (guarded)"))
+        views.append((study, "; guarded"))
     rows = []
     for view, which in views:
         for metric, name in (("recall@1", "R@1"), ("nmi", "NMI")):
-            if which == " (guarded)" and metric != "recall@1":
+            if which == "; guarded" and metric != "recall@1":
                 continue  # the guard beside the trained rows: R@1 says enough
             mom = view["rows"]["mom"][metric]["mean"]
-            for pair, claim, paper in ((p, f"Table 1 ({how}){which}: " + c.format(name=name),
+            for pair, claim, paper in ((p, f"Table 1 ({how}{which}): " + c.format(name=name),
                                         t.format(name=name, paper=_MOM[metric])) for p, c, t in pairs):
                 d = view["paired"][pair][metric]
                 v = verdict(d["mean"], d.get("ci95"))
                 ours = f"{_interval(d)} points (MoM {mom:.2f} %)"
-                if pair == "mom-euclidean" and untrained_baseline:
+                if pair == "mom-euclidean" and untrained_baseline and view is study:
                     v = "not shown (the guarded baseline kept the initial network on every seed)"
                 rows.append({"claim": claim, "paper": paper, "ours": ours, "data": data,
                              "verdict": v})
@@ -184,18 +184,58 @@ def _figure3_rows(figure3: Mapping[str, Any]) -> list[dict]:
          "paper": "P+ mostly the anchor's class (qualitative)",
          "ours": f"precision {pools['pos_precision']:.3f} vs {pools['pos_precision_euclid']:.3f}",
          "data": data, "verdict": compare(pools["pos_precision"], pools["pos_precision_euclid"])},
+        {"claim": "Figure 3: P+ is mostly of the anchor's class (precision above one half)",
+         "paper": "P+ mostly the anchor's class (qualitative)",
+         "ours": f"precision {pools['pos_precision']:.3f}",
+         "data": data, "verdict": compare(pools["pos_precision"], 0.5)},
         {"claim": "Figure 3: P− is mostly of other classes (purity above one half)",
          "paper": "P− mostly other classes (qualitative)", "ours": f"purity {pools['neg_purity']:.3f}",
          "data": data, "verdict": compare(pools["neg_purity"], 0.5)},
+        *_hardness_rows(figure3, data),
     ]
+
+
+def _hardness_rows(figure3: Mapping[str, Any], data: str) -> list[dict]:
+    """How hard the mined tuples are (``figure3.json: hardness``, where it was computed):
+    the share of an epoch's tuples the initial network violates (positive loss)."""
+    violated = (figure3.get("hardness") or {}).get("violated")
+    if not violated:
+        return []
+    mom, euclidean = violated["mom"]["loss"], violated["euclidean"]["loss"]
+    return [{"claim": "Figure 3: MoM's tuples are harder than the Euclidean ones (the initial "
+                      "network violates more of them)",
+             "paper": "hard positives and negatives (qualitative)",
+             "ours": f"{100 * mom:.1f} % vs {100 * euclidean:.1f} % of "
+                     f"{violated['mom']['n']} tuples",
+             "data": data, "verdict": compare(mom, euclidean)}]
+
+
+def _not_run_rows(folder: Path, study: Mapping[str, Any]) -> list[dict]:
+    """The claims a results folder with a validation study did not run: the label-free
+    study (``study_none.json``) and the anchor ablation (``anchor_budget.json`` or
+    ``anchor_ablation.json``), each named "not run here" rather than left out."""
+    data = _data_label(study)
+    rows = []
+    if not (folder / "study_none.json").is_file():
+        rows.append({"claim": "Table 1 (the parameter file's setting, no label used): MoM "
+                              "improves R@1 over the initial network",
+                     "paper": f"MoM R@1 {_MOM['recall@1']} on CUB", "ours": "—", "data": data,
+                     "verdict": "not run here"})
+    if not any((folder / n).is_file() for n in ("anchor_budget.json", "anchor_ablation.json")):
+        rows.append({"claim": "Anchor ablation: stationary anchors beat as many random ones",
+                     "paper": "clearly better (Oxford5k mAP)", "ours": "—", "data": data,
+                     "verdict": "not run here"})
+    return rows
 
 
 def claims(results_root: str | Path) -> list[dict[str, str]]:
     """The claims table's rows, ``{"claim", "paper", "ours", "data", "verdict"}``: for
     every ``results_root/<params>/`` but smoke (sorted), the Table 1 rows of its
     ``study.json`` (selected on validation classes) and ``study_none.json`` (no label
-    used), the ablation rows of ``anchor_ablation.json`` and the Figure 3 rows
-    of ``figure3.json`` (each where the file exists), then the claims on the paper's own
+    used), the ablation rows of ``anchor_budget.json`` and ``anchor_ablation.json`` and
+    the Figure 3 rows of ``figure3.json`` (each where the file exists; a folder with a
+    study names the label-free study and the ablation it lacks as "not run here"), then
+    the claims on the paper's own
     data sets that no results folder ran (:data:`NOT_RUN`)."""
     root = Path(results_root)
     rows: list[dict] = []
@@ -211,6 +251,9 @@ def claims(results_root: str | Path) -> list[dict[str, str]]:
             if record is not None:
                 rows += build(record)
                 datasets.add((record.get("config") or {}).get("data", {}).get("dataset"))
+        study = _load(folder / "study.json")
+        if study is not None:
+            rows += _not_run_rows(folder, study)
     rows += [{k: v for k, v in r.items() if k != "dataset"} for r in NOT_RUN
              if r["dataset"] not in datasets]
     return rows
