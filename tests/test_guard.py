@@ -130,9 +130,9 @@ def test_tuples_per_epoch_fraction():
         TrainConfig(guard_fraction=0.5)
 
 
-def test_the_next_epoch_starts_from_the_guards_embedding_and_trains_the_same(monkeypatch):
-    # the guard embeds the training set after each epoch's steps; the next epoch starts
-    # from that embedding instead of computing it again, with the same random stream
+def _count_embeddings(monkeypatch) -> list[bool]:
+    """The training-set embeddings mom.train makes from now on: one ``after`` flag each
+    (True: the guard's, after an epoch's steps; False: an epoch's start)."""
     import mom.train as mt
     calls = []
     real = mt._embed_all
@@ -141,44 +141,44 @@ def test_the_next_epoch_starts_from_the_guards_embedding_and_trains_the_same(mon
         calls.append(k.get("after", False))
         return real(*a, **k)
     monkeypatch.setattr(mt, "_embed_all", counting)
+    return calls
+
+
+def _assert_same_training(one, other):
+    timing = ("embed_s", "sample_s", "train_s", "tuples_per_s")
+    strip = lambda h: [{k: v for k, v in r.items() if k not in timing} for r in h]  # noqa: E731
+    assert strip(one.history) == strip(other.history)
+    assert one.guard["losses"] == other.guard["losses"]
+    a, b = state_of(one.model), state_of(other.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_next_epoch_starts_from_the_guards_embedding_and_trains_the_same(monkeypatch):
+    # the guard embeds the training set after each epoch's steps; the next epoch starts
+    # from that embedding instead of computing it again, with the same random stream
+    import mom.train as mt
+    calls = _count_embeddings(monkeypatch)
     reused, _, _ = _run(guard="holdout")  # 3 epochs
     n_reused = len(calls)
     calls.clear()
     monkeypatch.setattr(mt, "REUSE_AFTER_EMBEDDING", False)
     fresh, _, _ = _run(guard="holdout")
     assert n_reused == len(calls) - 2  # epochs 2 and 3 start from the guard's embedding
-    timing = ("embed_s", "sample_s", "train_s", "tuples_per_s")
-    strip = lambda h: [{k: v for k, v in r.items() if k not in timing} for r in h]  # noqa: E731
-    assert strip(reused.history) == strip(fresh.history)
-    assert reused.guard["losses"] == fresh.guard["losses"]
-    a, b = state_of(reused.model), state_of(fresh.model)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    _assert_same_training(reused, fresh)
 
 
 def test_a_training_given_its_start_embedding_trains_the_same_without_embedding_it(monkeypatch):
     # the two rows of a run start from the same initial model: the second is handed the
     # first's epoch-0 embedding (TrainResult.start_embedding) and trains bit for bit alike
-    import mom.train as mt
     embed_cfg, cfg = tiny_configs(epochs=2, guard="holdout")
     fresh = train(tiny_model(embed_cfg, cfg), TinyImages(), tiny_pools(), cfg, embed_cfg,
                   progress=False)
     assert fresh.start_embedding is not None and fresh.start_embedding.shape[0] == len(TinyImages())
-    calls = []
-    real = mt._embed_all
-
-    def counting(*a, **k):
-        calls.append(k.get("after", False))
-        return real(*a, **k)
-    monkeypatch.setattr(mt, "_embed_all", counting)
+    calls = _count_embeddings(monkeypatch)
     given = train(tiny_model(embed_cfg, cfg), TinyImages(), tiny_pools(), cfg, embed_cfg,
                   progress=False, start_embedding=fresh.start_embedding)
     assert False not in calls  # no start-of-epoch pass: epoch 0 was given, epoch 1 the guard's
-    timing = ("embed_s", "sample_s", "train_s", "tuples_per_s")
-    strip = lambda h: [{k: v for k, v in r.items() if k not in timing} for r in h]  # noqa: E731
-    assert strip(given.history) == strip(fresh.history)
-    assert given.guard["losses"] == fresh.guard["losses"]
-    a, b = state_of(given.model), state_of(fresh.model)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    _assert_same_training(given, fresh)
     with pytest.raises(ValueError, match="start_embedding has 3 rows"):
         train(tiny_model(embed_cfg, cfg), TinyImages(), tiny_pools(), cfg, embed_cfg,
               progress=False, start_embedding=fresh.start_embedding[:3])
