@@ -210,18 +210,19 @@ def _hardness_rows(figure3: Mapping[str, Any], data: str) -> list[dict]:
              "data": data, "verdict": compare(mom, euclidean)}]
 
 
-def _not_run_rows(folder: Path, study: Mapping[str, Any]) -> list[dict]:
+def _not_run_rows(records: Mapping[str, Any], study: Mapping[str, Any]) -> list[dict]:
     """The claims a results folder with a validation study did not run: the label-free
     study (``study_none.json``) and the anchor ablation (``anchor_budget.json`` or
-    ``anchor_ablation.json``), each named "not run here" rather than left out."""
+    ``anchor_ablation.json``), each named "not run here" rather than left out.
+    ``records``: the folder's results files as loaded, ``{name: record or None}``."""
     data = _data_label(study)
     rows = []
-    if not (folder / "study_none.json").is_file():
+    if records.get("study_none.json") is None:
         rows.append({"claim": "Table 1 (the parameter file's setting, no label used): MoM "
                               "improves R@1 over the initial network",
                      "paper": f"MoM R@1 {_MOM['recall@1']} on CUB", "ours": "—", "data": data,
                      "verdict": "not run here"})
-    if not any((folder / n).is_file() for n in ("anchor_budget.json", "anchor_ablation.json")):
+    if all(records.get(n) is None for n in ("anchor_budget.json", "anchor_ablation.json")):
         rows.append({"claim": "Anchor ablation: stationary anchors beat as many random ones",
                      "paper": "clearly better (Oxford5k mAP)", "ours": "—", "data": data,
                      "verdict": "not run here"})
@@ -244,16 +245,16 @@ def claims(results_root: str | Path) -> list[dict[str, str]]:
     order = {name: i for i, name in enumerate(LEAD)}
     for folder in sorted((p for p in root.iterdir() if p.is_dir() and p.name != "smoke"),
                          key=lambda p: (order.get(p.name, len(order)), p.name)):
+        records = {}
         for name, build in (("study.json", _study_rows), ("study_none.json", _study_rows),
                             ("anchor_budget.json", _budget_rows),
                             ("anchor_ablation.json", _ablation_rows), ("figure3.json", _figure3_rows)):
-            record = _load(folder / name)
+            records[name] = record = _load(folder / name)
             if record is not None:
                 rows += build(record)
                 datasets.add((record.get("config") or {}).get("data", {}).get("dataset"))
-        study = _load(folder / "study.json")
-        if study is not None:
-            rows += _not_run_rows(folder, study)
+        if records["study.json"] is not None:
+            rows += _not_run_rows(records, records["study.json"])
     rows += [{k: v for k, v in r.items() if k != "dataset"} for r in NOT_RUN
              if r["dataset"] not in datasets]
     return rows
