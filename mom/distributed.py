@@ -57,12 +57,19 @@ def setup(distributed: bool | None, device: torch.device) -> DistInfo:
         if missing:
             raise ValueError(f"distributed training needs the environment variables {missing} "
                              "(launch with torchrun, or set them before calling train)")
+        # When torch._dynamo (which torchvision, timm and the optimisers import lazily) is
+        # first imported while a group exists, that group outlives destroy_process_group
+        # (tests/test_distributed.py checks it), and a rank whose gloo group is still alive at
+        # interpreter exit can die with "terminate called without an active exception"
+        # (exit -6). Imported before the group is made, it keeps nothing alive.
+        import torch._dynamo  # noqa: F401
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size(),
                     int(os.environ.get("LOCAL_RANK", dist.get_rank())), owns_group=owns)
 
 
 def teardown(info: DistInfo) -> None:
+    """Destroy the group setup() created (a group the caller made is left alone)."""
     if info.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -38,6 +38,38 @@ def test_single_process_helpers_are_identities(monkeypatch):
         ddp.setup(True, torch.device("cpu"))
 
 
+_GROUP_FREED = """
+import os, sys, weakref
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=sys.argv[1], RANK="0", WORLD_SIZE="1")
+import torch
+import torch.distributed as dist
+from mom import distributed as ddp
+assert "torch._dynamo" not in sys.modules, "this check needs a process without torch._dynamo"
+info = ddp.setup(True, torch.device("cpu"))
+group = weakref.ref(dist.group.WORLD)
+import torch._dynamo  # as torchvision, timm or the optimiser do it, inside the group
+ddp.teardown(info)
+print("freed" if group() is None else "alive")
+"""
+
+
+def test_teardown_frees_the_group_when_torch_dynamo_is_imported_inside_it():
+    # A group that outlives destroy_process_group leaves gloo's threads running at exit:
+    # the rank then dies with "terminate called without an active exception" (exit -6).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import mom
+    env = dict(os.environ, PYTHONPATH=str(Path(mom.__file__).parent.parent))
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    proc = subprocess.run([sys.executable, "-c", _GROUP_FREED, str(_free_port())], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["freed"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
