@@ -24,6 +24,14 @@ def test_it_draws_the_four_study_figures_of_a_committed_study(tmp_path, capsys):
     assert capsys.readouterr().out.split() == [f"{tmp_path / 'fig'}/{n}.png" for n in names]
 
 
+def test_a_label_free_study_adds_its_paired_figure(tmp_path, capsys):
+    study = REPO_ROOT / "results" / "default" / "study.json"  # default: both files committed
+    none = REPO_ROOT / "results" / "default" / "study_none.json"
+    assert _script().main([str(study), str(tmp_path), "--none", str(none)]) == 0
+    assert capsys.readouterr().out.split()[-1] == f"{tmp_path}/01_study_none_paired.png"
+    assert (tmp_path / "01_study_none_paired.svg").stat().st_size > 0
+
+
 def test_a_file_that_is_not_a_study_is_one_named_error(tmp_path, capsys):
     bad = tmp_path / "study.json"
     bad.write_text('{"rows": {}}')
@@ -33,3 +41,7 @@ def test_a_file_that_is_not_a_study_is_one_named_error(tmp_path, capsys):
     assert not (tmp_path / "fig").exists()
     assert _script().main([str(tmp_path / "missing.json"), str(tmp_path / "fig")]) == 2
     assert "missing.json is not a readable study file" in capsys.readouterr().err
+    study = REPO_ROOT / "results" / "omniglot" / "study.json"
+    assert _script().main([str(study), str(tmp_path / "fig"), "--none", str(bad)]) == 2
+    assert f"{bad} is not a readable study file" in capsys.readouterr().err
+    assert not (tmp_path / "fig").exists()  # nothing drawn before every file is read
