@@ -25,19 +25,18 @@ def main(argv=None) -> int:
     ap.add_argument("--none", metavar="STUDY_NONE", help="a --select none study.json: adds "
                     "01_study_none_paired")
     args = ap.parse_args(argv)
-    studies = {}
+    studies, datasets = {}, {}
     for name, path in (("validation", args.study), ("none", args.none)):
         if path is None:
             continue
-        try:
+        try:  # a study file names its data set and holds its paired differences
             studies[name] = load_json(Path(path))
-            studies[name]["config"]["data"]["dataset"]
-            studies[name]["paired"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            datasets[name] = studies[name]["config"]["data"]["dataset"]
+            studies[name]["paired"].items()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             print(f"draw_study: {path} is not a readable study file ({exc})", file=sys.stderr)
             return 2
-    fair = studies["validation"]
-    dataset = fair["config"]["data"]["dataset"]
+    fair, dataset = studies["validation"], datasets["validation"]
     trained = {**fair, **fair["unguarded"]} if fair.get("unguarded") else fair
     figures = {"01_table1": viz.plot_table1(trained, dataset=DATASET_NAMES.get(dataset, dataset)),
                "01_study_rows": viz.plot_study_rows(trained),

@@ -58,16 +58,22 @@ def test_teardown_frees_the_group_when_torch_dynamo_is_imported_inside_it():
     # the rank then dies with "terminate called without an active exception" (exit -6).
     import subprocess
     import sys
-    from pathlib import Path
-
-    import mom
-    env = dict(os.environ, PYTHONPATH=str(Path(mom.__file__).parent.parent))
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
-    proc = subprocess.run([sys.executable, "-c", _GROUP_FREED, str(_free_port())], env=env,
+    proc = subprocess.run([sys.executable, "-c", _GROUP_FREED, str(_free_port())], env=_fresh_env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["freed"]
+
+
+def _fresh_env(**extra: str) -> dict[str, str]:
+    """The environment of a fresh single process that imports this checkout's mom: no
+    torchrun variables inherited."""
+    from pathlib import Path
+
+    import mom
+    env = dict(os.environ, PYTHONPATH=str(Path(mom.__file__).parent.parent), **extra)
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    return env
 
 
 def _free_port() -> int:
@@ -266,17 +272,12 @@ def test_a_killed_ranks_shard_alone_is_redone(tmp_path):
 def test_mom_embed_under_torchrun_writes_the_single_process_file(tmp_path, whitening):
     import subprocess
     import sys
-    from pathlib import Path
-
-    import mom
     # smoke: 60 training images; batches of 16 give each of the 2 ranks 2 batches
     args = ["-q", "embed", "--params", "smoke", "--set", "embed.batch_size=16",
             "--set", f"embed.whitening={str(whitening).lower()}"]
     # the reference in a process of its own with the same threads: the whitening's
     # eigendecomposition (numpy's BLAS) rounds differently with another thread count
-    env = dict(os.environ, PYTHONPATH=str(Path(mom.__file__).parent.parent), OMP_NUM_THREADS="1")
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
+    env = _fresh_env(OMP_NUM_THREADS="1")
     runs = {"one": [sys.executable, "-m", "mom"],
             "two": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                     "-m", "mom"]}
